@@ -1,0 +1,203 @@
+"""Metric analysis against Prometheus, with Flagger's built-in Istio queries.
+
+Every interval the ``canary.analyse`` activity runs the ``rollout`` hooks (load tests),
+asks the ``rollback`` hooks whether a human wants out, and evaluates each metric: a PromQL
+template rendered with the canary's variables, sent as an instant query through
+``prometheus-api-client``, its single value compared with ``thresholdRange``.
+
+"No data" is explicit: a Prometheus outage, an error answer, an empty result or a NaN
+(``0/0`` when no requests were seen) all give :attr:`MetricStatus.NO_DATA`, never a pass;
+what no data *means* (fail, hold, pass) is the metric's ``noData`` policy, applied by the
+state machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from prometheus_api_client.prometheus_connect import PrometheusConnect
+from temporalio import activity
+from urllib3.util.retry import Retry
+
+from activities.canary import webhooks
+from models.canary import (
+    AnalysisResult,
+    CanaryMetric,
+    CanarySpec,
+    CanaryStep,
+    HookType,
+    MetricResult,
+    MetricStatus,
+    format_duration,
+)
+from models.operator import Target
+
+#: Environment variable naming the Prometheus the worker queries.
+PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+#: Seconds a single query may take before it counts as no data.
+QUERY_TIMEOUT = 5.0
+
+#: Flagger's built-in Istio queries, with Flagger's variable names.
+BUILTIN_QUERIES: dict[str, str] = {
+    "request-success-rate": (
+        "sum(rate(istio_requests_total{"
+        'reporter="destination",'
+        'destination_workload_namespace="{{ namespace }}",'
+        'destination_workload=~"{{ target }}",'
+        'response_code!~"5.*"'
+        "}[{{ interval }}])) / sum(rate(istio_requests_total{"
+        'reporter="destination",'
+        'destination_workload_namespace="{{ namespace }}",'
+        'destination_workload=~"{{ target }}"'
+        "}[{{ interval }}])) * 100"
+    ),
+    "request-duration": (
+        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{"
+        'reporter="destination",'
+        'destination_workload_namespace="{{ namespace }}",'
+        'destination_workload=~"{{ target }}"'
+        "}[{{ interval }}])) by (le))"
+    ),
+}
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+
+
+def template_of(metric: CanaryMetric, spec: CanarySpec) -> str:
+    """The PromQL template of a metric: inline, from metricTemplates, or built in."""
+    if metric.query is not None:
+        return metric.query
+    if metric.template_ref is not None:
+        return spec.analysis.metric_templates[metric.template_ref.name].query
+    return BUILTIN_QUERIES[metric.name]
+
+
+def variables_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> dict[str, str]:
+    """The values of ``{{ namespace }}``, ``{{ target }}``, ``{{ interval }}``... for a metric."""
+    name = spec.target_ref.name
+    values = {
+        "namespace": target.namespace,
+        "name": name,
+        "target": name,
+        "canary": name,
+        "primary": f"{name}-primary",
+        "service": spec.apex,
+        "interval": format_duration(metric.interval),
+    }
+    values.update({f"variables.{k}": v for k, v in metric.template_variables.items()})
+    return values
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Replace every ``{{ name }}``; an unknown name is an error naming it."""
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"unknown template variable {{{{ {key} }}}}")
+        return values[key]
+
+    return _VARIABLE.sub(substitute, template)
+
+
+def query_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> str:
+    """The PromQL a metric sends for this canary."""
+    return render(template_of(metric, spec), variables_for(metric, spec, target))
+
+
+def prometheus_url(metric: CanaryMetric, spec: CanarySpec) -> str:
+    """The template's own address, else ``PROMETHEUS_URL``, else the local default."""
+    if metric.template_ref is not None:
+        address = spec.analysis.metric_templates[metric.template_ref.name].address
+        if address:
+            return address
+    return os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
+
+
+def value_of(result: list[dict[str, Any]]) -> float | None:
+    """The single value of an instant-query result, or None when there is none (or NaN)."""
+    if not result:
+        return None
+    raw = result[0].get("value")
+    if not raw or len(raw) < 2:
+        return None
+    try:
+        value = float(raw[1])
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -> MetricResult:
+    """Compare a value with the metric's range (both bounds inclusive)."""
+    bounds = metric.bounds()
+    result = MetricResult(
+        name=metric.name,
+        status=MetricStatus.NO_DATA,
+        value=value,
+        min=bounds.min,
+        max=bounds.max,
+        no_data=metric.no_data,
+        query=query,
+        message=message,
+    )
+    if value is None:
+        return result
+    low = bounds.min is not None and value < bounds.min
+    high = bounds.max is not None and value > bounds.max
+    status = MetricStatus.FAIL if low or high else MetricStatus.PASS
+    why = f"below min {bounds.min:g}" if low else f"above max {bounds.max:g}" if high else ""
+    return result.model_copy(update={"status": status, "message": why})
+
+
+@functools.lru_cache(maxsize=32)
+def _client(url: str) -> PrometheusConnect:
+    """One client (and connection pool) per Prometheus URL.
+
+    One quick retry only: the library's default backs off for seconds, and a slow "no
+    data" would delay a rollback; the next interval asks again anyway.
+    """
+    retry = Retry(total=1, backoff_factor=0.05, status_forcelist=(502, 503, 504))
+    return PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=int(QUERY_TIMEOUT))
+
+
+def _query(url: str, query: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = _client(url).custom_query(query)
+    return result
+
+
+async def check(metric: CanaryMetric, spec: CanarySpec, target: Target) -> MetricResult:
+    """Evaluate one metric now; every failure to get a value is "no data", never a pass."""
+    query = query_for(metric, spec, target)
+    url = prometheus_url(metric, spec)
+    try:
+        result = await asyncio.to_thread(_query, url, query)
+    except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
+        reason = f"Prometheus at {url} failed: {type(error).__name__}: {str(error)[:200]}"
+        return judge(metric, None, query, reason)
+    value = value_of(result)
+    return judge(metric, value, query, "" if value is not None else "empty result")
+
+
+@activity.defn(name="canary.analyse")
+async def analyse(step: CanaryStep) -> AnalysisResult:
+    """One analysis: rollout hooks, rollback hooks, then every metric (concurrently)."""
+    hooks = await webhooks.run_hooks(step, HookType.ROLLOUT)
+    rollback = await webhooks.rollback_requested(step)
+    metrics = await asyncio.gather(
+        *(check(m, step.spec, step.target) for m in step.spec.analysis.metrics)
+    )
+    return AnalysisResult(
+        at=datetime.now(UTC),
+        metrics=list(metrics),
+        hooks=hooks + rollback,
+        rollback_requested=bool(rollback),
+    )

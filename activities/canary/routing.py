@@ -1,0 +1,270 @@
+"""Traffic routing behind a small interface, with Istio as the one implementation.
+
+Why an interface: Flagger keeps one file per mesh behind ``Reconcile / SetRoutes /
+GetRoutes / Finalize``; a second mesh (or Gateway API) would be a second class here, and
+the activities would not change.
+
+How Istio is driven: a VirtualService ``<apex>`` whose first http route has two weighted
+destinations, hosts ``<apex>-primary`` and ``<apex>-canary`` (the Services of
+:mod:`activities.canary.services`), and a DestinationRule per host carrying
+``service.trafficPolicy``. Every traffic change reads the live VirtualService first and
+changes only the two weights (and restores our destinations if someone removed them),
+writing it back with its ``resourceVersion``; a concurrent writer gets us a 409 and we
+re-read and re-apply. Manual edits to other fields survive.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from activities.canary import kube
+from models.canary import CanarySpec
+
+VIRTUAL_SERVICES = "virtualservices"
+DESTINATION_RULES = "destinationrules"
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The split as the live VirtualService has it."""
+
+    primary: int
+    canary: int
+    resource_version: str | None = None
+    conflicts: int = 0
+    obj: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class Router(Protocol):
+    """What a mesh must offer the canary operator."""
+
+    async def reconcile(self) -> None:
+        """Create or update the routing objects, keeping the current weights."""
+
+    async def get_routes(self) -> Routes:
+        """Read the live split."""
+
+    async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
+        """Write a split, reconciling from what is live."""
+
+    async def finalize(self) -> None:
+        """Send everything to the primary (before the canary resource goes away)."""
+
+
+class IstioRouter:
+    """Routes a canary with an Istio VirtualService and two DestinationRules."""
+
+    def __init__(self, spec: CanarySpec, namespace: str, workflow_id: str) -> None:
+        self.spec = spec
+        self.namespace = namespace
+        self.workflow_id = workflow_id
+        self.apex = spec.apex
+        self.primary_host = f"{self.apex}-primary"
+        self.canary_host = f"{self.apex}-canary"
+
+    # ------------------------------------------------------------ desired objects
+
+    def destination_rule(self, host: str) -> dict[str, Any]:
+        """The DestinationRule for one of our two hosts."""
+        spec: dict[str, Any] = {"host": host}
+        if self.spec.service.traffic_policy:
+            spec["trafficPolicy"] = copy.deepcopy(self.spec.service.traffic_policy)
+        return {
+            "apiVersion": f"{kube.ISTIO_GROUP}/{kube.ISTIO_VERSION}",
+            "kind": "DestinationRule",
+            "metadata": kube.managed_metadata(host, self.namespace, self.workflow_id),
+            "spec": spec,
+        }
+
+    def route(self, primary: int, canary: int) -> dict[str, Any]:
+        """The http route: two weighted destinations plus the user's route options."""
+        port = {"number": self.spec.service.port}
+        route: dict[str, Any] = {
+            "route": [
+                {"destination": {"host": self.primary_host, "port": port}, "weight": primary},
+                {"destination": {"host": self.canary_host, "port": dict(port)}, "weight": canary},
+            ]
+        }
+        service = self.spec.service
+        for key, value in (
+            ("retries", service.retries),
+            ("timeout", service.timeout),
+            ("headers", service.headers),
+            ("corsPolicy", service.cors_policy),
+            ("rewrite", service.rewrite),
+        ):
+            if value:
+                route[key] = copy.deepcopy(value)
+        return route
+
+    def virtual_service(self, primary: int = 100, canary: int = 0) -> dict[str, Any]:
+        """The VirtualService as it should be at a given split."""
+        spec: dict[str, Any] = {
+            "hosts": [self.apex, *[h for h in self.spec.service.hosts if h != self.apex]],
+            "http": [self.route(primary, canary)],
+        }
+        if self.spec.service.gateways:
+            spec["gateways"] = list(self.spec.service.gateways)
+        return {
+            "apiVersion": f"{kube.ISTIO_GROUP}/{kube.ISTIO_VERSION}",
+            "kind": "VirtualService",
+            "metadata": kube.managed_metadata(self.apex, self.namespace, self.workflow_id),
+            "spec": spec,
+        }
+
+    # ------------------------------------------------------------ reading routes
+
+    def weights(self, virtual_service: dict[str, Any]) -> tuple[int, int] | None:
+        """(primary, canary) from the first http route, or None if ours are not there."""
+        routes = (virtual_service.get("spec") or {}).get("http") or []
+        if not routes:
+            return None
+        found: dict[str, int] = {}
+        for entry in routes[0].get("route") or []:
+            host = (entry.get("destination") or {}).get("host")
+            if host in (self.primary_host, self.canary_host):
+                found[host] = int(entry.get("weight") or 0)
+        if set(found) != {self.primary_host, self.canary_host}:
+            return None
+        return found[self.primary_host], found[self.canary_host]
+
+    # ------------------------------------------------------------ API calls
+
+    async def _read(self, plural: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = await kube.call(
+            kube.custom().get_namespaced_custom_object,
+            kube.ISTIO_GROUP,
+            kube.ISTIO_VERSION,
+            self.namespace,
+            plural,
+            name,
+        )
+        return obj
+
+    async def _replace(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await kube.call(
+            kube.custom().replace_namespaced_custom_object,
+            kube.ISTIO_GROUP,
+            kube.ISTIO_VERSION,
+            self.namespace,
+            plural,
+            obj["metadata"]["name"],
+            obj,
+            field_manager=kube.FIELD_MANAGER,
+        )
+        return result
+
+    async def _create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create, or return None if it already exists."""
+        try:
+            result: dict[str, Any] = await kube.call(
+                kube.custom().create_namespaced_custom_object,
+                kube.ISTIO_GROUP,
+                kube.ISTIO_VERSION,
+                self.namespace,
+                plural,
+                obj,
+                field_manager=kube.FIELD_MANAGER,
+            )
+            return result
+        except Exception as error:
+            if kube.is_conflict(error):
+                return None
+            raise
+
+    async def _ensure(self, plural: str, desired: dict[str, Any], keep_weights: bool) -> None:
+        if await self._create(plural, desired) is not None:
+            return
+        name = desired["metadata"]["name"]
+
+        def change(live: dict[str, Any]) -> bool:
+            if not kube.is_managed(live):
+                raise kube.non_retryable(
+                    f"{desired['kind']} {self.namespace}/{name} exists and is not managed by "
+                    f"Autopilot; delete it, or annotate it {kube.MANAGED_BY}="
+                    f"{kube.MANAGED_BY_VALUE} to hand it over"
+                )
+            wanted = copy.deepcopy(desired["spec"])
+            if keep_weights:
+                current = self.weights(live)
+                if current is not None:
+                    wanted["http"][0] = self.route(*current)
+                    wanted["http"][1:] = (live["spec"].get("http") or [])[1:]
+            if live.get("spec") == wanted:
+                return False
+            live["spec"] = wanted
+            return True
+
+        await kube.update_with_retry(
+            lambda: self._read(plural, name), change, lambda obj: self._replace(plural, obj)
+        )
+
+    # ------------------------------------------------------------ the interface
+
+    async def reconcile(self) -> None:
+        """Create or update both DestinationRules and the VirtualService, keeping weights."""
+        for host in (self.primary_host, self.canary_host):
+            await self._ensure(DESTINATION_RULES, self.destination_rule(host), keep_weights=False)
+        await self._ensure(VIRTUAL_SERVICES, self.virtual_service(), keep_weights=True)
+
+    async def get_routes(self) -> Routes:
+        """Read the live VirtualService (creating the routing objects if it is missing)."""
+        try:
+            live = await self._read(VIRTUAL_SERVICES, self.apex)
+        except Exception as error:
+            if not kube.is_not_found(error):
+                raise
+            await self.reconcile()
+            live = await self._read(VIRTUAL_SERVICES, self.apex)
+        weights = self.weights(live)
+        primary, canary = weights if weights is not None else (100, 0)
+        return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
+
+    async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
+        """Set the two weights on the live VirtualService (409 → re-read and retry).
+
+        Args:
+            primary: Percent to the primary.
+            canary: Percent to the canary.
+            live: What the caller read earlier; the first write uses its resourceVersion.
+        """
+        if primary + canary != 100 or min(primary, canary) < 0:
+            raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
+
+        def change(obj: dict[str, Any]) -> bool:
+            if not kube.is_managed(obj):
+                raise kube.non_retryable(
+                    f"VirtualService {self.namespace}/{self.apex} is not managed by Autopilot"
+                )
+            http = obj.setdefault("spec", {}).setdefault("http", [])
+            ours_only = bool(http) and len(http[0].get("route") or []) == 2
+            if ours_only and self.weights(obj) == (primary, canary):
+                return False
+            if not http:
+                http.append(self.route(primary, canary))
+            elif not ours_only or self.weights(obj) is None:
+                http[0]["route"] = self.route(primary, canary)["route"]
+            else:
+                for entry in http[0]["route"]:
+                    host = entry["destination"]["host"]
+                    if host == self.primary_host:
+                        entry["weight"] = primary
+                    elif host == self.canary_host:
+                        entry["weight"] = canary
+            return True
+
+        stored, conflicts = await kube.update_with_retry(
+            lambda: self._read(VIRTUAL_SERVICES, self.apex),
+            change,
+            lambda obj: self._replace(VIRTUAL_SERVICES, obj),
+            live=copy.deepcopy(live.obj) if live is not None and live.obj else None,
+        )
+        return Routes(
+            primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
+        )
+
+    async def finalize(self) -> None:
+        """Route everything to the primary."""
+        await self.set_routes(100, 0)

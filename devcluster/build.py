@@ -1,0 +1,377 @@
+"""Build ``kube-apiserver`` and ``etcd`` from source through the Go module proxy, once.
+
+Why build instead of download: the Go module proxy is the one software source we can rely on
+for Kubernetes here, and a build from the tagged modules is exactly the released code.
+
+``k8s.io/kubernetes`` is not meant to be used as a module: its ``go.mod`` points every
+``k8s.io/*`` staging module at a local ``./staging/src/...`` directory, which does not exist in
+the proxied copy. A small generated *wrapper module* fixes that with one ``replace`` line per
+staging module, mapping it to its published ``v0.x.y`` twin. The list is derived from the real
+``go.mod`` of the pinned release, so a version bump needs no hand-edited list. etcd gets its
+own wrapper whose ``main.go`` calls ``etcdmain.Main``, as etcd's own ``main`` does.
+
+Binaries go to ``${XDG_CACHE_HOME:-~/.cache}/autopilot/bin/<component>-<version>/``; a build
+writes to a temporary name and renames, so a present binary is always a complete one and a
+second run costs nothing. Go's module and build caches are left alone: they make rebuilds fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devcluster import paths
+from devcluster.versions import (
+    ETCD_VERSION,
+    KUBERNETES_STAGING_VERSION,
+    KUBERNETES_VERSION,
+    MINIMUM_GO,
+)
+
+#: Called with one line of text while a build runs (for a spinner or a log).
+ProgressCallback = Callable[[str], None]
+
+_KUBERNETES_MODULE = "k8s.io/kubernetes"
+_ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+_STAGING_REPLACE = re.compile(r"^\s*(?:replace\s+)?(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/src/\S+")
+_GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.MULTILINE)
+_GO_VERSION = re.compile(r"go(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class _Reporter:
+    step: ProgressCallback
+    output: ProgressCallback
+
+
+def _ignore(_line: str) -> None:
+    """Discard a progress line."""
+
+
+class BuildError(RuntimeError):
+    """A binary could not be built; the message says what failed and what to do."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of the built server binaries."""
+
+    kube_apiserver: Path
+    etcd: Path
+
+
+def kube_apiserver_path() -> Path:
+    """Return where the pinned ``kube-apiserver`` binary is cached."""
+    return paths.kubernetes_bin_dir() / "kube-apiserver"
+
+
+def etcd_path() -> Path:
+    """Return where the pinned ``etcd`` binary is cached."""
+    return paths.etcd_bin_dir() / "etcd"
+
+
+def cached_binaries() -> Binaries | None:
+    """Return the cached binaries if both are present, without building anything."""
+    binaries = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
+    if _is_executable(binaries.kube_apiserver) and _is_executable(binaries.etcd):
+        return binaries
+    return None
+
+
+def ensure_binaries(
+    progress: ProgressCallback | None = None,
+    *,
+    output: ProgressCallback | None = None,
+    force: bool = False,
+) -> Binaries:
+    """Return the pinned binaries, building whichever is missing.
+
+    Args:
+        progress: Receives the name of each build step.
+        output: Receives each line Go prints (downloads, compiler messages).
+        force: Rebuild even when a cached binary exists.
+
+    Returns:
+        Paths of ``kube-apiserver`` and ``etcd``.
+
+    Raises:
+        BuildError: Go is missing or too old, or a ``go`` command failed.
+    """
+    report = _Reporter(progress or _ignore, output or _ignore)
+    wanted = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
+    if not force and cached_binaries() is not None:
+        return wanted
+    go = find_go()
+    with _build_lock():
+        if force or not _is_executable(wanted.kube_apiserver):
+            build_kube_apiserver(go, report)
+        if force or not _is_executable(wanted.etcd):
+            build_etcd(go, report)
+    return wanted
+
+
+def find_go() -> str:
+    """Return the ``go`` executable, checking that it is new enough.
+
+    Raises:
+        BuildError: ``go`` is not on ``PATH`` or older than the pinned Kubernetes needs.
+    """
+    minimum = ".".join(str(part) for part in MINIMUM_GO)
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError(f"go not found: install Go {minimum}+ and put it on PATH")
+    try:
+        output = subprocess.run(
+            [go, "version"], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise BuildError(f"could not run '{go} version': {error}") from error
+    match = _GO_VERSION.search(output)
+    if match is None:
+        raise BuildError(f"could not read the Go version from {output.strip()!r}")
+    found = (int(match.group(1)), int(match.group(2)))
+    if found < MINIMUM_GO:
+        raise BuildError(
+            f"Go {found[0]}.{found[1]} is too old to build Kubernetes {KUBERNETES_VERSION}: "
+            f"install Go {minimum}+"
+        )
+    return go
+
+
+def build_kube_apiserver(go: str, report: _Reporter) -> Path:
+    """Build the pinned ``kube-apiserver`` into the cache and return its path.
+
+    Raises:
+        BuildError: A ``go`` command failed.
+    """
+    workdir = paths.cache_root() / "build" / f"k8s-{KUBERNETES_VERSION}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "build.log"
+    log.write_text("")
+    module = f"{_KUBERNETES_MODULE}@{KUBERNETES_VERSION}"
+    report.step(f"Reading the go.mod of {module}")
+    info = _go_json(go, ["mod", "download", "-json", module], workdir, log, report)
+    upstream_gomod = Path(str(info["GoMod"])).read_text()
+    staging = parse_staging_modules(upstream_gomod)
+    if not staging:
+        raise BuildError(f"found no staging modules in the go.mod of {module}")
+    (workdir / "go.mod").write_text(
+        kubernetes_wrapper_gomod(staging, go_directive=parse_go_directive(upstream_gomod))
+    )
+    (workdir / "tools.go").write_text(
+        "//go:build tools\n\n"
+        "// Package tools pins the kube-apiserver command so that 'go mod tidy' keeps it.\n"
+        "package tools\n\n"
+        'import _ "k8s.io/kubernetes/cmd/kube-apiserver"\n'
+    )
+    report.step(f"Resolving dependencies of {module} ({len(staging)} staging modules)")
+    _go(go, ["mod", "tidy"], workdir, log, report)
+    target = kube_apiserver_path()
+    report.step(f"Compiling kube-apiserver {KUBERNETES_VERSION} (the first build takes minutes)")
+    _go_build(
+        go,
+        target,
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        workdir,
+        log,
+        report,
+        ldflags=_kubernetes_version_ldflags(),
+    )
+    return target
+
+
+def build_etcd(go: str, report: _Reporter) -> Path:
+    """Build the pinned ``etcd`` into the cache and return its path.
+
+    Raises:
+        BuildError: A ``go`` command failed.
+    """
+    workdir = paths.cache_root() / "build" / f"etcd-{ETCD_VERSION}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "build.log"
+    log.write_text("")
+    (workdir / "go.mod").write_text(etcd_wrapper_gomod())
+    (workdir / "main.go").write_text(
+        "// Command etcd runs etcd's own entry point, exactly as etcd's main package does.\n"
+        "package main\n\n"
+        'import (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
+        "func main() {\n\tetcdmain.Main(os.Args)\n}\n"
+    )
+    report.step(f"Resolving dependencies of {_ETCD_MODULE}@{ETCD_VERSION}")
+    _go(go, ["mod", "tidy"], workdir, log, report)
+    target = etcd_path()
+    report.step(f"Compiling etcd {ETCD_VERSION}")
+    _go_build(go, target, ".", workdir, log, report)
+    return target
+
+
+def parse_staging_modules(gomod: str) -> list[str]:
+    """Return the ``k8s.io/*`` modules that a Kubernetes ``go.mod`` maps to ``./staging``.
+
+    Both the block form (``replace ( ... )``) and one-line ``replace`` statements are read.
+    """
+    modules = [
+        match.group(1)
+        for line in gomod.splitlines()
+        if (match := _STAGING_REPLACE.match(line)) is not None
+    ]
+    return sorted(set(modules))
+
+
+def parse_go_directive(gomod: str, default: str = "1.26.0") -> str:
+    """Return the version in a ``go.mod``'s ``go`` directive (``default`` when absent)."""
+    match = _GO_DIRECTIVE.search(gomod)
+    return match.group(1) if match else default
+
+
+def kubernetes_wrapper_gomod(staging: Sequence[str], *, go_directive: str) -> str:
+    """Return the wrapper ``go.mod`` that makes ``k8s.io/kubernetes`` buildable as a dependency.
+
+    Args:
+        staging: Staging module paths, e.g. ``k8s.io/api``.
+        go_directive: The ``go`` version line to declare.
+    """
+    lines = [
+        "module autopilot.local/kube-apiserver-build",
+        "",
+        f"go {go_directive}",
+        "",
+        f"require {_KUBERNETES_MODULE} {KUBERNETES_VERSION}",
+        "",
+    ]
+    lines += [f"replace {module} => {module} {KUBERNETES_STAGING_VERSION}" for module in staging]
+    return "\n".join(lines) + "\n"
+
+
+def etcd_wrapper_gomod() -> str:
+    """Return the wrapper ``go.mod`` that builds etcd's server entry point."""
+    return (
+        "module autopilot.local/etcd-build\n\n"
+        f"go {MINIMUM_GO[0]}.{MINIMUM_GO[1]}\n\n"
+        f"require {_ETCD_MODULE} {ETCD_VERSION}\n"
+    )
+
+
+def _kubernetes_version_ldflags() -> str:
+    """Stamp the release version, as Kubernetes' own build does, so clients see v1.37.x.
+
+    Only the linker reads ``-X``, so this keeps Go's compile cache valid.
+    """
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    package = "k8s.io/component-base/version"
+    stamps = {
+        "gitVersion": KUBERNETES_VERSION,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+    }
+    return " ".join(f"-X {package}.{name}={value}" for name, value in stamps.items())
+
+
+def _go_build(
+    go: str,
+    target: Path,
+    package: str,
+    workdir: Path,
+    log: Path,
+    report: _Reporter,
+    *,
+    ldflags: str = "",
+) -> None:
+    """Run ``go build`` into a temporary file, then move it into place atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    args = ["build", "-trimpath"]
+    if ldflags:
+        args += ["-ldflags", ldflags]
+    args += ["-o", str(partial), package]
+    try:
+        _go(go, args, workdir, log, report)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _go_json(
+    go: str, args: list[str], workdir: Path, log: Path, report: _Reporter
+) -> dict[str, object]:
+    """Run a ``go`` command that prints one JSON object and return it."""
+    output = _go(go, args, workdir, log, report)
+    try:
+        decoded = json.loads(output)
+    except json.JSONDecodeError as error:
+        raise BuildError(f"'go {' '.join(args)}' printed no JSON (see {log})") from error
+    if not isinstance(decoded, dict) or "Error" in decoded:
+        raise BuildError(f"'go {' '.join(args)}' failed: {decoded}")
+    return decoded
+
+
+def _go(go: str, args: list[str], workdir: Path, log: Path, report: _Reporter) -> str:
+    """Run ``go`` in ``workdir``, streaming stderr to ``report`` and ``log``; return stdout.
+
+    Raises:
+        BuildError: The command exited non-zero; the message holds the end of its output.
+    """
+    env = dict(os.environ, GOWORK="off", GOFLAGS=_without_mod_flag(os.environ.get("GOFLAGS")))
+    started = time.monotonic()
+    tail: deque[str] = deque(maxlen=15)
+    with log.open("a") as log_file:
+        log_file.write(f"$ go {' '.join(args)}\n")
+        log_file.flush()
+        process = subprocess.Popen(
+            [go, *args],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None and process.stdout is not None
+        for line in process.stderr:
+            log_file.write(line)
+            stripped = line.rstrip()
+            if stripped:
+                tail.append(stripped)
+                report.output(stripped)
+        stdout = process.stdout.read()
+        code = process.wait()
+        log_file.write(f"# exit {code} after {time.monotonic() - started:.0f}s\n")
+    if code != 0:
+        details = "\n".join(tail) or "(no output)"
+        raise BuildError(
+            f"'go {' '.join(args[:2])}' failed in {workdir} (exit {code}); "
+            f"full log: {log}\n{details}"
+        )
+    return stdout
+
+
+def _without_mod_flag(goflags: str | None) -> str:
+    """Drop a ``-mod=...`` from ``GOFLAGS``: the wrapper modules have no vendor directory."""
+    return " ".join(flag for flag in (goflags or "").split() if not flag.startswith("-mod="))
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """Serialise builds across processes (e.g. CI and a test session starting together)."""
+    lock_path = paths.cache_root() / "build" / ".lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)

@@ -1,0 +1,124 @@
+"""The dev cluster's memory between commands: chosen ports and started processes.
+
+``autopilot dev up``, ``status``, ``env`` and ``down`` are separate invocations, so what one
+started must be written down for the next. The file is small JSON in the state directory,
+replaced atomically so that an interrupted write never loses the PIDs ``down`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from devcluster.process import ManagedProcess, free_port
+
+
+@dataclass
+class Ports:
+    """TCP ports on 127.0.0.1. ``None`` means "not chosen": keep the recorded or default one.
+
+    Attributes:
+        etcd: etcd client port (default: any free port).
+        etcd_peer: etcd peer port (default: any free port).
+        apiserver: kube-apiserver HTTPS port.
+        temporal: Temporal frontend gRPC port.
+        temporal_ui: Temporal Web UI port.
+        prometheus: Prometheus HTTP port.
+        sim: Port where the data-plane simulator serves ``/metrics``.
+        autopilot_metrics: Port where Autopilot's worker serves ``/metrics`` (scraped only).
+    """
+
+    etcd: int | None = None
+    etcd_peer: int | None = None
+    apiserver: int | None = None
+    temporal: int | None = None
+    temporal_ui: int | None = None
+    prometheus: int | None = None
+    sim: int | None = None
+    autopilot_metrics: int | None = None
+
+    @classmethod
+    def all_free(cls) -> Ports:
+        """Return ports that are all free right now (for throwaway clusters, e.g. tests)."""
+        return cls(**{item.name: free_port() for item in fields(cls)})
+
+    def to_dict(self) -> dict[str, int]:
+        """Return the chosen ports only."""
+        return {
+            item.name: value
+            for item in fields(self)
+            if (value := getattr(self, item.name)) is not None
+        }
+
+
+#: Ports used when nothing was chosen; 0 means "pick a free port once and remember it".
+DEFAULT_PORTS: dict[str, int] = {
+    "etcd": 0,
+    "etcd_peer": 0,
+    "apiserver": 6443,
+    "temporal": 7233,
+    "temporal_ui": 8233,
+    "prometheus": 9090,
+    "sim": 9464,
+    "autopilot_metrics": 9465,
+}
+
+
+@dataclass
+class ClusterState:
+    """What the state file records.
+
+    Attributes:
+        ports: Port per part name (keys of ``DEFAULT_PORTS``).
+        processes: Started processes by part name.
+        crds: Names of the CustomResourceDefinitions installed by ``up``.
+        crds_version: ``istio.io/api`` version those CRDs came from.
+    """
+
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    crds: list[str] = field(default_factory=list)
+    crds_version: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterState:
+        """Read the state file; a missing file is an empty state.
+
+        Raises:
+            ValueError: The file exists but is not a state file.
+        """
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not a dev cluster state file: {error}") from error
+        return cls(
+            ports={str(name): int(port) for name, port in raw.get("ports", {}).items()},
+            processes={
+                str(name): ManagedProcess.from_record(record)
+                for name, record in raw.get("processes", {}).items()
+            },
+            crds=[str(name) for name in raw.get("crds", [])],
+            crds_version=str(raw.get("crds_version", "")),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write the state file atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "ports": self.ports,
+            "processes": {name: proc.to_record() for name, proc in self.processes.items()},
+            "crds": self.crds,
+            "crds_version": self.crds_version,
+        }
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(partial, path)
+
+    def merge(self, process: ManagedProcess) -> None:
+        """Record a freshly started process, keeping its handle so the caller can reap it."""
+        self.processes[process.name] = process

