@@ -627,6 +627,20 @@ class NewRevision(CanaryEvent):
     generation: int | None = None
 
 
+class MetricSample(CanaryEvent):
+    """A watcher's sample of one metric of this canary (the Prometheus watcher sends these).
+
+    Between analyses, a sample outside the metric's range that would make the
+    ``threshold``-th failed check rolls back at once, instead of at the next interval.
+    Samples older than the current weight are ignored; no-data samples are ignored too
+    (no data is judged once per interval, by its policy).
+    """
+
+    name: str = Field(description="the metric's name in analysis.metrics")
+    value: float | None = None
+    at: datetime = Field(description="when Prometheus evaluated the query")
+
+
 class TargetDeleted(CanaryEvent):
     """A watcher saw the target Deployment (or its Canary) deleted."""
 
@@ -786,7 +800,7 @@ class Finalised(CanaryEvent):
 
 
 #: Events that watchers may signal in (the others are returned by workers).
-WATCHER_EVENTS: tuple[type[CanaryEvent], ...] = (NewRevision, TargetDeleted)
+WATCHER_EVENTS: tuple[type[CanaryEvent], ...] = (NewRevision, TargetDeleted, MetricSample)
 
 
 # =============================================================================
@@ -819,6 +833,9 @@ class CanaryData(BaseModel):
     no_data_streak: int = Field(default=0, description="consecutive held no-data analyses")
     last_analysis: AnalysisResult | None = None
     weight_held: bool = Field(default=False, description="this step's weight is not applied yet")
+    weight_since: datetime | None = Field(
+        default=None, description="when the current weight reached the VirtualService"
+    )
     gate_open: bool = Field(default=False, description="the pending gate was approved")
     hooks_confirmed: bool = Field(default=False, description="pending confirm-* hooks said yes")
     approvals: list[Approval] = Field(default_factory=list)

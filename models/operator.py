@@ -171,6 +171,7 @@ class OperatorStatus(BaseModel):
     state: str
     final: bool
     settled: bool
+    outcome: str = Field(description="running, waiting, succeeded or failed")
     paused: bool
     since: datetime
     timer_due: datetime | None = None

@@ -48,6 +48,7 @@ C = Ctx[CanarySpec, CanaryData]
 # Our events live in models/ (pydantic only, no engine import); they have the engine
 # Event's shape (extra="forbid", type_name()), so the engine takes them as they are.
 NewRevision = cast(type[Event], m.NewRevision)
+MetricSample = cast(type[Event], m.MetricSample)
 TargetDeleted = cast(type[Event], m.TargetDeleted)
 Initialized = cast(type[Event], m.Initialized)
 HooksRan = cast(type[Event], m.HooksRan)
@@ -229,8 +230,8 @@ def ready(ctx: C) -> bool:
 
 
 def not_ready_past_deadline(ctx: C) -> bool:
-    """Started / WeightApplied / Promoted: not ready, and the progress deadline has passed."""
-    return overdue(ctx)
+    """Started / Promoted: not ready, and the progress deadline has passed."""
+    return not ctx.event.ready and overdue(ctx)
 
 
 def weight_held_past_deadline(ctx: C) -> bool:
@@ -259,6 +260,34 @@ def counts_as_failure(ctx: C) -> bool:
 def threshold_reached(ctx: C) -> bool:
     """This failure makes ``analysis.threshold`` failed checks."""
     return ctx.data.failed_checks + 1 >= ctx.spec.analysis.threshold
+
+
+def _breach(ctx: C) -> m.MetricResult | None:
+    """MetricSample: the metric's result if this fresh sample is out of range, else None."""
+    sample = ctx.event
+    metric = next((x for x in ctx.spec.analysis.metrics if x.name == sample.name), None)
+    since = ctx.data.weight_since
+    if metric is None or sample.value is None or since is None or sample.at <= since:
+        return None  # unknown metric, no data (judged per interval), or older than the weight
+    bounds = metric.bounds()
+    low = bounds.min is not None and sample.value < bounds.min
+    high = bounds.max is not None and sample.value > bounds.max
+    if not (low or high):
+        return None
+    return m.MetricResult(
+        name=metric.name,
+        status=MetricStatus.FAIL,
+        value=sample.value,
+        min=bounds.min,
+        max=bounds.max,
+        no_data=metric.no_data,
+        message=f"sample at {sample.at.isoformat()}",
+    )
+
+
+def sample_fails_at_threshold(ctx: C) -> bool:
+    """MetricSample: out of range, and it would be the ``threshold``-th failed check."""
+    return _breach(ctx) is not None and threshold_reached(ctx)
 
 
 def fails_at_threshold(ctx: C) -> bool:
@@ -298,6 +327,18 @@ def primary_promoted(ctx: C) -> bool:
     return ctx.data.stable_revision == ctx.data.revision and ctx.data.revision is not None
 
 
+def _gate_ahead(ctx: C) -> str | None:
+    """In Analysing: the gate the rollout waits at between analyses, if any."""
+    if at_last_step(ctx):
+        return "AwaitingPromotion" if promotion_gated(ctx) else None
+    return "AwaitingStep" if step_gated(ctx) else None
+
+
+def at_a_gate(ctx: C) -> bool:
+    """Analysing between two visits of a gate: an approval now is for that gate."""
+    return _gate_ahead(ctx) is not None
+
+
 def can_retry(ctx: C) -> bool:
     """There is a revision to retry."""
     return ctx.data.revision is not None
@@ -328,6 +369,13 @@ def restart(ctx: C) -> CanaryData:
         approvals=ctx.data.approvals,
         message="new revision: restarting the analysis",
     )
+
+
+def start_over(ctx: C) -> CanaryData:
+    """A worker failed during promotion: find out again what runs where, from the start."""
+    data = restart(ctx)
+    reason = f"{ctx.event.activity} failed: {ctx.event.message}"
+    return data.model_copy(update={"message": f"starting over: {reason}"})
 
 
 def initialized(ctx: C) -> CanaryData:
@@ -393,6 +441,13 @@ def approve_gate(ctx: C) -> CanaryData:
     )
 
 
+def approve_gate_ahead(ctx: C) -> CanaryData:
+    """An approval given while the gate's rollout is analysing: kept for the gate."""
+    gate = _gate_ahead(ctx)
+    assert gate is not None
+    return approve_gate(Ctx(spec=ctx.spec, data=ctx.data, state=gate, now=ctx.now, event=ctx.event))
+
+
 def open_start(ctx: C) -> CanaryData:
     """Leave the start gate: readiness deadline starts, gate flags reset."""
     return _with(ctx, gate_open=False, hooks_confirmed=False, phase_started_at=ctx.now)
@@ -417,11 +472,13 @@ def pre_rollout_failed(ctx: C) -> CanaryData:
     """A pre-rollout hook said no: a failed check, as in Flagger."""
     failures = ctx.event.hooks.failures() if ctx.event.hooks else ctx.event.message
     count = ctx.data.failed_checks + 1
+    threshold = ctx.spec.analysis.threshold
+    failure = f"pre-rollout hooks failed {count} times: {failures}"
     return _with(
         ctx,
         failed_checks=count,
-        message=f"pre-rollout hooks failed ({count}/{ctx.spec.analysis.threshold}): {failures}",
-        failure=f"pre-rollout hooks failed {count} times: {failures}",
+        message=f"pre-rollout hooks failed ({count}/{threshold}): {failures}",
+        failure=failure if count >= threshold else None,
     )
 
 
@@ -455,6 +512,7 @@ def record_weight(ctx: C) -> CanaryData:
         ctx,
         applied_weights=_appended(ctx.data.applied_weights, event.canary),
         weight_held=False,
+        weight_since=ctx.now,
         phase_started_at=None,
         message=f"routing {event.primary}/{event.canary} (primary/canary){note}",
     )
@@ -500,6 +558,20 @@ def count_failure(ctx: C) -> CanaryData:
         failed_metrics=_failing_metrics(ctx),
         failure=failure,
         message=f"check failed ({count}/{ctx.spec.analysis.threshold}): {summary}",
+    )
+
+
+def count_sample_failure(ctx: C) -> CanaryData:
+    """A watcher's sample failed the last allowed check: roll back now, not next interval."""
+    breach = _breach(ctx)
+    assert breach is not None
+    count = ctx.data.failed_checks + 1
+    return _with(
+        ctx,
+        failed_checks=count,
+        failed_metrics=[breach],
+        failure=f"{count} failed checks (threshold {ctx.spec.analysis.threshold}): "
+        f"{breach.describe()} ({breach.message})",
     )
 
 
@@ -692,7 +764,7 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     spec=CanarySpec,
     data=CanaryData,
     initial="Initializing",
-    events=[NewRevision, TargetDeleted],
+    events=[NewRevision, TargetDeleted, MetricSample],
     search_attributes={"CanaryWeight": lambda ctx: ctx.data.canary_weight},
     details=details,
     description=(
@@ -820,6 +892,7 @@ canary.on("Waiting", approve, go="Starting", when=confirmed, do=approve_and_star
 canary.on("AwaitingStep", approve, go="Progressing", when=confirmed, do=approve_and_advance)
 canary.on("AwaitingPromotion", approve, go="Promoting", when=confirmed, do=approve_and_promote)
 canary.on(GATES, approve, go=None, do=approve_gate)
+canary.on("Analysing", approve, go=None, when=at_a_gate, do=approve_gate_ahead)
 
 canary.on("Waiting", ActivityFailed, go="Failed", do=worker_failed)
 
@@ -864,6 +937,13 @@ canary.on("Analysing", AnalysisResult, go="AwaitingStep", when=passed_step_gated
 canary.on("Analysing", AnalysisResult, go="Progressing", do=advance)
 
 canary.on(
+    ["Progressing", "AwaitingStep", "AwaitingPromotion"],
+    MetricSample,
+    go="RollingBack",
+    when=sample_fails_at_threshold,
+    do=count_sample_failure,
+)
+canary.on(
     ["Starting", "Progressing", "Analysing", "AwaitingStep", "AwaitingPromotion"],
     ActivityFailed,
     go="RollingBack",
@@ -877,7 +957,7 @@ canary.on("Promoting", Promoted, go="Failed", when=not_ready_past_deadline, do=p
 canary.on("Promoting", Promoted, go=None, do=record_promotion)
 canary.on("Promoting", Timeout, go="Promoting", when=primary_promoted, do=shift_back)
 canary.on("Promoting", Timeout, go="Promoting")
-canary.on("Promoting", ActivityFailed, go="Initializing", do=restart)
+canary.on("Promoting", ActivityFailed, go="Initializing", do=start_over)
 canary.on("Finalising", Finalised, go="Succeeded", do=finished)
 
 # -- RollingBack → Failed → (retry) -------------------------------------------

@@ -277,14 +277,14 @@ async def mark_rejected(namespace: str, name: str, revision: str, reason: str) -
 
 
 async def wait_ready(
-    namespace: str, name: str, *, minimum: int = 0, seconds: float = MAX_WAIT_SECONDS
+    namespace: str, name: str, *, minimum: int = 0, seconds: float | None = None
 ) -> Readiness:
     """Poll a Deployment until it is ready or ``seconds`` pass (heartbeating meanwhile).
 
     The wait is bounded on purpose: longer waits are the workflow's timers, which survive
     a worker crash; an activity only saves a round trip in the common case.
     """
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + (MAX_WAIT_SECONDS if seconds is None else seconds)
     while True:
         state = readiness(await read(namespace, name), minimum=minimum)
         if state.ready or time.monotonic() >= deadline:

@@ -52,7 +52,8 @@ def app_deployment(
 
 def create_app(api: client.ApiClient, namespace: str, deployment: dict[str, Any]) -> None:
     """Create the user's Deployment."""
-    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
+    body: Any = deployment  # the client accepts plain JSON as well as its models
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, body)
 
 
 def new_revision(
@@ -85,7 +86,7 @@ def deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, An
 
 def virtual_service(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     """The live VirtualService."""
-    result: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+    result: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
         "networking.istio.io", "v1", namespace, "virtualservices", name
     )
     return result

@@ -60,7 +60,9 @@ async def test_initialize_creates_the_primary_services_and_routes_from_the_users
 
     core = client.CoreV1Api(kube_api)
     selectors = {
-        svc: core.read_namespaced_service(svc, namespace).spec.selector
+        svc: kube_api.sanitize_for_serialization(core.read_namespaced_service(svc, namespace))[
+            "spec"
+        ]["selector"]
         for svc in ("podinfo", "podinfo-primary", "podinfo-canary")
     }
     assert selectors == {
@@ -158,7 +160,8 @@ async def test_a_stale_write_gets_409_and_is_retried_on_the_fresh_object(kube_ap
     assert vs["spec"]["http"][0]["timeout"] == "7s"  # the other writer's edit survived
 
 
-async def test_traffic_never_goes_to_a_canary_that_is_not_ready(kube_api, namespace):
+async def test_traffic_never_goes_to_a_canary_that_is_not_ready(kube_api, namespace, monkeypatch):
+    monkeypatch.setattr(workloads, "MAX_WAIT_SECONDS", 2.0)
     spec, _ = await initialized_app(kube_api, namespace)
     new_revision(kube_api, namespace, "podinfo", V2, {READY_DELAY: "never"})
     await workloads.scale(namespace, "podinfo", 2)

@@ -3,6 +3,7 @@ simulated pods and traffic. Intervals are 2 s; every wait is functional (state p
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -227,3 +228,21 @@ async def test_retry_rolls_a_failed_revision_out_again_without_a_spec_change(
     assert status.state == "Succeeded" and status.data["attempt"] == 1
     primary = deployment(kube_api, namespace, "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V2
+
+
+async def test_a_failing_sample_from_the_watcher_rolls_back_before_the_next_interval(
+    rollouts, kube_api, namespace
+):
+    spec = canary_spec(interval="1h", threshold=1)  # only the sample can end this rollout
+    await deployed(rollouts, kube_api, namespace, spec)
+    new_revision(kube_api, namespace, "podinfo", V2)
+    handle = await rollouts.start(namespace, "podinfo", spec)
+    await rollouts.wait_for_weight(handle, 10)
+
+    sample = {"name": "request-success-rate", "value": 12.5, "at": datetime.now(UTC).isoformat()}
+    await rollouts.signal(handle, "MetricSample", "sample-1", **sample)
+    status = await rollouts.wait_for(handle, "Failed")
+
+    assert weights(virtual_service(kube_api, namespace, "podinfo"))["podinfo-canary"] == 0
+    assert "request-success-rate 12.5" in status.data["failure"]
+    assert status.data["iterations"] == 0  # no interval analysis was needed

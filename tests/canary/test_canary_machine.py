@@ -21,6 +21,7 @@ from models.canary import (
     HookType,
     Initialized,
     MetricResult,
+    MetricSample,
     MetricStatus,
     NewRevision,
     NoDataPolicy,
@@ -274,3 +275,57 @@ def test_every_state_names_what_it_accepts():
     assert canary.commands_in("AwaitingPromotion") == ["abort", "approve", "pause", "promote"]
     assert "approve" not in canary.commands_in("Progressing")
     assert canary.commands_in("Failed") == ["abort", "pause", "promote", "retry"]
+
+
+# --------------------------------------------------------------- watcher samples
+
+
+def sample(value: float | None, seconds_after_weight: float) -> MetricSample:
+    return MetricSample(
+        name="request-success-rate", value=value, at=NOW + timedelta(seconds=seconds_after_weight)
+    )
+
+
+def at_weight(**data: Any) -> CanaryData:
+    return CanaryData(step=1, canary_weight=20, weight_since=NOW, **data)
+
+
+def spec_with_success_rate(threshold: int) -> CanarySpec:
+    metric = {"name": "request-success-rate", "thresholdRange": {"min": 99}}
+    return make_spec(threshold=threshold, metrics=[metric])
+
+
+def test_a_failing_sample_that_makes_the_last_allowed_check_rolls_back_at_once():
+    state, data = decide("Progressing", sample(48.5, 1), spec_with_success_rate(1), at_weight())
+    assert state == "RollingBack" and data.failed_checks == 1
+    assert "request-success-rate 48.5" in (data.failure or "")
+
+
+@pytest.mark.parametrize(
+    ("value", "after", "threshold"),
+    [
+        (48.5, -1, 1),  # older than the current weight
+        (None, 1, 1),  # no data is judged once per interval, by its policy
+        (99.5, 1, 1),  # in range
+        (48.5, 1, 2),  # a failure below the threshold waits for the interval's analysis
+    ],
+)
+def test_other_samples_leave_the_decision_to_the_intervals_analysis(value, after, threshold):
+    with pytest.raises(AssertionError, match="no transition"):
+        decide("Progressing", sample(value, after), spec_with_success_rate(threshold), at_weight())
+
+
+def test_an_approval_during_the_gates_analysis_is_kept_for_the_gate():
+    spec = make_spec(gates={"beforePromotion": True})
+    state, data = decide("Analysing", approve("dan"), spec, CanaryData(step=4))
+    assert state == "Analysing" and data.gate_open
+    assert data.approvals[0].gate == "AwaitingPromotion"
+    state, data = decide("Analysing", analysis(PASS), spec, data)
+    assert state == "AwaitingPromotion"
+    yes = HooksRan(type=HookType.CONFIRM_PROMOTION, ok=True)
+    assert decide("AwaitingPromotion", yes, spec, data)[0] == "Promoting"
+
+
+def test_an_approval_during_an_analysis_with_no_gate_ahead_is_refused():
+    with pytest.raises(AssertionError, match="no transition"):
+        decide("Analysing", approve(), make_spec(), CanaryData(step=1))

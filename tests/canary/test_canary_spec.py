@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -128,8 +129,9 @@ def test_a_step_above_max_weight_is_refused():
 
 
 def test_errors_in_a_manifest_are_reported_under_spec():
-    manifest = {"apiVersion": "autopilot.dev/v1alpha1", "kind": "Canary", "spec": spec_dict()}
-    manifest["spec"]["analysis"]["stepWeight"] = 0
+    spec = spec_dict()
+    spec["analysis"]["stepWeight"] = 0
+    manifest = {"apiVersion": "autopilot.dev/v1alpha1", "kind": "Canary", "spec": spec}
     assert problems_of(manifest) == [
         "spec.analysis.stepWeight: Input should be greater than or equal to 1"
     ]
@@ -204,3 +206,10 @@ def test_no_data_means_what_the_metric_policy_says(statuses, outcome):
         metrics=[_metric(s, NoDataPolicy(p)) for s, p in statuses],
     )
     assert result.outcome == outcome
+
+
+def test_the_shipped_example_loads():
+    root = Path(__file__).resolve().parents[2]
+    spec = load_canary_spec((root / "deploy/examples/canary.yaml").read_text())
+    assert spec.analysis.weight_plan() == [10, 20, 30, 40, 50]
+    assert spec.analysis.gates.before_promotion

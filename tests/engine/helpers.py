@@ -22,6 +22,10 @@ from models.operator import (
 )
 
 
+#: Every workflow started by :func:`start`, so fixtures can clean up after a test.
+STARTED: list[WorkflowHandle[Any, Any]] = []
+
+
 async def start(
     client: Client,
     operator: str,
@@ -30,13 +34,15 @@ async def start(
     engine: EngineSettings | None = None,
 ) -> WorkflowHandle[Any, Any]:
     target = Target(namespace="tests", name=f"t-{uuid.uuid4().hex[:8]}")
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         operator,
         OperatorInput(target=target, spec=spec or {}, engine=engine or EngineSettings()),
         id=target.workflow_id(operator),
         task_queue=task_queue,
         result_type=OperatorStatus,
     )
+    STARTED.append(handle)
+    return handle
 
 
 async def send(handle: WorkflowHandle[Any, Any], type_: str, event_id: str, **payload: Any) -> None:

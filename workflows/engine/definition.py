@@ -128,7 +128,17 @@ class StateDef:
     after: timedelta | DurationFn | None = None
     final: bool = False
     settled: bool = False
+    failed: bool = False
     doc: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """``running``, ``succeeded``, ``failed`` (final or settled) or ``waiting`` (settled)."""
+        if self.failed and (self.final or self.settled):
+            return "failed"
+        if self.final:
+            return "succeeded"
+        return "waiting" if self.settled else "running"
 
 
 @dataclass
@@ -210,19 +220,28 @@ class Operator(Generic[SpecT, DataT]):
         then: str | None = None,
         final: bool = False,
         settled: bool = False,
+        failed: bool = False,
         doc: str = "",
     ) -> StateDef:
         """Declare a state, the workers run on entering it and an optional timer.
 
         ``after`` starts a timer on entry that raises :class:`Timeout`; ``then`` is short
-        for ``on(name, Timeout, go=then)``.
+        for ``on(name, Timeout, go=then)``. ``final`` ends the workflow; ``settled`` marks a
+        state that waits for a human or a new event (``autopilot watch`` stops there);
+        ``failed`` says that a final or settled state is a failure (exit code, colour).
         """
         if name in self.states:
             self._declared_problems.append(f"state {name!r} is declared twice")
         if then is not None and after is None:
             self._declared_problems.append(f"state {name!r} has then={then!r} but no after=")
         definition = StateDef(
-            name=name, run=tuple(run), after=after, final=final, settled=settled, doc=doc
+            name=name,
+            run=tuple(run),
+            after=after,
+            final=final,
+            settled=settled,
+            failed=failed,
+            doc=doc,
         )
         self.states[name] = definition
         if then is not None:

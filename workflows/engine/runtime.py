@@ -208,6 +208,7 @@ class OperatorWorkflow:
             state=self._state,
             final=state.final,
             settled=state.settled,
+            outcome=state.outcome,
             paused=self._paused,
             since=self._entered_at,
             timer_due=self._timer_due,

@@ -1,0 +1,97 @@
+"""Engine behaviour that needs the real Temporal dev server: pause and continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.operator import EngineSettings, OperatorStatus
+from tests.engine.helpers import STARTED, command, send, start, status, wait_for
+from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
+from worker_main import make_worker
+
+
+@pytest.fixture(scope="module")
+async def module_worker(dev_server_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
+    task_queue = f"engine-dev-{uuid.uuid4().hex[:6]}"
+    async with make_worker(
+        dev_server_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def worker(module_worker: Worker) -> AsyncIterator[Worker]:
+    STARTED.clear()
+    yield module_worker
+    for handle in STARTED:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test over")
+
+
+async def test_pause_freezes_the_timer_and_resume_restarts_what_was_left(worker):
+    review = 6.0
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 1, "review_hours": review / 3600},
+    )
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    await command(handle, "pause", by="dave")
+    paused = await status(handle)
+    assert paused.paused and paused.timer_due is None
+    assert paused.accepted_commands == ["abort", "approve", "resume"]
+
+    await asyncio.sleep(review + 1)
+    assert (await status(handle)).state == "InReview"
+
+    await command(handle, "resume", by="dave")
+    result: OperatorStatus = await handle.result()
+    assert result.state == "Expired"
+    assert [(c.command, c.by) for c in result.commands] == [("pause", "dave"), ("resume", "dave")]
+    in_review = next(t for t in result.transitions if t.target == "InReview").at
+    assert result.transitions[-1].at - in_review > timedelta(seconds=review + 1)
+
+
+async def test_a_forced_continue_as_new_keeps_state_data_and_seen_event_ids(worker):
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 10},
+        engine=EngineSettings(continue_as_new_after=2),
+    )
+    for index in range(5):
+        await send(handle, "Vote", f"v{index}", voter=f"voter{index}")
+    current = await _until_votes(handle, 5)
+    await send(handle, "Vote", "v0", voter="voter0")
+    await send(handle, "Vote", "v5", voter="voter5")
+    current = await _until_votes(handle, 6)
+    assert current.data["votes"] == 6
+    assert current.state == "Open"
+    assert [t.event for t in current.transitions] == ["Vote"] * 6  # the repeat of v0 is not one
+    description = await handle.describe()
+    assert description.run_id != handle.first_execution_run_id
+
+    await command(handle, "abort", by="frank")
+    result: OperatorStatus = await handle.result()
+    assert result.state == "Cancelled"
+
+
+async def _until_votes(handle, votes: int) -> OperatorStatus:
+    current = await status(handle)
+    for _ in range(200):
+        current = await status(handle)
+        if current.data["votes"] >= votes:
+            return current
+        await asyncio.sleep(0.05)
+    return current
