@@ -2,21 +2,48 @@
 
 ``python worker_main.py`` (or ``autopilot worker``) with no configuration starts the
 embedded Temporal dev server, persisted under the state directory, and prints the UI
-address. Configuration comes from the environment (``AUTOPILOT_*``) or flags.
+address; with ``--address`` (or ``AUTOPILOT_TEMPORAL_ADDRESS`` / ``TEMPORAL_ADDRESS``) it
+joins an existing Temporal. Beside the worker it runs the watchers (Kubernetes,
+Prometheus, webhooks) unless told not to, and serves Prometheus metrics: the SDK's
+runtime metrics plus ours (``autopilot_transitions``, ``autopilot_commands_refused``,
+``autopilot_activity_failures``).
+
+SIGTERM and SIGINT shut down gracefully: running activities finish or are cancelled,
+nothing is lost, since every workflow's state lives in Temporal.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import signal
+import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from service.settings import TemporalSettings, WorkerSettings
+from service.temporal import connect, register_search_attributes
+
+log = logging.getLogger("autopilot.worker")
 
 #: Modules the workflow sandbox shares with the worker instead of re-importing per run:
 #: pure data models with no side effects.
 PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "annotated_types", "models", "yaml")
+
+#: Where the embedded server's address is written for the CLI to find.
+EMBEDDED_FILE = "embedded-temporal.json"
 
 
 def make_worker(
@@ -33,9 +60,219 @@ def make_worker(
         workflows=list(workflows),
         activities=list(activities),
         workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PASSTHROUGH_MODULES
-            )
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
         ),
         **options,
     )
+
+
+def all_activities() -> list[Callable[..., Any]]:
+    """Every activity of every module in the ``activities`` package (their ``ACTIVITIES``)."""
+    import activities
+
+    found: list[Callable[..., Any]] = []
+    for module_info in pkgutil.walk_packages(activities.__path__, "activities."):
+        module = importlib.import_module(module_info.name)
+        found.extend(getattr(module, "ACTIVITIES", []))
+    unique: dict[int, Callable[..., Any]] = {id(fn): fn for fn in found}
+    return list(unique.values())
+
+
+def all_workflows() -> list[type[Any]]:
+    """Every registered operator workflow."""
+    from workflows.registry import workflows
+
+    return list(workflows().values())
+
+
+def missing_activities(
+    workflows: Sequence[type[Any]], activities: Sequence[Callable[..., Any]]
+) -> list[str]:
+    """Activity names some operator runs but no module implements."""
+    from temporalio.activity import _Definition
+
+    implemented = set()
+    for fn in activities:
+        definition = _Definition.from_callable(fn)
+        if definition and definition.name:
+            implemented.add(definition.name)
+    wanted = {name for wf in workflows for name in wf.operator.activity_refs()}
+    return sorted(wanted - implemented)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="autopilot worker",
+        description="Run the Autopilot worker (operators' workflows and activities) and watchers.",
+        epilog=(
+            "Example: autopilot worker --address 127.0.0.1:7233 --no-watchers\n"
+            "With no address, an embedded Temporal dev server is started and its UI printed."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--address", help="Temporal frontend host:port (default: embedded server)")
+    parser.add_argument("--namespace", help="Temporal namespace (default: default)")
+    parser.add_argument("--task-queue", help="task queue (default: autopilot)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port, 0 to turn off")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--no-watchers", action="store_true", help="run the worker only")
+    group.add_argument("--watchers-only", action="store_true", help="run the watchers only")
+    parser.add_argument("--state-dir", type=Path, help="where the embedded server keeps its data")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> tuple[TemporalSettings, WorkerSettings]:
+    """Flags override environment, which overrides defaults."""
+    temporal = TemporalSettings()
+    overrides: dict[str, Any] = {}
+    address = args.address or temporal.address or os.environ.get("TEMPORAL_ADDRESS")
+    if address:
+        overrides["address"] = address
+    if args.namespace:
+        overrides["namespace"] = args.namespace
+    if args.task_queue:
+        overrides["task_queue"] = args.task_queue
+    if args.state_dir:
+        overrides["state_dir"] = args.state_dir
+    temporal = temporal.model_copy(update=overrides)
+    worker = WorkerSettings()
+    worker_overrides: dict[str, Any] = {}
+    if args.metrics_port is not None:
+        worker_overrides["metrics_port"] = args.metrics_port or None
+    if args.no_watchers:
+        worker_overrides["run_watchers"] = False
+    if args.watchers_only:
+        worker_overrides["run_worker"] = False
+    return temporal, worker.model_copy(update=worker_overrides)
+
+
+class EmbeddedServer:
+    """The Temporal dev server this process started, stopped when the worker stops."""
+
+    def __init__(self, settings: TemporalSettings, worker: WorkerSettings) -> None:
+        self.state_dir = settings.state_dir / "embedded"
+        self.port = worker.embedded_port
+        self.ui_port = worker.embedded_ui_port
+        self.process: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    def start(self) -> None:
+        from devcluster.temporal import start_temporal_dev_server
+
+        self.process = start_temporal_dev_server(self.state_dir, self.port, self.ui_port)
+        (self.state_dir.parent / EMBEDDED_FILE).write_text(
+            json.dumps({"address": self.address, "ui_url": self.ui_url, "pid": self.process.pid})
+        )
+
+    def stop(self) -> None:
+        with suppress(FileNotFoundError):
+            (self.state_dir.parent / EMBEDDED_FILE).unlink()
+        if self.process is not None:
+            self.process.stop()
+
+
+async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> int:
+    """Connect (or start the embedded server), then run worker and watchers until stopped."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    if worker_settings.metrics_port:
+        Runtime.set_default(
+            Runtime(
+                telemetry=TelemetryConfig(
+                    metrics=PrometheusConfig(
+                        bind_address=f"127.0.0.1:{worker_settings.metrics_port}"
+                    )
+                )
+            ),
+            error_if_already_set=False,
+        )
+
+    embedded: EmbeddedServer | None = None
+    address = temporal.address
+    if address is None:
+        embedded = EmbeddedServer(temporal, worker_settings)
+        print(f"starting the embedded Temporal dev server (data in {embedded.state_dir}) ...")
+        await asyncio.to_thread(embedded.start)
+        address = embedded.address
+        print(f"Temporal at {address}; Temporal UI: {embedded.ui_url}", flush=True)
+    try:
+        client = await connect(
+            address, temporal.namespace, api_key=temporal.api_key, tls=temporal.tls
+        )
+        added = await register_search_attributes(client)
+        if added:
+            log.info("registered search attributes: %s", ", ".join(added))
+        tasks = []
+        if worker_settings.run_worker:
+            workflows = all_workflows()
+            activities = all_activities()
+            missing = missing_activities(workflows, activities)
+            if missing:
+                print(f"error: no implementation for activities: {', '.join(missing)}")
+                return 2
+            worker = make_worker(client, temporal.task_queue, workflows, activities)
+            names = ", ".join(sorted(wf.operator.name for wf in workflows))
+            print(
+                f"worker on task queue {temporal.task_queue!r} for operators: {names}", flush=True
+            )
+            tasks.append(asyncio.create_task(_run_worker(worker, stop)))
+        if worker_settings.run_watchers:
+            tasks.append(asyncio.create_task(_run_watchers(client, temporal, stop)))
+        if worker_settings.metrics_port:
+            print(f"metrics on http://127.0.0.1:{worker_settings.metrics_port}/metrics")
+        await stop.wait()
+        print("stopping ...", flush=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("stopped with an error: %s", result)
+        return 0
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _run_worker(worker: Worker, stop: asyncio.Event) -> None:
+    async with worker:
+        await stop.wait()
+
+
+async def _run_watchers(client: Client, temporal: TemporalSettings, stop: asyncio.Event) -> None:
+    try:
+        runner = importlib.import_module("watchers.runner")
+    except ModuleNotFoundError:
+        log.warning("watchers are not available in this build; running the worker only")
+        return
+    await runner.run_watchers(client=client, task_queue=temporal.task_queue, stop=stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python worker_main.py`` and ``autopilot worker``."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    temporal, worker_settings = settings_from(args)
+    try:
+        return asyncio.run(run(temporal, worker_settings))
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -784,6 +784,7 @@ canary.state(
 )
 canary.state(
     "Waiting",
+    settled=True,
     run=[confirm_rollout],
     after=interval,
     then="Waiting",
@@ -806,6 +807,7 @@ canary.state(
 canary.state("Analysing", run=[analyse], doc="rollout and rollback hooks, metric checks")
 canary.state(
     "AwaitingStep",
+    settled=True,
     run=[confirm_step],
     after=interval,
     then="Analysing",
@@ -813,6 +815,7 @@ canary.state(
 )
 canary.state(
     "AwaitingPromotion",
+    settled=True,
     run=[confirm_promotion],
     after=interval,
     then="Analysing",
@@ -842,12 +845,14 @@ canary.state(
 canary.state(
     "Failed",
     settled=True,
+    failed=True,
     run=[post_rollout, notify],
     doc="rolled back; waits for `retry`, `promote` or a new revision",
 )
 canary.state(
     "Aborted",
     final=True,
+    failed=True,
     run=[rollback, post_rollout, notify],
     doc="aborted by a human or because the target was deleted; traffic back on the primary",
 )

@@ -21,7 +21,6 @@ from models.operator import (
     Target,
 )
 
-
 #: Every workflow started by :func:`start`, so fixtures can clean up after a test.
 STARTED: list[WorkflowHandle[Any, Any]] = []
 

@@ -11,8 +11,15 @@ from pydantic import BaseModel
 from temporalio import activity, workflow
 
 from models.operator import OperatorInput, OperatorStatus, StepInput
-from workflows.engine import ActivityFailed, ActivityRef, Command, Ctx, Event, Operator
-from workflows.engine import OperatorWorkflow
+from workflows.engine import (
+    ActivityFailed,
+    ActivityRef,
+    Command,
+    Ctx,
+    Event,
+    Operator,
+    OperatorWorkflow,
+)
 
 
 class TicketSpec(BaseModel):

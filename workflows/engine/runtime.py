@@ -169,6 +169,15 @@ class OperatorWorkflow:
     @on_command.validator
     def validate_command(self, request: CommandRequest) -> None:
         """Refuse a command the current state does not accept, naming state and options."""
+        try:
+            self._check_command(request)
+        except ValueError:
+            workflow.metric_meter().create_counter(
+                "autopilot_commands_refused", "Commands refused by a validator"
+            ).add(1, {"operator": self.operator.name, "command": request.command})
+            raise
+
+    def _check_command(self, request: CommandRequest) -> None:
         op = self.operator
         if self._spec is None:
             raise ValueError(f"this {op.name} workflow has an invalid spec: {self._spec_error}")

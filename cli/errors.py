@@ -1,0 +1,108 @@
+"""Exit codes and the one way every ``autopilot`` command fails.
+
+Scripts and CI branch on exit codes, so each kind of failure has its own, documented in
+``docs/cli.md``. A command raises :class:`CliError` with a sentence the user can act on;
+:func:`friendly` prints it as one red line (plus a hint) and exits with its code. Anything
+unexpected is printed the same way, never as a traceback, unless ``AUTOPILOT_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from enum import IntEnum
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: Set to see tracebacks instead of one-line errors.
+DEBUG_ENV = "AUTOPILOT_DEBUG"
+
+
+class Exit(IntEnum):
+    """Exit codes of every ``autopilot`` command."""
+
+    OK = 0
+    #: A command was refused, a watched rollout failed, or something unexpected went wrong.
+    FAILED = 1
+    #: Invalid input: a usage error, an invalid spec (the field is named), a bad name.
+    INVALID = 2
+    #: ``watch``: the machine settled in a state that waits (e.g. for a human).
+    WAITING = 3
+    #: The workflow (or Deployment) named does not exist.
+    UNKNOWN_TARGET = 4
+    #: No Temporal server reachable.
+    NO_TEMPORAL = 5
+    #: Kubernetes is not configured or not reachable.
+    NO_KUBERNETES = 6
+    #: Interrupted with Ctrl-C.
+    INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A failure the user can act on: what went wrong, and what to do about it."""
+
+    def __init__(self, message: str, code: Exit = Exit.FAILED, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.hint = hint
+
+
+def error_console() -> Console:
+    """The console errors go to (stderr, so ``-o json`` output stays parseable)."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def report(error: CliError) -> None:
+    """Print ``error`` the way every command does."""
+    console = error_console()
+    console.print(f"[bold red]error:[/] {error.message}", markup=True)
+    if error.hint:
+        console.print(f"[dim]hint:[/] {error.hint}")
+
+
+def friendly(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn expected and unexpected failures into one line and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except CliError as error:
+            report(error)
+            raise typer.Exit(int(error.code)) from None
+        except KeyboardInterrupt:
+            error_console().print("[yellow]interrupted[/]")
+            raise typer.Exit(int(Exit.INTERRUPTED)) from None
+        except BrokenPipeError:
+            # The reader went away (e.g. '| head'); stop quietly like other Unix tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            report(
+                CliError(
+                    f"{type(error).__name__}: {error}",
+                    hint=f"this looks like a bug; {DEBUG_ENV}=1 shows the traceback",
+                )
+            )
+            raise typer.Exit(int(Exit.FAILED)) from None
+
+    return wrapper
+
+
+def run(coroutine: Coroutine[Any, Any, _R]) -> _R:
+    """Run one command's async body to completion (commands are sync for Typer)."""
+    return asyncio.run(coroutine)

@@ -1,0 +1,262 @@
+"""The quarantine operator's contract: its spec, its memory and the events it reacts to.
+
+Why here and not in the workflow: the Alertmanager webhook (a watcher) produces
+:class:`SecurityAlert` and :class:`AlertResolved`, the workers return the other events, the
+workflow and the CLI read the spec and data. Pydantic only, so every layer can import it.
+
+The spec is optional as a whole: the webhook starts a quarantine with ``spec: {}``, so every
+field has a default that is safe for an alert nobody configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from models.canary import Duration
+from models.operator import StepInput, Target
+
+#: Kubernetes object names are DNS subdomains: at most 253 characters.
+_MAX_NAME = 253
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+# =============================================================================
+# Names of what the operator writes (shared by workers, details and docs)
+# =============================================================================
+
+
+def _suffixed(name: str, suffix: str) -> str:
+    """``<name><suffix>``, shortened with a hash when it would pass 253 characters."""
+    full = f"{name}{suffix}"
+    if len(full) <= _MAX_NAME:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: _MAX_NAME - len(suffix) - 9]}-{digest}{suffix}"
+
+
+def policy_name(target: Target) -> str:
+    """The AuthorizationPolicy that isolates ``target``: ``<name>-quarantine``."""
+    return _suffixed(target.name, "-quarantine")
+
+
+def evidence_name(target: Target) -> str:
+    """The ConfigMap that keeps the evidence: ``<name>-quarantine-evidence``."""
+    return _suffixed(target.name, "-quarantine-evidence")
+
+
+# =============================================================================
+# The spec
+# =============================================================================
+
+
+class QuarantineSpec(BaseModel):
+    """How to isolate one workload and whom to tell. Every field may be left out.
+
+    Written in camelCase (``escalateAfter``), like every Autopilot spec.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    escalate_after: Duration = Field(
+        default=timedelta(hours=4),
+        description="how long the workload stays Isolated before security is notified",
+    )
+    notify_url: str | None = Field(
+        default=None,
+        description=(
+            "HTTP(S) endpoint that receives a JSON POST on escalation; unset: the worker's "
+            "AUTOPILOT_QUARANTINE_NOTIFY_URL, else a Kubernetes Event only"
+        ),
+    )
+    selector: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "pod labels to isolate; unset: the Deployment's selector (or the Service's, when "
+            "the alert names a Service)"
+        ),
+    )
+    exempt_namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces still allowed to reach the workload, e.g. a forensics namespace",
+    )
+
+    @field_validator("escalate_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("notify_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError(
+                "must name at least one label; an empty selector would match every pod"
+            )
+        for key, label in value.items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(label) or len(label) > 63:
+                raise ValueError(f"{key}={label!r} is not a valid label selector")
+        return value
+
+    @field_validator("exempt_namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _NAMESPACE.match(name) or len(name) > 63:
+                raise ValueError(f"{name!r} is not a namespace name")
+        return value
+
+
+# =============================================================================
+# Events (what the webhook sends, what the workers return)
+# =============================================================================
+
+
+class QuarantineEvent(BaseModel):
+    """Base of quarantine events; the type name in an EventEnvelope is the class name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The name watchers put in ``EventEnvelope.type``."""
+        return cls.__name__
+
+
+class _Alert(QuarantineEvent):
+    """The fields ``watchers/webhooks/alertmanager.py`` puts in an alert's payload.
+
+    Unknown fields are ignored, not refused: a security alert must never be dropped because
+    its sender learned a new field.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    alertname: str = ""
+    severity: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+    fingerprint: str = ""
+    generator_url: str = ""
+    receiver: str = ""
+
+    @property
+    def summary(self) -> str:
+        """The alert's ``summary`` (or ``description``) annotation, if any."""
+        return self.annotations.get("summary") or self.annotations.get("description") or ""
+
+
+class SecurityAlert(_Alert):
+    """A firing alert about the workload: the first one isolates it."""
+
+
+class AlertResolved(_Alert):
+    """Alertmanager says an alert stopped firing. Informational: the workload stays isolated."""
+
+    ends_at: datetime | None = None
+
+
+class PolicyApplied(QuarantineEvent):
+    """``apply_deny_policy`` wrote (or found) the DENY AuthorizationPolicy."""
+
+    name: str
+    selector: dict[str, str]
+    selected_by: Literal["spec", "deployment", "service"]
+    changed: bool = Field(description="False when the policy was already as wanted")
+
+
+class EvidenceRecorded(QuarantineEvent):
+    """``snapshot_evidence`` wrote the evidence ConfigMap."""
+
+    config_map: str
+    images: list[str] = Field(default_factory=list)
+    workload_found: bool = True
+
+
+class SecurityNotified(QuarantineEvent):
+    """``notify_security`` told the security team (or recorded that it had no one to tell)."""
+
+    posted_to: str | None = Field(default=None, description="the notify URL, when one was set")
+    status: int | None = Field(default=None, description="HTTP status of the POST")
+    kubernetes_event: str | None = Field(default=None, description="namespace/name of the Event")
+
+
+# =============================================================================
+# The machine's memory
+# =============================================================================
+
+
+class AlertRecord(BaseModel):
+    """One alert the quarantine has seen, newest last."""
+
+    alertname: str
+    severity: str = ""
+    fingerprint: str = ""
+    summary: str = ""
+    starts_at: datetime | None = None
+    received_at: datetime
+    resolved_at: datetime | None = None
+
+
+class QuarantineData(BaseModel):
+    """What the quarantine workflow remembers (shown by ``autopilot status``)."""
+
+    alerts: list[AlertRecord] = Field(default_factory=list)
+    alerts_received: int = Field(default=0, description="SecurityAlerts handled, repeats included")
+    quarantined_at: datetime | None = Field(default=None, description="when isolation began")
+    policy: str | None = Field(default=None, description="the AuthorizationPolicy in place")
+    selector: dict[str, str] = Field(default_factory=dict, description="the pods it denies")
+    evidence: str | None = Field(default=None, description="the evidence ConfigMap")
+    images: list[str] = Field(default_factory=list, description="images at the time of the alert")
+    problems: list[str] = Field(default_factory=list, description="workers that failed")
+    escalated_at: datetime | None = None
+    escalation_reason: str | None = None
+    notified: str | None = Field(default=None, description="how security was told")
+    closed_by: str | None = Field(default=None, description="who released or remediated")
+    closed_reason: str | None = None
+
+    MAX_ALERTS: ClassVar[int] = 20
+
+    @property
+    def first_alert(self) -> AlertRecord | None:
+        """The alert that opened the quarantine (kept even when the list is trimmed)."""
+        return self.alerts[0] if self.alerts else None
+
+    @property
+    def firing(self) -> list[AlertRecord]:
+        """Alerts not resolved yet."""
+        return [a for a in self.alerts if a.resolved_at is None]
+
+
+#: The one argument of every quarantine activity.
+QuarantineStep = StepInput[QuarantineSpec, QuarantineData]
