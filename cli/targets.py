@@ -38,7 +38,6 @@ from models.operator import (
     OperatorStatus,
     Target,
     parse_workflow_id,
-    workflow_id,
 )
 
 #: How long a status query may wait for a worker before the CLI falls back to describe.
@@ -195,7 +194,7 @@ async def describe_workflow(
     client: Client, endpoint: Endpoint, workflow: str
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
     """The handle and description of the latest run of ``workflow`` (exit 4 if none)."""
-    handle = client.get_workflow_handle(workflow)
+    handle = client.get_workflow_handle(workflow, result_type=OperatorStatus)
     with temporal_errors(endpoint, workflow):
         return handle, await handle.describe()
 
@@ -213,7 +212,7 @@ async def snapshot(client: Client, endpoint: Endpoint, workflow: str) -> Snapsho
     )
     if execution == "Completed":
         with temporal_errors(endpoint, workflow):
-            found.status = await handle.result(result_type=OperatorStatus)
+            found.status = await handle.result()
         return found
     if execution != "Running":
         found.failure = await _failure(handle, endpoint, workflow)
@@ -241,10 +240,10 @@ async def _failure(handle: WorkflowHandle[Any, Any], endpoint: Endpoint, workflo
         with temporal_errors(endpoint, workflow):
             await handle.result()
     except WorkflowFailureError as error:
-        cause = error.cause
+        cause: BaseException = error
         while getattr(cause, "cause", None) is not None:
-            cause = cause.cause
-        return str(cause or error)
+            cause = getattr(cause, "cause")  # noqa: B009 - the chain's type varies
+        return str(cause)
     return ""
 
 
@@ -277,28 +276,3 @@ def _rebuilt(workflow: str, description: WorkflowExecutionDescription) -> Operat
         since=description.start_time or datetime.now(UTC),
         data=data,
     )
-
-
-def target_id(
-    target: str, namespace: str | None, operator: str = DEFAULT_OPERATOR
-) -> tuple[str, str]:
-    """``(workflow_id, operator)`` for a command's TARGET."""
-    wid = workflow_id_of(target, namespace, operator)
-    return wid, parse_workflow_id(wid)[0]
-
-
-__all__ = [
-    "KEY_NAMESPACE",
-    "KEY_OPERATOR",
-    "KEY_PAUSED",
-    "KEY_STATE",
-    "KEY_TARGET",
-    "KEY_WEIGHT",
-    "Snapshot",
-    "describe_workflow",
-    "snapshot",
-    "temporal_errors",
-    "unknown",
-    "workflow_id",
-    "workflow_id_of",
-]

@@ -92,9 +92,12 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
     parts.append(title)
     fields = _fields()
     state = Text(status.state, style="bold")
-    if status.paused:
+    if status.paused and not status.final:
         state.append("  (paused)", style="yellow")
-    state.append(f"  for {ago(status.since).removesuffix(' ago')}", style="dim")
+    if status.final:
+        state.append(f"  since {clock(status.since)}", style="dim")
+    else:
+        state.append(f"  for {ago(status.since).removesuffix(' ago')}", style="dim")
     fields.add_row("state", state)
     fields.add_row("outcome", outcome_text(found.outcome))
     execution = found.execution

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from models.events import Event
 from models.operator import StepInput
 
 # =============================================================================
@@ -609,15 +610,8 @@ def _structural(node: Any, definitions: dict[str, Any]) -> Any:
 # =============================================================================
 
 
-class CanaryEvent(BaseModel):
+class CanaryEvent(Event):
     """Base of canary events; the type name in an EventEnvelope is the class name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @classmethod
-    def type_name(cls) -> str:
-        """The name watchers put in ``EventEnvelope.type``."""
-        return cls.__name__
 
 
 class NewRevision(CanaryEvent):

@@ -20,6 +20,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validat
 from pydantic.alias_generators import to_camel
 
 from models.canary import Duration
+from models.events import Event
 from models.operator import StepInput, Target
 
 #: Kubernetes object names are DNS subdomains: at most 253 characters.
@@ -141,15 +142,8 @@ class QuarantineSpec(BaseModel):
 # =============================================================================
 
 
-class QuarantineEvent(BaseModel):
+class QuarantineEvent(Event):
     """Base of quarantine events; the type name in an EventEnvelope is the class name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @classmethod
-    def type_name(cls) -> str:
-        """The name watchers put in ``EventEnvelope.type``."""
-        return cls.__name__
 
 
 class _Alert(QuarantineEvent):

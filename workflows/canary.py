@@ -36,7 +36,6 @@ from workflows.engine import (
     ActivityRef,
     Command,
     Ctx,
-    Event,
     Operator,
     OperatorWorkflow,
     Timeout,
@@ -45,19 +44,18 @@ from workflows.registry import register
 
 C = Ctx[CanarySpec, CanaryData]
 
-# Our events live in models/ (pydantic only, no engine import); they have the engine
-# Event's shape (extra="forbid", type_name()), so the engine takes them as they are.
-NewRevision = cast(type[Event], m.NewRevision)
-MetricSample = cast(type[Event], m.MetricSample)
-TargetDeleted = cast(type[Event], m.TargetDeleted)
-Initialized = cast(type[Event], m.Initialized)
-HooksRan = cast(type[Event], m.HooksRan)
-Started = cast(type[Event], m.Started)
-WeightApplied = cast(type[Event], m.WeightApplied)
-AnalysisResult = cast(type[Event], m.AnalysisResult)
-Promoted = cast(type[Event], m.Promoted)
-Finalised = cast(type[Event], m.Finalised)
-RolledBack = cast(type[Event], m.RolledBack)
+# Our events live in models/ (shared with watchers and activities); short names here.
+NewRevision = m.NewRevision
+MetricSample = m.MetricSample
+TargetDeleted = m.TargetDeleted
+Initialized = m.Initialized
+HooksRan = m.HooksRan
+Started = m.Started
+WeightApplied = m.WeightApplied
+AnalysisResult = m.AnalysisResult
+Promoted = m.Promoted
+Finalised = m.Finalised
+RolledBack = m.RolledBack
 
 # =============================================================================
 # Workers (activities/canary), by name
@@ -70,7 +68,11 @@ initialize = ActivityRef(
     "canary.initialize", returns=Initialized, timeout=_QUICK, summary="create primary, routes"
 )
 start = ActivityRef(
-    "canary.start", returns=Started, timeout=_HOOKS, summary="scale up canary, pre-rollout hooks"
+    "canary.start",
+    returns=Started,
+    timeout=_HOOKS,
+    heartbeat_timeout=timedelta(seconds=20),  # it heartbeats while waiting for readiness
+    summary="scale up canary, pre-rollout hooks",
 )
 set_weight = ActivityRef(
     "canary.set_weight", returns=WeightApplied, timeout=_QUICK, summary="set route weights"

@@ -20,21 +20,27 @@ here, never imported.
 
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from datetime import datetime, timedelta
-from typing import cast
 
 from temporalio import workflow
 
-from models import quarantine as m
 from models.canary import format_duration
 from models.operator import OperatorInput, OperatorStatus
-from models.quarantine import AlertRecord, QuarantineData, QuarantineSpec
+from models.quarantine import (
+    AlertRecord,
+    AlertResolved,
+    EvidenceRecorded,
+    PolicyApplied,
+    QuarantineData,
+    QuarantineSpec,
+    SecurityAlert,
+    SecurityNotified,
+)
 from workflows.engine import (
     ANY,
     ActivityFailed,
     ActivityRef,
     Command,
     Ctx,
-    Event,
     Operator,
     OperatorWorkflow,
     Timeout,
@@ -42,13 +48,6 @@ from workflows.engine import (
 from workflows.registry import register
 
 Q = Ctx[QuarantineSpec, QuarantineData]
-
-# Our events live in models/ (pydantic only); they have the engine Event's shape.
-SecurityAlert = cast(type[Event], m.SecurityAlert)
-AlertResolved = cast(type[Event], m.AlertResolved)
-PolicyApplied = cast(type[Event], m.PolicyApplied)
-EvidenceRecorded = cast(type[Event], m.EvidenceRecorded)
-SecurityNotified = cast(type[Event], m.SecurityNotified)
 
 # =============================================================================
 # Workers (activities/quarantine.py), by name
@@ -100,7 +99,7 @@ unlabel_workload = ActivityRef(
 # =============================================================================
 
 
-def escalation_due(ctx: Q) -> timedelta:
+def escalate_after(ctx: Q) -> timedelta:
     """``escalateAfter``, counted from when isolation began (a ``retry`` does not restart it)."""
     since = ctx.data.quarantined_at or ctx.now
     return max(timedelta(0), since + ctx.spec.escalate_after - ctx.now)
@@ -111,7 +110,7 @@ def isolation_failed(ctx: Q) -> bool:
     return bool(ctx.event.activity == apply_deny_policy.name)
 
 
-def _record(data: QuarantineData, alert: m.SecurityAlert, now: datetime) -> list[AlertRecord]:
+def _record(data: QuarantineData, alert: SecurityAlert, now: datetime) -> list[AlertRecord]:
     record = AlertRecord(
         alertname=alert.alertname or "(unnamed alert)",
         severity=alert.severity,
@@ -149,7 +148,7 @@ def record_alert(ctx: Q) -> QuarantineData:
 
 def record_resolution(ctx: Q) -> QuarantineData:
     """An alert stopped firing: mark it resolved. Isolation stays until a human releases."""
-    event: m.AlertResolved = ctx.event
+    event: AlertResolved = ctx.event
     alerts = list(ctx.data.alerts)
     for index in reversed(range(len(alerts))):
         alert = alerts[index]
@@ -165,13 +164,13 @@ def record_resolution(ctx: Q) -> QuarantineData:
 
 def record_policy(ctx: Q) -> QuarantineData:
     """The policy is in place."""
-    event: m.PolicyApplied = ctx.event
+    event: PolicyApplied = ctx.event
     return ctx.data.model_copy(update={"policy": event.name, "selector": dict(event.selector)})
 
 
 def record_evidence(ctx: Q) -> QuarantineData:
     """The evidence ConfigMap is written."""
-    event: m.EvidenceRecorded = ctx.event
+    event: EvidenceRecorded = ctx.event
     return ctx.data.model_copy(update={"evidence": event.config_map, "images": event.images})
 
 
@@ -197,13 +196,14 @@ def escalate_on_command(ctx: Q) -> QuarantineData:
 
 def escalate_on_failure(ctx: Q) -> QuarantineData:
     """The DENY policy could not be applied: the workload is NOT isolated."""
-    problem = f"isolation failed: {ctx.event.message}"
+    message = str(ctx.event.message).removeprefix("NonRetryable: ")  # the error type, not news
+    problem = f"isolation failed: {message}"
     return _escalate(ctx, problem, problem)
 
 
 def record_notification(ctx: Q) -> QuarantineData:
     """How security was told."""
-    event: m.SecurityNotified = ctx.event
+    event: SecurityNotified = ctx.event
     told = []
     if event.posted_to:
         told.append(f"POST {event.posted_to} → {event.status}")
@@ -279,7 +279,7 @@ quarantine.state("Detected", doc="waiting for the first SecurityAlert")
 quarantine.state(
     "Isolated",
     run=[apply_deny_policy, snapshot_evidence, label_workload],
-    after=escalation_due,
+    after=escalate_after,
     settled=True,
     doc="every request to the workload is denied (403)",
 )

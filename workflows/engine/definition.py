@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from models.events import Event
 from models.operator import CommandRequest
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -31,21 +32,6 @@ DataT = TypeVar("DataT", bound=BaseModel)
 
 #: Source wildcard: any state that is not final.
 ANY = "*"
-
-
-class Event(BaseModel):
-    """Base class of every event model.
-
-    The event's type name, as carried by :class:`models.operator.EventEnvelope.type`, is the
-    class name.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @classmethod
-    def type_name(cls) -> str:
-        """The name watchers put in ``EventEnvelope.type`` for this event."""
-        return cls.__name__
 
 
 class Timeout(Event):
@@ -73,7 +59,7 @@ class Command:
     """A human command as a transition trigger, e.g. ``Command("approve")``."""
 
     name: str
-    doc: str = ""
+    doc: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return self.name
@@ -91,6 +77,7 @@ class ActivityRef:
     name: str
     returns: type[Event] | None = None
     timeout: timedelta = timedelta(seconds=60)
+    heartbeat_timeout: timedelta | None = None
     max_attempts: int = 10
     initial_retry_interval: timedelta = timedelta(milliseconds=200)
     maximum_retry_interval: timedelta = timedelta(seconds=10)

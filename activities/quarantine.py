@@ -1,0 +1,631 @@
+"""The quarantine operator's workers: every change it makes to the cluster, and the one POST.
+
+What is written, and how to recognise it (``docs/operators/quarantine.md`` lists it too):
+
+* an Istio ``AuthorizationPolicy`` ``<name>-quarantine`` (``security.istio.io/v1``), action
+  ``DENY``, one empty rule (matches every request), selecting the workload's pods. DENY, not
+  an empty ALLOW, because Istio evaluates DENY first: no ALLOW policy the team already has
+  can let a request through;
+* an immutable ``ConfigMap`` ``<name>-quarantine-evidence`` with the workload as it was and
+  the alert;
+* the label ``autopilot.dev/quarantined=true`` on the Deployment's own metadata, never on
+  its pod template (that would restart the pods and destroy what is running);
+* on escalation, a Kubernetes ``Event`` on the Deployment, and a JSON POST when a notify URL
+  is set.
+
+Every object carries ``app.kubernetes.io/managed-by: autopilot`` and the annotations
+``autopilot.dev/managed-by: quarantine`` and ``autopilot.dev/workflow``. An object of the same
+name that lacks them belongs to someone else: it is never replaced or deleted.
+
+Each activity is idempotent, because Temporal may run it more than once: writes compare
+before they write, create treats 409 as "already there", delete treats 404 as done. The
+official ``kubernetes`` client is synchronous, so each call runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from models.quarantine import (
+    EvidenceRecorded,
+    PolicyApplied,
+    QuarantineStep,
+    SecurityNotified,
+    evidence_name,
+    policy_name,
+)
+
+#: Field manager recorded for every write (visible in ``managedFields``).
+FIELD_MANAGER = "autopilot-quarantine"
+#: Annotation on every object we write; its value names the operator.
+MANAGED_BY = "autopilot.dev/managed-by"
+MANAGED_BY_VALUE = "quarantine"
+#: Annotation naming the workflow that wrote the object.
+WORKFLOW = "autopilot.dev/workflow"
+#: Annotation on the evidence ConfigMap: which incident it belongs to.
+INCIDENT = "autopilot.dev/incident"
+#: The standard label for objects a tool manages.
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_LABEL_VALUE = "autopilot"
+#: Label on a quarantined Deployment (and on the objects we create for it).
+QUARANTINED = "autopilot.dev/quarantined"
+
+#: Istio's security API.
+ISTIO_SECURITY_GROUP = "security.istio.io"
+ISTIO_SECURITY_VERSION = "v1"
+AUTHORIZATION_POLICIES = "authorizationpolicies"
+
+#: Used when the spec names no notify URL (a worker-wide default).
+NOTIFY_URL_ENV = "AUTOPILOT_QUARANTINE_NOTIFY_URL"
+NOTIFY_TIMEOUT_S = 10.0
+
+_MERGE_PATCH = "application/merge-patch+json"
+#: HTTP statuses from the API server that no retry will fix.
+_FINAL_STATUSES = {400, 401, 403, 422}
+_MAX_CONFLICTS = 10
+
+Json = dict[str, Any]
+
+
+# =============================================================================
+# Kubernetes plumbing
+# =============================================================================
+
+
+@functools.cache
+def api_client() -> client.ApiClient:
+    """The process-wide API client: ``KUBECONFIG`` (or ~/.kube/config), else in-cluster."""
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
+    return client.ApiClient(configuration)
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one blocking client call in a thread; an error no retry can fix stops retries."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except ApiException as error:
+        if error.status in _FINAL_STATUSES:
+            raise ApplicationError(
+                f"the API server refused: {error.status} {_reason(error)}",
+                type="NonRetryable",
+                non_retryable=True,
+            ) from error
+        raise
+
+
+def _reason(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+def _status(error: BaseException) -> int | None:
+    return error.status if isinstance(error, ApiException) else None
+
+
+def _json(obj: Any) -> Json:
+    """A client model (``V1Deployment``...) as the JSON the API server sent."""
+    if isinstance(obj, dict):
+        return obj
+    result: Json = api_client().sanitize_for_serialization(obj)
+    return result
+
+
+async def _get(read: Callable[..., Any], *args: Any) -> Json | None:
+    """Read an object, or ``None`` when it does not exist."""
+    try:
+        return _json(await _call(read, *args))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def _meta(step: QuarantineStep, name: str, extra: dict[str, str] | None = None) -> Json:
+    return {
+        "name": name,
+        "namespace": step.target.namespace,
+        "labels": {MANAGED_LABEL: MANAGED_LABEL_VALUE, QUARANTINED: "true"},
+        "annotations": {MANAGED_BY: MANAGED_BY_VALUE, WORKFLOW: step.workflow_id, **(extra or {})},
+    }
+
+
+def is_managed(obj: Json) -> bool:
+    """Whether the quarantine operator wrote this object."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(MANAGED_BY) == MANAGED_BY_VALUE
+
+
+def _refuse_foreign(obj: Json) -> None:
+    if not is_managed(obj):
+        meta = obj["metadata"]
+        raise ApplicationError(
+            f"{obj.get('kind', 'object')} {meta['namespace']}/{meta['name']} exists and is not "
+            f"managed by autopilot (no {MANAGED_BY}={MANAGED_BY_VALUE} annotation); "
+            "refusing to replace it",
+            type="NonRetryable",
+            non_retryable=True,
+        )
+
+
+def _apps() -> client.AppsV1Api:
+    return client.AppsV1Api(api_client())
+
+
+def _core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def _custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+async def _deployment(step: QuarantineStep) -> Json | None:
+    return await _get(_apps().read_namespaced_deployment, step.target.name, step.target.namespace)
+
+
+# =============================================================================
+# The DENY policy
+# =============================================================================
+
+
+async def _selector(step: QuarantineStep) -> tuple[dict[str, str], str]:
+    """The pods to isolate: the spec's selector, else the Deployment's, else the Service's."""
+    if step.spec.selector:
+        return dict(step.spec.selector), "spec"
+    deployment = await _deployment(step)
+    if deployment is not None:
+        selector = (deployment.get("spec") or {}).get("selector") or {}
+        labels = selector.get("matchLabels") or {}
+        if labels and not selector.get("matchExpressions"):
+            return dict(labels), "deployment"
+        # An AuthorizationPolicy selects by labels only: the pod template's labels select
+        # exactly the pods this Deployment runs.
+        template = (deployment["spec"].get("template") or {}).get("metadata") or {}
+        if template.get("labels"):
+            return dict(template["labels"]), "deployment"
+    service = await _get(_core().read_namespaced_service, step.target.name, step.target.namespace)
+    if service is not None and (service.get("spec") or {}).get("selector"):
+        return dict(service["spec"]["selector"]), "service"
+    raise ApplicationError(
+        f"nothing to isolate: no Deployment or Service {step.target.namespace}/"
+        f"{step.target.name} with a selector; set spec.selector to the pods' labels",
+        type="NonRetryable",
+        non_retryable=True,
+    )
+
+
+def deny_policy(step: QuarantineStep, selector: dict[str, str]) -> Json:
+    """The AuthorizationPolicy that denies every request to the selected pods.
+
+    ``rules: [{}]`` is one rule that matches every request; with ``exemptNamespaces`` the
+    rule matches every request *not* from those namespaces (a request without a mTLS
+    identity has no namespace, so it is denied too).
+    """
+    rule: Json = {}
+    if step.spec.exempt_namespaces:
+        rule = {"from": [{"source": {"notNamespaces": list(step.spec.exempt_namespaces)}}]}
+    first = step.data.first_alert
+    extra = {"autopilot.dev/alert": first.alertname} if first else {}
+    return {
+        "apiVersion": f"{ISTIO_SECURITY_GROUP}/{ISTIO_SECURITY_VERSION}",
+        "kind": "AuthorizationPolicy",
+        "metadata": _meta(step, policy_name(step.target), extra),
+        "spec": {"selector": {"matchLabels": selector}, "action": "DENY", "rules": [rule]},
+    }
+
+
+def _policy_api(step: QuarantineStep) -> tuple[str, str, str, str]:
+    return (
+        ISTIO_SECURITY_GROUP,
+        ISTIO_SECURITY_VERSION,
+        step.target.namespace,
+        AUTHORIZATION_POLICIES,
+    )
+
+
+async def _read_policy(step: QuarantineStep) -> Json | None:
+    return await _get(
+        _custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
+    )
+
+
+def _needs_update(live: Json, wanted: Json) -> bool:
+    meta, want = live.get("metadata") or {}, wanted["metadata"]
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    return (
+        live.get("spec") != wanted["spec"]
+        or any(labels.get(k) != v for k, v in want["labels"].items())
+        or any(annotations.get(k) != v for k, v in want["annotations"].items())
+    )
+
+
+@activity.defn(name="quarantine.apply_deny_policy")
+async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
+    """Create or correct the DENY AuthorizationPolicy; once it is as wanted, write nothing.
+
+    Raises:
+        ApplicationError: (non-retryable) nothing to isolate, or a policy of that name
+            exists and is not ours.
+    """
+    selector, selected_by = await _selector(step)
+    wanted = deny_policy(step, selector)
+    name = wanted["metadata"]["name"]
+    api = _custom()
+    for _ in range(_MAX_CONFLICTS):
+        live = await _read_policy(step)
+        try:
+            if live is None:
+                await _call(
+                    api.create_namespaced_custom_object,
+                    *_policy_api(step),
+                    wanted,
+                    field_manager=FIELD_MANAGER,
+                )
+            elif _needs_update(live, wanted):
+                _refuse_foreign(live)
+                meta = live["metadata"]
+                body = {
+                    **wanted,
+                    "metadata": {
+                        **meta,
+                        "labels": {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]},
+                        "annotations": {
+                            **(meta.get("annotations") or {}),
+                            **wanted["metadata"]["annotations"],
+                        },
+                    },
+                }
+                await _call(
+                    api.replace_namespaced_custom_object,
+                    *_policy_api(step),
+                    name,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                )
+            else:
+                _refuse_foreign(live)
+                return PolicyApplied(
+                    name=name, selector=selector, selected_by=selected_by, changed=False
+                )
+        except ApiException as error:
+            if _status(error) == 409:  # created or changed meanwhile: look again
+                continue
+            raise
+        activity.logger.info("DENY policy %s/%s applied", step.target.namespace, name)
+        return PolicyApplied(name=name, selector=selector, selected_by=selected_by, changed=True)
+    raise RuntimeError(f"AuthorizationPolicy {name} kept changing; giving up for this attempt")
+
+
+@activity.defn(name="quarantine.remove_deny_policy")
+async def remove_deny_policy(step: QuarantineStep) -> None:
+    """Delete our DENY policy; an absent one, or one that is not ours, is left as it is."""
+    name = policy_name(step.target)
+    for _ in range(_MAX_CONFLICTS):
+        live = await _read_policy(step)
+        if live is None:
+            return
+        if not is_managed(live):
+            activity.logger.warning("AuthorizationPolicy %s is not ours; leaving it", name)
+            return
+        meta = live["metadata"]
+        preconditions = client.V1Preconditions(
+            uid=meta["uid"], resource_version=meta["resourceVersion"]
+        )
+        try:
+            await _call(
+                _custom().delete_namespaced_custom_object,
+                *_policy_api(step),
+                name,
+                body=client.V1DeleteOptions(preconditions=preconditions),
+            )
+        except ApiException as error:
+            if _status(error) == 404:
+                return
+            if _status(error) == 409:  # replaced meanwhile: decide again on what is there now
+                continue
+            raise
+        activity.logger.info("DENY policy %s/%s removed", step.target.namespace, name)
+        return
+    raise RuntimeError(f"AuthorizationPolicy {name} kept changing; giving up for this attempt")
+
+
+# =============================================================================
+# Evidence
+# =============================================================================
+
+
+def _incident(step: QuarantineStep) -> str:
+    """Names one quarantine: the workflow and when it isolated the workload."""
+    since = step.data.quarantined_at.isoformat() if step.data.quarantined_at else "unknown"
+    return f"{step.workflow_id}@{since}"
+
+
+def _images(deployment: Json | None) -> list[str]:
+    if deployment is None:
+        return []
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return [f"{c['name']}={c.get('image', '')}" for c in containers]
+
+
+def _evidence(step: QuarantineStep, deployment: Json | None) -> Json:
+    """The ConfigMap body: workload and alerts as JSON, images as lines."""
+    workload: Json | None = None
+    if deployment is not None:
+        meta = deployment["metadata"]
+        workload = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                key: meta[key]
+                for key in (
+                    "name",
+                    "namespace",
+                    "uid",
+                    "generation",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "labels",
+                    "annotations",
+                )
+                if key in meta
+            },
+            "spec": deployment.get("spec"),
+            "status": deployment.get("status"),
+        }
+    alerts = [a.model_dump(mode="json") for a in step.data.alerts]
+    captured = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(
+            step,
+            evidence_name(step.target),
+            {INCIDENT: _incident(step), "autopilot.dev/captured-at": captured},
+        ),
+        "immutable": True,
+        "data": {
+            "alerts.json": json.dumps(alerts, indent=2, sort_keys=True),
+            "workload.json": json.dumps(workload, indent=2, sort_keys=True),
+            "images.txt": "".join(f"{line}\n" for line in _images(deployment)),
+            "target.txt": f"{step.target.kind} {step.target.namespace}/{step.target.name}\n",
+        },
+    }
+
+
+@activity.defn(name="quarantine.snapshot_evidence")
+async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
+    """Write the evidence ConfigMap once per incident; a retry keeps the first snapshot.
+
+    The ConfigMap is immutable. A later incident for the same workload replaces it (the
+    earlier one stays in that workflow's history); a ConfigMap of that name that is not
+    ours is never touched.
+    """
+    name = evidence_name(step.target)
+    namespace = step.target.namespace
+    core = _core()
+    for _ in range(_MAX_CONFLICTS):
+        live = await _get(core.read_namespaced_config_map, name, namespace)
+        if live is not None:
+            _refuse_foreign(live)
+            annotations = live["metadata"].get("annotations") or {}
+            if annotations.get(INCIDENT) == _incident(step):
+                images = (live.get("data") or {}).get("images.txt", "").splitlines()
+                workload = (live.get("data") or {}).get("workload.json", "null") != "null"
+                return EvidenceRecorded(config_map=name, images=images, workload_found=workload)
+            meta = live["metadata"]
+            preconditions = client.V1Preconditions(
+                uid=meta["uid"], resource_version=meta["resourceVersion"]
+            )
+            try:  # immutable: an older incident's evidence is replaced by delete + create
+                await _call(
+                    core.delete_namespaced_config_map,
+                    name,
+                    namespace,
+                    body=client.V1DeleteOptions(preconditions=preconditions),
+                )
+            except ApiException as error:
+                if _status(error) not in (404, 409):
+                    raise
+            continue
+        deployment = await _deployment(step)
+        body = _evidence(step, deployment)
+        try:
+            await _call(
+                core.create_namespaced_config_map, namespace, body, field_manager=FIELD_MANAGER
+            )
+        except ApiException as error:
+            if _status(error) == 409:
+                continue
+            raise
+        activity.logger.info("evidence written to ConfigMap %s/%s", namespace, name)
+        return EvidenceRecorded(
+            config_map=name, images=_images(deployment), workload_found=deployment is not None
+        )
+    raise RuntimeError(f"ConfigMap {name} kept changing; giving up for this attempt")
+
+
+# =============================================================================
+# The label on the Deployment
+# =============================================================================
+
+
+async def _patch_deployment(step: QuarantineStep, metadata: Json) -> bool:
+    """Merge-patch the Deployment's own metadata; False when it does not exist."""
+    try:
+        await _call(
+            _apps().patch_namespaced_deployment,
+            step.target.name,
+            step.target.namespace,
+            {"metadata": metadata},
+            field_manager=FIELD_MANAGER,
+            _content_type=_MERGE_PATCH,
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+@activity.defn(name="quarantine.label_workload")
+async def label_workload(step: QuarantineStep) -> None:
+    """Label the Deployment ``autopilot.dev/quarantined=true`` (its metadata, not its pods)."""
+    # A label only: changing a Deployment's annotations bumps its generation (they are
+    # copied to its ReplicaSets), which rollout tools, the canary operator included, watch.
+    found = await _patch_deployment(step, {"labels": {QUARANTINED: "true"}})
+    if not found:
+        activity.logger.info("no Deployment %s to label", step.target.name)
+
+
+@activity.defn(name="quarantine.unlabel_workload")
+async def unlabel_workload(step: QuarantineStep) -> None:
+    """Remove the label again; a Deployment that is gone needs nothing."""
+    await _patch_deployment(step, {"labels": {QUARANTINED: None}})
+
+
+# =============================================================================
+# Escalation
+# =============================================================================
+
+
+def notification(step: QuarantineStep) -> Json:
+    """The JSON body of the escalation POST: enough to act on without opening anything."""
+    data = step.data
+    return {
+        "operator": "quarantine",
+        "workflow_id": step.workflow_id,
+        "namespace": step.target.namespace,
+        "name": step.target.name,
+        "state": step.state,
+        "reason": data.escalation_reason,
+        "isolated": data.policy is not None,
+        "isolated_since": data.quarantined_at.isoformat() if data.quarantined_at else None,
+        "policy": data.policy,
+        "selector": data.selector,
+        "evidence": data.evidence,
+        "images": data.images,
+        "alerts": [a.model_dump(mode="json") for a in data.alerts],
+        "problems": data.problems,
+    }
+
+
+async def _post(url: str, body: Json, key: str) -> int:
+    headers = {"Idempotency-Key": key, "User-Agent": "autopilot-quarantine"}
+    timeout = aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_S)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
+        if response.status in (408, 429) or response.status >= 500:
+            raise RuntimeError(f"POST {url} answered {response.status}; will retry")
+        if response.status >= 400:
+            raise ApplicationError(
+                f"POST {url} answered {response.status}: {(await response.text())[:200]}",
+                type="NonRetryable",
+                non_retryable=True,
+            )
+        return response.status
+
+
+async def _record_event(step: QuarantineStep, message: str) -> str:
+    """A Warning Event on the Deployment (``kubectl describe`` and ``get events`` show it).
+
+    Its name derives from ``step_key``, so a retried activity finds it instead of adding one.
+    """
+    namespace = step.target.namespace
+    name = (
+        f"{step.target.name}.quarantine-{hashlib.sha256(step.step_key.encode()).hexdigest()[:12]}"
+    )
+    deployment = await _deployment(step)
+    involved: Json = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "namespace": namespace,
+        "name": step.target.name,
+    }
+    if deployment is not None:
+        involved["uid"] = deployment["metadata"]["uid"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": _meta(step, name),
+        "involvedObject": involved,
+        "type": "Warning",
+        "reason": "QuarantineEscalated",
+        "message": message[:1024],
+        "source": {"component": "autopilot-quarantine"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    try:
+        await _call(_core().create_namespaced_event, namespace, event, field_manager=FIELD_MANAGER)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return f"{namespace}/{name}"
+
+
+@activity.defn(name="quarantine.notify_security")
+async def notify_security(step: QuarantineStep) -> SecurityNotified:
+    """Tell security: POST to the notify URL when one is set, and always a Kubernetes Event.
+
+    The POST carries ``Idempotency-Key: <step_key>`` so a receiver can drop a retried
+    delivery. 408, 429 and 5xx are retried; another 4xx is final (the URL or receiver is
+    wrong, and a retry would not change that).
+    """
+    data = step.data
+    first = data.first_alert
+    alert = f"{first.alertname} ({first.severity or 'no severity'})" if first else "no alert"
+    isolated = f"isolated by {data.policy}" if data.policy else "NOT isolated"
+    message = f"{alert}; {isolated}; {data.escalation_reason or 'escalated'}"
+    url = step.spec.notify_url or os.environ.get(NOTIFY_URL_ENV) or None
+    status: int | None = None
+    if url:
+        status = await _post(url, notification(step), step.step_key)
+    recorded = await _record_event(step, message)
+    return SecurityNotified(posted_to=_redacted(url), status=status, kubernetes_event=recorded)
+
+
+def _redacted(url: str | None) -> str | None:
+    """Scheme and host only: webhook URLs often carry a token in their path or query."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
+#: Every quarantine activity, for the worker.
+ACTIVITIES: list[Callable[..., Any]] = [
+    apply_deny_policy,
+    remove_deny_policy,
+    snapshot_evidence,
+    label_workload,
+    unlabel_workload,
+    notify_security,
+]

@@ -1,0 +1,5 @@
+"""``python -m cli``: the ``autopilot`` command without the console script."""
+
+from cli.main import app
+
+app(prog_name="autopilot")

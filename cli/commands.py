@@ -1,0 +1,188 @@
+"""``autopilot approve | promote | pause | resume | abort | retry``: human commands.
+
+Each is a Temporal update (``models.operator.COMMAND_UPDATE``) carrying a
+:class:`~models.operator.CommandRequest` with who gives it and why. The workflow's
+validator refuses a command its current state does not accept before it enters history;
+the CLI prints that message as it is and exits 1. An accepted command is recorded in the
+workflow (status shows who and why), and the receipt says what it did.
+
+Two stages, so that a busy machine does not leave the user guessing: first the command is
+*accepted* (validated and durably recorded), then the machine *acts* on it, which may wait
+for the worker running the current step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from temporalio.client import (
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.exceptions import FailureError
+from temporalio.service import RPCError
+
+from cli.connection import (
+    AddressOption,
+    Endpoint,
+    NamespaceOption,
+    open_client,
+    resolve,
+    settings,
+)
+from cli.errors import CliError, Exit, friendly, run
+from cli.output import Format, OutputOption, console, dump
+from cli.targets import (
+    DEFAULT_OPERATOR,
+    KubeNamespaceOption,
+    OperatorOption,
+    TargetArgument,
+    describe_workflow,
+    execution_name,
+    temporal_errors,
+    unknown,
+)
+from cli.views import receipt_view
+from models.errors import describe
+from models.operator import COMMAND_UPDATE, CommandReceipt, CommandRequest
+
+#: The commands, with what each one asks of the machine (``--help`` text).
+COMMANDS: dict[str, str] = {
+    "approve": "Approve the gate the machine waits at (e.g. a canary's promotion gate).",
+    "promote": "Promote now, skipping the remaining steps (canary).",
+    "pause": "Pause: timers freeze and watcher events wait; commands still work.",
+    "resume": "Resume a paused machine; timers continue with the time they had left.",
+    "abort": "Abort: the operator undoes its change (a canary routes all traffic back).",
+    "retry": "Retry after a failure (a rolled-back canary, or a worker that failed).",
+}
+
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why; recorded with the command.")
+]
+AsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Who gives the command. Default: AUTOPILOT_TEMPORAL_IDENTITY, else the local user.",
+        show_default=False,
+    ),
+]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=1,
+        help="Seconds to wait for the machine to act on an accepted command.",
+    ),
+]
+
+
+def refused(request: CommandRequest, error: WorkflowUpdateFailedError) -> CliError:
+    """The workflow's own message for a refused command (exit 1)."""
+    cause = error.cause
+    message = cause.message if isinstance(cause, FailureError) else str(cause or error)
+    return CliError(f"{request.command} refused: {message}")
+
+
+async def send_command(
+    endpoint: Endpoint, workflow: str, request: CommandRequest, wait: float
+) -> CommandReceipt | None:
+    """Send ``request``; the receipt, or ``None`` if it was accepted but not acted on yet.
+
+    Raises:
+        CliError: Unknown workflow (4), finished workflow or refused command (1).
+    """
+    client = await open_client(endpoint, identity=request.by)
+    handle, description = await describe_workflow(client, endpoint, workflow)
+    execution = execution_name(description.status)
+    if execution != "Running":
+        raise CliError(
+            f"{workflow} has finished ({execution}); it accepts no commands",
+            hint=f"'autopilot status {workflow}' shows how it ended",
+        )
+    try:
+        with temporal_errors(endpoint, workflow):
+            update = await asyncio.wait_for(
+                handle.start_update(
+                    COMMAND_UPDATE,
+                    request,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=CommandReceipt,
+                ),
+                timeout=wait,
+            )
+    except WorkflowUpdateFailedError as error:
+        raise refused(request, error) from None
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise CliError(
+            f"{workflow} did not answer within {wait:g}s; the command was not accepted",
+            hint="is a worker running? 'autopilot worker' starts one",
+        ) from None
+    try:
+        receipt: CommandReceipt = await asyncio.wait_for(update.result(), timeout=wait)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return None
+    except WorkflowUpdateFailedError as error:
+        # A rejection by the validator surfaces here: accepted-stage calls return at once.
+        raise refused(request, error) from None
+    except RPCError as error:
+        if "not found" in error.message.lower():
+            raise unknown(workflow) from None
+        raise
+    return receipt
+
+
+def _make(name: str, summary: str) -> Callable[..., None]:
+    def command(
+        target: TargetArgument,
+        namespace: KubeNamespaceOption = None,
+        operator: OperatorOption = DEFAULT_OPERATOR,
+        reason: ReasonOption = None,
+        as_: AsOption = None,
+        wait: WaitOption = 120.0,
+        output: OutputOption = Format.TABLE,
+        address: AddressOption = None,
+        temporal_namespace: NamespaceOption = None,
+    ) -> None:
+        from cli.targets import workflow_id_of
+
+        workflow = workflow_id_of(target, namespace, operator)
+        endpoint = resolve(address, temporal_namespace)
+        by = as_ if as_ is not None else settings().identity
+        try:
+            request = CommandRequest(command=name, by=by, reason=reason)
+        except ValidationError as error:
+            raise CliError(f"invalid command: {describe(error)}", Exit.INVALID) from None
+        receipt = run(send_command(endpoint, workflow, request, wait))
+        if receipt is None:
+            message = (
+                f"{name} accepted from {by} for {workflow}; the machine acts on it when its "
+                f"current step ends ('autopilot status {workflow}' shows it)"
+            )
+            if output == Format.TABLE:
+                console().print(f"[yellow]✓[/] {message}")
+            else:
+                dump({"command": name, "by": by, "accepted": True, "applied": None}, output)
+            return
+        if output == Format.TABLE:
+            console().print(receipt_view(receipt, workflow))
+        else:
+            dump(receipt.model_dump(mode="json"), output)
+
+    command.__name__ = f"{name}_command"
+    command.__doc__ = (
+        f"{summary}\n\nRecords who (--as) and why (--reason); a command the current state "
+        "does not accept is refused with the workflow's message (exit 1)."
+    )
+    return friendly(command)
+
+
+#: One Typer callback per command name.
+CALLBACKS: dict[str, Callable[..., None]] = {
+    name: _make(name, text) for name, text in COMMANDS.items()
+}

@@ -1,0 +1,161 @@
+"""The little Kubernetes the CLI does: read a Deployment, and change its image.
+
+``autopilot canary start --image`` makes the new revision real before the canary starts,
+exactly as ``kubectl set image`` would, so what the workflow rolls out is what the cluster
+runs. The client is configured like kubectl (``KUBECONFIG``, then ``~/.kube/config``), with
+one addition: with neither, the running dev cluster's kubeconfig. Failures become
+:class:`~cli.errors.CliError` with exit code 6 (unreachable) or 4 (no such Deployment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from cli.errors import CliError, Exit
+from devcluster import paths as dev_paths
+from devcluster.state import ClusterState
+
+#: What to do when Kubernetes is missing.
+KUBE_HINT = (
+    "set KUBECONFIG, or run 'autopilot dev up' for a local cluster "
+    "(then 'eval \"$(autopilot dev env)\"')"
+)
+
+#: Connect and read timeouts of every call, in seconds.
+TIMEOUT = (5, 30)
+
+
+def _dev_kubeconfig() -> Path | None:
+    state_dir = dev_paths.default_state_dir()
+    try:
+        state = ClusterState.load(state_dir / "cluster.json")
+    except (OSError, ValueError):
+        return None
+    process = state.processes.get("kube-apiserver")
+    path = state_dir / "kubeconfig"
+    return path if process is not None and process.alive() and path.is_file() else None
+
+
+def api_client() -> client.ApiClient:
+    """A client configured like kubectl; a :class:`CliError` (exit 6) when there is none."""
+    configuration = client.Configuration()
+    explicit = os.environ.get("KUBECONFIG")
+    default = Path.home() / ".kube" / "config"
+    try:
+        if explicit:
+            config.load_kube_config(config_file=explicit, client_configuration=configuration)
+        elif default.is_file():
+            config.load_kube_config(config_file=str(default), client_configuration=configuration)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        elif (dev := _dev_kubeconfig()) is not None:
+            config.load_kube_config(config_file=str(dev), client_configuration=configuration)
+        else:
+            raise CliError("Kubernetes is not configured", Exit.NO_KUBERNETES, hint=KUBE_HINT)
+    except CliError:
+        raise
+    except Exception as error:
+        raise CliError(
+            f"cannot load the Kubernetes configuration: {error}", Exit.NO_KUBERNETES, hint=KUBE_HINT
+        ) from None
+    configuration.retries = 1
+    return client.ApiClient(configuration)
+
+
+def _call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, _request_timeout=TIMEOUT, **kwargs)
+    except ApiException as error:
+        if error.status == 404:
+            raise CliError(f"no {what}", Exit.UNKNOWN_TARGET) from None
+        if error.status in (401, 403):
+            raise CliError(
+                f"Kubernetes refused access to {what}: {error.reason}",
+                Exit.NO_KUBERNETES,
+                hint="check the credentials in your kubeconfig",
+            ) from None
+        detail = _message(error)
+        if error.status == 409 or "resourceVersion" in detail:
+            raise CliError(
+                f"{what} changed while it was being updated", hint="run the command again"
+            ) from None
+        raise CliError(f"Kubernetes refused to change {what}: {detail}") from None
+    except (HTTPError, OSError) as error:
+        host = api.configuration.host
+        raise CliError(
+            f"cannot reach Kubernetes at {host}: {type(error).__name__}",
+            Exit.NO_KUBERNETES,
+            hint=KUBE_HINT,
+        ) from None
+
+
+def _message(error: ApiException) -> str:
+    """The API server's own message, else the HTTP status."""
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return f"{error.status} {error.reason}"
+
+
+def read_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    """The Deployment as JSON (as the API server sent it)."""
+    apps = client.AppsV1Api(api)
+    found = _call(
+        api, f"Deployment {namespace}/{name}", apps.read_namespaced_deployment, name, namespace
+    )
+    result: dict[str, Any] = api.sanitize_for_serialization(found)
+    return result
+
+
+def set_image(
+    api: client.ApiClient, namespace: str, name: str, image: str, container: str | None = None
+) -> dict[str, Any]:
+    """Set one container's image (the first, unless ``container``); the updated Deployment.
+
+    A JSON patch guarded by the ``resourceVersion`` just read, so a concurrent edit is never
+    overwritten (the caller sees the error and can try again).
+    """
+    deployment = read_deployment(api, namespace, name)
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    names = [c["name"] for c in containers]
+    if container is None:
+        index = 0
+    elif container in names:
+        index = names.index(container)
+    else:
+        raise CliError(
+            f"Deployment {namespace}/{name} has no container {container!r}",
+            Exit.INVALID,
+            hint=f"its containers: {', '.join(names)}",
+        )
+    if containers[index].get("image") == image:
+        return deployment
+    patch = [
+        {
+            "op": "test",
+            "path": "/metadata/resourceVersion",
+            "value": deployment["metadata"]["resourceVersion"],
+        },
+        {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": image},
+    ]
+    apps = client.AppsV1Api(api)
+    updated = _call(
+        api,
+        f"Deployment {namespace}/{name}",
+        apps.patch_namespaced_deployment,
+        name,
+        namespace,
+        patch,
+    )
+    result: dict[str, Any] = api.sanitize_for_serialization(updated)
+    return result

@@ -1,0 +1,158 @@
+"""``autopilot new operator NAME``: write a working operator to start from.
+
+Four files, in the project's layout, each in the package whose rules it follows:
+
+* ``models/<name>.py``: spec, data and events (pydantic only);
+* ``workflows/<name>.py``: the machine and its ``@register @workflow.defn`` class (the
+  registry imports every module of ``workflows``, so nothing else needs editing);
+* ``activities/<name>.py``: the workers, ``@activity.defn(name="<name>.<fn>")``, and the
+  module's ``ACTIVITIES`` list the worker collects;
+* ``tests/test_<name>_operator.py``: tests on the time-skipping server that pass as
+  generated.
+
+The templates sit next to this module (``*.py.tmpl``, ``string.Template`` syntax).
+Nothing is overwritten: an existing name, an invalid identifier or a directory that is not
+an Autopilot project is refused before any file is written.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+#: An operator name: a lowercase Python identifier (it names modules and workflow IDs).
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+#: Names the generated modules already use at module level, or that name packages.
+RESERVED = frozenset(
+    {
+        "activities",
+        "activity",
+        "annotations",
+        "any",
+        "apply_change",
+        "approval_time",
+        "asyncio",
+        "c",
+        "cast",
+        "command",
+        "details",
+        "engine",
+        "event",
+        "m",
+        "models",
+        "needs_approval",
+        "operator",
+        "prepare",
+        "pytest",
+        "record_applied",
+        "record_failure",
+        "record_prepared",
+        "registry",
+        "start",
+        "start_over",
+        "step",
+        "target",
+        "tests",
+        "timedelta",
+        "uuid",
+        "wait_for",
+        "worker",
+        "workflow",
+        "workflows",
+    }
+)
+
+#: Template file, and where its output goes (``{name}`` is the operator's name).
+FILES = (
+    ("model.py.tmpl", "models/{name}.py"),
+    ("workflow.py.tmpl", "workflows/{name}.py"),
+    ("activities.py.tmpl", "activities/{name}.py"),
+    ("test.py.tmpl", "tests/test_{name}_operator.py"),
+)
+
+#: Packages a project must have for the generated files to work.
+PACKAGES = ("models", "workflows", "activities", "tests")
+
+
+class ScaffoldError(ValueError):
+    """The operator cannot be generated; the message says why."""
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """What was generated."""
+
+    name: str
+    class_prefix: str
+    files: tuple[Path, ...]
+
+
+def class_prefix(name: str) -> str:
+    """``door_lock`` → ``DoorLock``."""
+    return "".join(part.capitalize() for part in name.split("_") if part)
+
+
+def check_name(name: str) -> None:
+    """Refuse a name that cannot be an operator's.
+
+    Raises:
+        ScaffoldError: Not a lowercase identifier, a Python keyword, or a reserved name.
+    """
+    if not NAME_PATTERN.match(name) or name.endswith("_") or "__" in name:
+        raise ScaffoldError(
+            f"{name!r} is not a valid operator name: use lowercase letters, digits and single "
+            "underscores, starting with a letter (e.g. quarantine, door_lock)"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in RESERVED:
+        raise ScaffoldError(f"{name!r} is reserved (a keyword or a name the generated code uses)")
+
+
+def planned_files(root: Path, name: str) -> list[Path]:
+    """The files :func:`scaffold` would write under ``root``."""
+    return [root / target.format(name=name) for _template, target in FILES]
+
+
+def check_project(root: Path, name: str) -> None:
+    """Refuse a directory that is not a project, or a name that exists there already.
+
+    Raises:
+        ScaffoldError: A package is missing, or a module or package of that name exists.
+    """
+    missing = [p for p in PACKAGES if not (root / p / "__init__.py").is_file()]
+    if missing:
+        raise ScaffoldError(
+            f"{root} does not look like an Autopilot project (no {', '.join(missing)} "
+            "package); run this at the project's root or give --dir"
+        )
+    taken = [path for path in planned_files(root, name) if path.exists()]
+    taken += [
+        root / p / name for p in ("models", "workflows", "activities") if (root / p / name).exists()
+    ]
+    if taken:
+        listed = ", ".join(str(p.relative_to(root)) for p in taken)
+        raise ScaffoldError(f"an operator named {name!r} exists already ({listed})")
+
+
+def render(template: str, name: str) -> str:
+    """One template with the operator's name filled in."""
+    text = resources.files(__name__).joinpath(template).read_text(encoding="utf-8")
+    return Template(text).substitute(name=name, Name=class_prefix(name))
+
+
+def scaffold(root: Path, name: str) -> Scaffold:
+    """Write a new operator ``name`` into the project at ``root``.
+
+    Raises:
+        ScaffoldError: Invalid name, not a project, or the name exists; nothing is written.
+    """
+    check_name(name)
+    check_project(root, name)
+    rendered = [(root / target.format(name=name), render(t, name)) for t, target in FILES]
+    for path, text in rendered:
+        path.write_text(text, encoding="utf-8")
+    return Scaffold(name=name, class_prefix=class_prefix(name), files=tuple(p for p, _ in rendered))

@@ -1,0 +1,196 @@
+"""One entry point for every watcher: :func:`run_watchers`, which ``worker_main`` runs beside
+the worker (or alone).
+
+What runs where:
+
+* the **webhook server** runs on every replica (put them behind one Service): each request
+  is answered by one replica, and event IDs make a sender's retries harmless;
+* the **Kubernetes watcher**, the **status mirror** and the **Prometheus watcher** run only on
+  the replica that holds the Lease (:class:`~watchers.lease.LeaderElector`), built afresh
+  for each term so a new leader starts from the cluster's state, not from memory.
+
+With ``leader_election`` off (one replica, or tests), they simply run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from prometheus_client import CollectorRegistry
+
+from watchers.config import WatchersSettings
+from watchers.delivery import Delivery
+from watchers.kube.canary_api import CanaryApi
+from watchers.kube.client import KubeCalls, api_client
+from watchers.kube.index import CanaryIndex
+from watchers.kube.status import StatusMirror
+from watchers.kube.watcher import KubeWatcher
+from watchers.lease import LeaderElector
+from watchers.prometheus.watcher import PrometheusWatcher
+from watchers.settings import WebhookSettings
+from watchers.visibility import WorkflowDirectory
+from watchers.webhooks import serve_webhooks
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LeaderWatchers:
+    """The watchers of one leadership term, sharing one Canary index."""
+
+    kube: KubeWatcher
+    status: StatusMirror
+    prometheus: PrometheusWatcher | None
+
+    @classmethod
+    def build(
+        cls,
+        settings: WatchersSettings,
+        delivery: Delivery,
+        calls: KubeCalls,
+        registry: CollectorRegistry | None = None,
+    ) -> LeaderWatchers:
+        """Fresh watchers over a fresh index."""
+        index = CanaryIndex()
+        directory = WorkflowDirectory(delivery.client)
+        kube = KubeWatcher(settings, delivery, calls, index)
+        status = StatusMirror(settings, delivery.client, index, CanaryApi(calls), directory)
+        prometheus = (
+            PrometheusWatcher(settings, delivery, index, directory, registry)
+            if settings.prometheus
+            else None
+        )
+        return cls(kube, status, prometheus)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop``; one failing watcher ends the term (the others are cancelled)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.kube.run(stop))
+            group.create_task(self._after_sync(self.status.run, stop))
+            if self.prometheus is not None:
+                group.create_task(self._after_sync(self.prometheus.run, stop))
+
+    async def _after_sync(
+        self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
+    ) -> None:
+        """Start ``run`` once the Kubernetes watcher knows every Canary."""
+        ready = asyncio.ensure_future(self.kube.ready.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        stopped.cancel()
+        if not stop.is_set():
+            await run(stop)
+
+
+class Runner:
+    """Runs the configured watchers until told to stop.
+
+    Args:
+        settings: which watchers run, and how.
+        delivery: hands every event to Temporal (its client is also used for visibility).
+        webhook_settings: the webhook server's settings; from ``AUTOPILOT_WEBHOOK_*`` by default.
+        registry: Prometheus registry for the watchers' counters; the global one by default.
+        api: a Kubernetes client; built from ``settings.kubeconfig`` by default.
+    """
+
+    def __init__(
+        self,
+        settings: WatchersSettings,
+        delivery: Delivery,
+        *,
+        webhook_settings: WebhookSettings | None = None,
+        registry: CollectorRegistry | None = None,
+        api: client.ApiClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.delivery = delivery
+        self.webhook_settings = webhook_settings
+        self.registry = registry
+        self._api = api
+        self.elector: LeaderElector | None = None
+        #: The watchers of the current term (None while standing by).
+        self.current: LeaderWatchers | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve webhooks and, while leading, watch; return once ``stop`` is set."""
+        settings = self.settings
+        webhooks: asyncio.Task[None] | None = None
+        if settings.webhooks:
+            webhooks = asyncio.create_task(
+                serve_webhooks(
+                    self.webhook_settings or WebhookSettings(),
+                    self.delivery,
+                    registry=self.registry,
+                )
+            )
+        try:
+            if settings.kubernetes:
+                await self._watch(stop)
+            else:
+                if settings.prometheus:
+                    logger.warning(
+                        "the Prometheus watcher needs the Kubernetes watcher (Canary objects); "
+                        "it is not started"
+                    )
+                await stop.wait()
+        finally:
+            if webhooks is not None:
+                webhooks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await webhooks
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        api = self._api or api_client(self.settings.kubeconfig)
+        calls = KubeCalls(api, self.settings.api_concurrency)
+        try:
+            if not self.settings.leader_election:
+                await self._lead(calls, stop)
+                return
+            self.elector = LeaderElector(
+                calls,
+                self.settings.state_namespace,
+                self.settings.state_name,
+                self.settings.identity,
+                duration_s=self.settings.lease_duration_s,
+                renew_deadline_s=self.settings.lease_renew_deadline_s,
+                retry_s=self.settings.lease_retry_s,
+            )
+            await self.elector.run(lambda lost: self._lead(calls, lost), stop)
+        finally:
+            if self._api is None:
+                api.close()
+
+    async def _lead(self, calls: KubeCalls, stop: asyncio.Event) -> None:
+        self.current = LeaderWatchers.build(self.settings, self.delivery, calls, self.registry)
+        try:
+            await self.current.run(stop)
+        finally:
+            self.current = None
+
+
+async def run_watchers(
+    settings: WatchersSettings,
+    delivery: Delivery,
+    stop_event: asyncio.Event,
+    *,
+    webhook_settings: WebhookSettings | None = None,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Run every configured watcher until ``stop_event`` is set (``worker_main`` calls this).
+
+    Args:
+        settings: which watchers run and how (``AUTOPILOT_WATCH_*``).
+        delivery: hands events to Temporal; its client is also used to read visibility.
+        stop_event: set it to stop; the Lease is released and checkpoints are saved.
+        webhook_settings: the webhook server's settings (``AUTOPILOT_WEBHOOK_*`` by default).
+        registry: Prometheus registry for the counters (the global one by default).
+    """
+    runner = Runner(settings, delivery, webhook_settings=webhook_settings, registry=registry)
+    await runner.run(stop_event)
