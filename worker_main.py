@@ -67,12 +67,17 @@ def make_worker(
 
 
 def all_activities() -> list[Callable[..., Any]]:
-    """Every activity of every module in the ``activities`` package (their ``ACTIVITIES``)."""
+    """Every activity the worker serves: the ``ACTIVITIES`` list of every module in the
+    ``activities`` package, and of every module named in ``AUTOPILOT_OPERATOR_MODULES``
+    (an operator kept outside this project may hold its activities beside its machine)."""
     import activities
 
+    names = [m.name for m in pkgutil.walk_packages(activities.__path__, "activities.")]
+    extra = os.environ.get("AUTOPILOT_OPERATOR_MODULES", "")
+    names += [n.strip() for n in extra.split(",") if n.strip()]
     found: list[Callable[..., Any]] = []
-    for module_info in pkgutil.walk_packages(activities.__path__, "activities."):
-        module = importlib.import_module(module_info.name)
+    for name in names:
+        module = importlib.import_module(name)
         found.extend(getattr(module, "ACTIVITIES", []))
     unique: dict[int, Callable[..., Any]] = {id(fn): fn for fn in found}
     return list(unique.values())
@@ -215,8 +220,12 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
             log.info("registered search attributes: %s", ", ".join(added))
         tasks = []
         if worker_settings.run_worker:
-            workflows = all_workflows()
-            activities = all_activities()
+            try:
+                workflows = all_workflows()
+                activities = all_activities()
+            except Exception as error:  # a user's operator module that does not import
+                print(f"error: could not load the operators: {error!r}", file=sys.stderr)
+                return 2
             missing = missing_activities(workflows, activities)
             if missing:
                 print(f"error: no implementation for activities: {', '.join(missing)}")

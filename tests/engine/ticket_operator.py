@@ -20,6 +20,7 @@ from workflows.engine import (
     Operator,
     OperatorWorkflow,
 )
+from workflows.registry import register
 
 
 class TicketSpec(BaseModel):
@@ -91,6 +92,7 @@ ticket.on(["Open", "InReview", "Broken"], Command("abort"), go="Cancelled")
 ticket.check()
 
 
+@register
 @workflow.defn(name="ticket")
 class TicketWorkflow(OperatorWorkflow):
     operator = ticket
@@ -117,3 +119,5 @@ async def apply_change_impl(step: StepInput[TicketSpec, TicketData]) -> Applied:
 
 
 TICKET_ACTIVITIES = [announce_impl, apply_change_impl]
+#: What the worker collects when this module is named in AUTOPILOT_OPERATOR_MODULES.
+ACTIVITIES = TICKET_ACTIVITIES
