@@ -13,7 +13,7 @@ Deployment's image is changed first, so the revision is real.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ from cli.connection import (
 )
 from cli.errors import CliError, Exit, friendly, run
 from cli.output import console
-from cli.targets import execution_name, snapshot, temporal_errors
+from cli.targets import Snapshot, snapshot, temporal_errors
 from models.canary import (
     CanarySpec,
     CanarySpecError,
@@ -119,6 +119,8 @@ class Started:
     generation: int | None
     image_changed: bool
     reused_spec: bool = False
+    sent: bool = True
+    state: str | None = None
 
 
 async def start_canary(
@@ -131,42 +133,39 @@ async def start_canary(
     task_queue: str,
     by: str,
 ) -> Started:
-    """Signal-with-start the canary workflow of ``target`` with its current revision."""
+    """Signal-with-start the canary workflow of ``target`` with its current revision.
+
+    Without a spec, a workflow that is not running starts with the spec of its previous
+    run. A running workflow already handling this revision is left alone.
+    """
     client = await open_client(endpoint, identity=by)
     workflow = target.workflow_id(CANARY)
-    handle = client.get_workflow_handle(workflow)
-    running, exists = False, False
-    try:
-        with temporal_errors(endpoint, workflow):
-            running = execution_name((await handle.describe()).status) == "Running"
-            exists = True
-    except CliError as error:
-        if error.code != Exit.UNKNOWN_TARGET:
-            raise
+    current = await _current(client, endpoint, workflow)
+    running = current is not None and current.running
     reused = False
-    if not running and spec is None and exists:
-        spec, reused = await _previous_spec(client, endpoint, workflow), True
+    if not running and spec is None:
+        spec = _spec_of(current)
+        reused = spec is not None
     if not running and spec is None:
         raise CliError(
             f"no canary runs for {target.namespace}/{target.name}, and no spec was given",
             Exit.INVALID,
             hint=f"autopilot canary start {target.name} -n {target.namespace} -f canary.yaml",
         )
-    api = kube.api_client()
-    try:
-        if image is not None:
-            before = kube.read_deployment(api, target.namespace, target.name)
-            deployment = kube.set_image(api, target.namespace, target.name, image, container)
-            changed = before["metadata"].get("generation") != deployment["metadata"].get(
-                "generation"
-            )
-        else:
-            deployment = kube.read_deployment(api, target.namespace, target.name)
-            changed = False
-    finally:
-        api.close()
+    deployment, changed = _new_revision(target, image, container)
     revision = pod_template_revision(deployment["spec"]["template"])
     generation = deployment["metadata"].get("generation")
+    started = Started(
+        workflow_id=workflow,
+        new_workflow=not running,
+        revision=revision,
+        generation=generation,
+        image_changed=changed,
+        reused_spec=reused,
+        state=current.status.state if current is not None and running else None,
+    )
+    if running and current is not None and current.status.data.get("revision") == revision:
+        return replace(started, sent=False)
     event = NewRevision(revision=revision, generation=generation)
     envelope = EventEnvelope(
         id=f"cli:{target.namespace}/{target.name}:generation-{generation}:{revision}",
@@ -178,7 +177,7 @@ async def start_canary(
         if spec is None:
             # Running, and no spec to start with: a plain signal, so that a workflow that
             # ended meanwhile is reported as gone instead of restarted without a spec.
-            await handle.signal(EVENT_SIGNAL, envelope)
+            await client.get_workflow_handle(workflow).signal(EVENT_SIGNAL, envelope)
         else:
             await client.start_workflow(
                 CANARY,
@@ -188,25 +187,43 @@ async def start_canary(
                 start_signal=EVENT_SIGNAL,
                 start_signal_args=[envelope],
             )
-    return Started(
-        workflow_id=workflow,
-        new_workflow=not running,
-        revision=revision,
-        generation=generation,
-        image_changed=changed,
-        reused_spec=reused,
-    )
+    return started
 
 
-async def _previous_spec(client: Client, endpoint: Endpoint, workflow: str) -> CanarySpec | None:
-    """The spec the last (finished) run of ``workflow`` had, if it was valid."""
-    previous = await snapshot(client, endpoint, workflow)
-    if not previous.status.spec:
+async def _current(client: Client, endpoint: Endpoint, workflow: str) -> Snapshot | None:
+    """The latest run of ``workflow``, running or not; ``None`` if there never was one."""
+    try:
+        return await snapshot(client, endpoint, workflow)
+    except CliError as error:
+        if error.code == Exit.UNKNOWN_TARGET:
+            return None
+        raise
+
+
+def _spec_of(previous: Snapshot | None) -> CanarySpec | None:
+    """The spec a previous run had, if it was valid."""
+    if previous is None or not previous.status.spec:
         return None
     try:
         return CanarySpec.model_validate(previous.status.spec)
     except ValidationError:
         return None
+
+
+def _new_revision(
+    target: Target, image: str | None, container: str | None
+) -> tuple[dict[str, Any], bool]:
+    """The Deployment, after setting ``image`` if given; and whether that changed it."""
+    api = kube.api_client()
+    try:
+        if image is None:
+            return kube.read_deployment(api, target.namespace, target.name), False
+        before = kube.read_deployment(api, target.namespace, target.name)
+        after = kube.set_image(api, target.namespace, target.name, image, container)
+        generation = before["metadata"].get("generation")
+        return after, generation != after["metadata"].get("generation")
+    finally:
+        api.close()
 
 
 @canary_app.command(
@@ -279,6 +296,17 @@ def start_command(
     out = console()
     if started.image_changed:
         out.print(f"set image {image} on Deployment {target.namespace}/{target.name}")
+    if not started.sent:
+        out.print(
+            Text.assemble(
+                ("✓ ", "green"),
+                (started.workflow_id, "bold"),
+                f" already rolls out revision {started.revision} (state {started.state}); "
+                "nothing to send",
+            )
+        )
+        out.print(f"  to roll it out again after a failure: autopilot retry {started.workflow_id}")
+        return
     verb = "started" if started.new_workflow else "sent the new revision to"
     out.print(
         Text.assemble(

@@ -46,6 +46,7 @@ from cli.targets import (
     execution_name,
     temporal_errors,
     unknown,
+    workflow_id_of,
 )
 from cli.views import receipt_view
 from models.errors import describe
@@ -149,8 +150,6 @@ def _make(name: str, summary: str) -> Callable[..., None]:
         address: AddressOption = None,
         temporal_namespace: NamespaceOption = None,
     ) -> None:
-        from cli.targets import workflow_id_of
-
         workflow = workflow_id_of(target, namespace, operator)
         endpoint = resolve(address, temporal_namespace)
         by = as_ if as_ is not None else settings().identity

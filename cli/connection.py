@@ -124,8 +124,21 @@ def _embedded(state_dir: Path) -> tuple[str, str, Path] | None:
         return None
     if not isinstance(raw, dict) or not isinstance(raw.get("address"), str):
         return None
+    pid = raw.get("pid")
+    if isinstance(pid, int) and not _alive(pid):
+        return None  # left behind by a worker that did not stop cleanly
     ui = raw.get("ui_url")
     return raw["address"], ui if isinstance(ui, str) else "", path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _guess_ui(address: str) -> str:

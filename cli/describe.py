@@ -57,7 +57,7 @@ def describe_command(
     )
     transitions.add_column("from", no_wrap=True)
     transitions.add_column("on", no_wrap=True)
-    transitions.add_column("if")
+    transitions.add_column("if", overflow="fold")
     transitions.add_column("to", no_wrap=True)
     transitions.add_column("does")
     for transition in transition_rows(definition):

@@ -32,6 +32,7 @@ from cli.targets import (
     workflow_id_of,
 )
 from cli.views import outcome_text, status_view, step_line
+from models.operator import TransitionRecord
 
 #: ``watch`` exit code for each final outcome.
 WATCH_EXIT = {"succeeded": Exit.OK, "failed": Exit.FAILED, "waiting": Exit.WAITING}
@@ -104,26 +105,25 @@ async def _watch(endpoint: Endpoint, workflow: str, interval: float, out: Consol
                 live.update(status_view(found))
     else:
         out.print(Text.assemble(f"watching {workflow}: ", (found.status.state, "bold")))
-        printed = len(found.status.transitions)
-        for record in found.status.transitions[-5:]:
+        for record in _moves(found.status.transitions)[-5:]:
             out.print(step_line(record, workflow))
+        printed = {r.event_id for r in found.status.transitions}
         weight = found.status.data.get("canary_weight")
         while found.outcome == "running":
             await asyncio.sleep(interval)
             found = await _look_again(client, endpoint, workflow)
-            transitions = found.status.transitions
-            # The engine keeps a bounded list; count from its end when it was trimmed.
-            new = transitions[printed:] if printed <= len(transitions) else transitions[-1:]
-            for record in new:
+            # By event ID: the engine keeps a bounded list, so positions shift.
+            new = [r for r in found.status.transitions if r.event_id not in printed]
+            for record in _moves(new):
                 out.print(step_line(record, workflow))
-            printed = len(transitions)
+            printed.update(r.event_id for r in new)
             now_weight = found.status.data.get("canary_weight")
             if now_weight != weight and now_weight is not None:
                 out.print(f"  weight {now_weight}%")
                 weight = now_weight
     out.print(
         Text.assemble(
-            f"{workflow} ended watching in state ",
+            f"{workflow} stopped in state ",
             (found.status.state, "bold"),
             ": ",
             outcome_text(found.outcome),
@@ -136,6 +136,11 @@ async def _watch(endpoint: Endpoint, workflow: str, interval: float, out: Consol
         out.print(f"  accepts: {', '.join(found.status.accepted_commands)}")
     out.print(f"  {found.url}", style="dim")
     return found
+
+
+def _moves(records: list[TransitionRecord]) -> list[TransitionRecord]:
+    """Transitions that changed the state (a log line each); internal ones are left out."""
+    return [r for r in records if r.target != r.source]
 
 
 async def _look_again(client: Client, endpoint: Endpoint, workflow: str) -> Snapshot:

@@ -117,6 +117,12 @@ def temporal_errors(endpoint: Endpoint, workflow: str | None = None) -> Iterator
     try:
         yield
     except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND and "namespace" in error.message.lower():
+            raise CliError(
+                f"Temporal at {endpoint.address} has no namespace {endpoint.namespace!r}",
+                Exit.INVALID,
+                hint="check --temporal-namespace / AUTOPILOT_TEMPORAL_NAMESPACE",
+            ) from None
         if error.status == RPCStatusCode.NOT_FOUND and workflow is not None:
             raise unknown(workflow) from None
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):

@@ -135,7 +135,8 @@ class LeaderElector:
         except client.ApiException as error:
             if error.status == 409:
                 return False
-            logger.warning("lease %s: %s %s", self.name, error.status, error.reason)
+            hint = f" (does namespace {self.namespace} exist?)" if error.status == 404 else ""
+            logger.warning("lease %s: %s %s%s", self.name, error.status, error.reason, hint)
             return False
         except Exception as error:  # the API server is away: not leading
             logger.warning("lease %s: %s", self.name, error)

@@ -151,7 +151,7 @@ class Runner:
         calls = KubeCalls(api, self.settings.api_concurrency)
         try:
             if not self.settings.leader_election:
-                await self._lead(calls, stop)
+                await self._lead_until(calls, stop)
                 return
             self.elector = LeaderElector(
                 calls,
@@ -166,6 +166,21 @@ class Runner:
         finally:
             if self._api is None:
                 api.close()
+
+    async def _lead_until(self, calls: KubeCalls, stop: asyncio.Event) -> None:
+        """Without a Lease: run the watchers, and start them again if they fail."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._lead(calls, stop)
+            except Exception:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                logger.exception("the watchers failed; starting them again in %.1fs", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            else:
+                failures = 0
 
     async def _lead(self, calls: KubeCalls, stop: asyncio.Event) -> None:
         self.current = LeaderWatchers.build(self.settings, self.delivery, calls, self.registry)

@@ -305,7 +305,7 @@ quarantine.state(
 
 quarantine.on("Detected", SecurityAlert, go="Isolated", do=open_quarantine)
 
-# -- while quarantined: record, never move on an alert --------------------------
+# -- while quarantined: record, never move on an alert ------------------------
 
 quarantine.on(["Isolated", "Escalated"], SecurityAlert, go=None, do=record_alert)
 quarantine.on(ANY, AlertResolved, go=None, do=record_resolution)
@@ -313,18 +313,30 @@ quarantine.on("Isolated", PolicyApplied, go=None, do=record_policy)
 quarantine.on("Isolated", EvidenceRecorded, go=None, do=record_evidence)
 quarantine.on("Escalated", SecurityNotified, go=None, do=record_notification)
 
-# -- Isolated → Escalated ------------------------------------------------------
+# -- Isolated → Escalated -----------------------------------------------------
 
 quarantine.on("Isolated", Timeout, go="Escalated", do=escalate_on_timer)
 quarantine.on(
     "Isolated", ActivityFailed, go="Escalated", when=isolation_failed, do=escalate_on_failure
 )
-quarantine.on("Isolated", Command("escalate"), go="Escalated", do=escalate_on_command)
+quarantine.on(
+    "Isolated", Command("escalate", "notify security now"), go="Escalated", do=escalate_on_command
+)
 
-# -- human decisions -------------------------------------------------------------
+# -- human decisions ----------------------------------------------------------
 
-quarantine.on(["Isolated", "Escalated"], Command("release"), go="Released", do=record_close)
-quarantine.on(["Isolated", "Escalated"], Command("remediate"), go="Remediated", do=record_close)
+quarantine.on(
+    ["Isolated", "Escalated"],
+    Command("release", "lift the quarantine"),
+    go="Released",
+    do=record_close,
+)
+quarantine.on(
+    ["Isolated", "Escalated"],
+    Command("remediate", "close it; security owns the rest"),
+    go="Remediated",
+    do=record_close,
+)
 
 quarantine.check()
 

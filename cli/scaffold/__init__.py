@@ -24,8 +24,12 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-#: An operator name: a lowercase Python identifier (it names modules and workflow IDs).
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: An operator name: a lowercase Python identifier (it names modules and workflow IDs),
+#: short enough for every generated line to stay within the project's line length.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+
+#: The project's line length (``ruff``), which generated imports respect.
+LINE_LENGTH = 100
 
 #: Names the generated modules already use at module level, or that name packages.
 RESERVED = frozenset(
@@ -38,12 +42,10 @@ RESERVED = frozenset(
         "approval_time",
         "asyncio",
         "c",
-        "cast",
         "command",
         "details",
         "engine",
         "event",
-        "m",
         "models",
         "needs_approval",
         "operator",
@@ -138,10 +140,42 @@ def check_project(root: Path, name: str) -> None:
         raise ScaffoldError(f"an operator named {name!r} exists already ({listed})")
 
 
+def import_lines(imports: dict[str, list[str]]) -> str:
+    """``from module import a, b`` lines, sorted and wrapped the way the project's linter
+    wants (where the operator's own module falls depends on its name)."""
+    modules = sorted(imports, key=lambda m: (m.lower(), m))
+    return "\n".join(import_line(module, imports[module]) for module in modules)
+
+
+def import_line(module: str, names: list[str]) -> str:
+    """``from module import a, b`` sorted and wrapped the way the project's linter wants."""
+    ordered = sorted(names, key=lambda n: (n.lower(), n))
+    line = f"from {module} import {', '.join(ordered)}"
+    if len(line) <= LINE_LENGTH:
+        return line
+    members = "".join(f"    {n},\n" for n in ordered)
+    return f"from {module} import (\n{members})"
+
+
 def render(template: str, name: str) -> str:
     """One template with the operator's name filled in."""
     text = resources.files(__name__).joinpath(template).read_text(encoding="utf-8")
-    return Template(text).substitute(name=name, Name=class_prefix(name))
+    prefix = class_prefix(name)
+    models = f"models.{name}"
+    data, spec = f"{prefix}Data", f"{prefix}Spec"
+    return Template(text).substitute(
+        name=name,
+        Name=prefix,
+        workflow_model_imports=import_lines(
+            {
+                models: ["Applied", "Changed", "Prepared", data, spec],
+                "models.operator": ["OperatorInput", "OperatorStatus"],
+            }
+        ),
+        activity_model_imports=import_lines(
+            {models: ["Applied", "Prepared", data, spec], "models.operator": ["StepInput"]}
+        ),
+    )
 
 
 def scaffold(root: Path, name: str) -> Scaffold:

@@ -44,6 +44,9 @@ FLAGS = (
 #: Names the Chromium executable goes by (Debian's package installs ``chromium``).
 EXECUTABLES = ("chromium", "chromium-browser", "google-chrome")
 
+#: Seconds one DevTools command may take (a screenshot of a busy page is the slowest).
+CALL_TIMEOUT_S = 60
+
 #: Where to get it, for messages.
 INSTALL_HINT = "apt-get install -y --no-install-recommends chromium"
 
@@ -56,7 +59,7 @@ def find_chromium() -> str | None:
     """The path of a Chromium executable on ``PATH`` (``CHROMIUM`` overrides), or None."""
     explicit = os.environ.get("CHROMIUM")
     if explicit:
-        return explicit
+        return shutil.which(explicit)
     for name in EXECUTABLES:
         found = shutil.which(name)
         if found:
@@ -156,16 +159,23 @@ class Chromium:
         assert self._socket is not None, "use the browser inside 'async with'"
         message_id = next(self._ids)
         await self._socket.send_json({"id": message_id, "method": method, "params": params})
-        async for message in self._socket:
-            if message.type != aiohttp.WSMsgType.TEXT:
-                raise BrowserError(f"DevTools connection closed during {method}")
-            data = json.loads(message.data)
-            if data.get("id") != message_id:
-                continue
-            if "error" in data:
-                raise BrowserError(f"{method}: {data['error'].get('message', data['error'])}")
-            result: dict[str, Any] = data.get("result", {})
-            return result
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                async for message in self._socket:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    data = json.loads(message.data)
+                    if data.get("id") != message_id:
+                        continue
+                    if "error" in data:
+                        error = data["error"]
+                        raise BrowserError(f"{method}: {error.get('message', error)}")
+                    result: dict[str, Any] = data.get("result", {})
+                    return result
+        except TimeoutError:
+            raise BrowserError(
+                f"chromium did not answer {method} within {CALL_TIMEOUT_S}s"
+            ) from None
         raise BrowserError(f"DevTools connection closed during {method}")
 
     async def evaluate(self, expression: str) -> Any:
@@ -176,10 +186,20 @@ class Chromium:
         return result.get("result", {}).get("value")
 
     async def open(self, url: str) -> None:
-        """Navigate the page to ``url`` (returns once navigation started; then wait for text)."""
+        """Navigate the page to ``url`` and wait until the new document has replaced the old.
+
+        The old document is marked first, so text read afterwards never comes from the page
+        being left. The app itself may still be loading: wait for its text next.
+        """
+        await self.evaluate("window.__autopilotLeaving = true")
         result = await self.call("Page.navigate", url=url)
         if result.get("errorText"):
             raise BrowserError(f"cannot open {url}: {result['errorText']}")
+        for _ in range(240):
+            if await self.evaluate("window.__autopilotLeaving === undefined"):
+                return
+            await asyncio.sleep(0.25)
+        raise BrowserError(f"{url} never replaced the previous page")
 
     async def text(self, frame_id: str | None = None) -> str:
         """The rendered text of the page, or of the same-origin iframe with id ``frame_id``."""
@@ -189,7 +209,7 @@ class Chromium:
             expression = (
                 f"(() => {{ const f = document.getElementById({json.dumps(frame_id)});"
                 " const d = f && f.contentDocument;"
-                " return d && d.body ? d.body.innerText : ''; }})()"
+                " return d && d.body ? d.body.innerText : ''; })()"
             )
         value = await self.evaluate(expression)
         return value if isinstance(value, str) else ""
@@ -213,6 +233,15 @@ class Chromium:
         missing = [needle for needle in needles if needle not in text]
         where = f"iframe #{frame_id}" if frame_id else "page"
         raise BrowserError(f"the {where} never showed {missing}; last text:\n{text[:3000]}")
+
+    async def row_text(self, needle: str) -> str | None:
+        """The text of the first table row that contains ``needle``, if any."""
+        value = await self.evaluate(
+            "(() => { const r = [...document.querySelectorAll('tr')]"
+            f".find(row => row.innerText.includes({json.dumps(needle)}));"
+            " return r ? r.innerText : null; })()"
+        )
+        return value if isinstance(value, str) else None
 
     async def click(self, element_id: str) -> None:
         """Click the element with this id, as a user would."""

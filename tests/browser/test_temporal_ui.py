@@ -40,7 +40,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 CURRENT_DETAILS_FRAME = "user-metadata-current-details"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> str:
     """The Chromium executable; a clear failure in CI when it is missing, a skip elsewhere."""
     found = find_chromium()
@@ -80,10 +80,13 @@ class Ticket:
 
 
 @pytest.fixture(scope="module")
-async def ticket_in_review(dev_cluster: DevCluster, temporal_address: str) -> AsyncIterator[Ticket]:
+async def ticket_in_review(
+    chromium: str, dev_cluster: DevCluster, temporal_address: str
+) -> AsyncIterator[Ticket]:
     """A ticket with two votes, waiting in ``InReview``; its worker runs until the tests end.
 
-    The worker must keep running: the UI asks it for the current details (a query).
+    The worker must keep running: the UI asks it for the current details (a query). It
+    depends on ``chromium`` first, so that a machine without a browser starts no cluster.
     """
     client: Client = await connect(temporal_address)
     task_queue = f"browser-tests-{uuid.uuid4().hex[:6]}"
@@ -128,16 +131,17 @@ async def test_the_workflow_list_filtered_on_our_search_attributes_shows_the_tic
     )
     async with Chromium(chromium) as browser:
         await browser.open(by_operator)
-        text = await browser.wait_for_text(ticket_in_review.workflow_id, "Running")
+        listed = await browser.wait_for_text(ticket_in_review.workflow_id)
+        row = await browser.row_text(ticket_in_review.workflow_id)
         await browser.screenshot(ARTIFACTS / "workflow-list.png")
         (ARTIFACTS / "workflow-list.html").write_text(await browser.html())
 
         await browser.open(by_state)
-        in_state = await browser.wait_for_text(ticket_in_review.workflow_id, "1 Workflow")
+        in_state = await browser.wait_for_text(ticket_in_review.workflow_id)
 
-    assert 'AutopilotOperator = "ticket"' in text  # the filter, as the UI shows it
-    assert "ticket" in text.split(ticket_in_review.workflow_id, 1)[1]  # its type, in the row
-    assert 'AutopilotState = "InReview"' in in_state
+    assert 'AutopilotOperator = "ticket"' in listed  # the filter, as the UI shows it
+    assert row is not None and "RUNNING" in row and "\tticket\t" in row  # status and type
+    assert 'AutopilotState = "InReview"' in in_state  # found by its state
 
 
 async def test_the_workflow_page_shows_the_id_state_and_current_details_summary(
@@ -145,7 +149,9 @@ async def test_the_workflow_page_shows_the_id_state_and_current_details_summary(
 ) -> None:
     async with Chromium(chromium) as browser:
         await browser.open(ticket_in_review.page_url)
-        header = await browser.wait_for_text(ticket_in_review.workflow_id, "RUNNING")
+        header = await browser.wait_for_text(  # the input shows once the history has loaded
+            ticket_in_review.workflow_id, "RUNNING", '"required_votes": 2'
+        )
         await browser.screenshot(ARTIFACTS / "workflow-page.png")
 
         await browser.click("user-metadata-tab")

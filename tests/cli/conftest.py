@@ -20,10 +20,9 @@ from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
 from cli.main import app
-from models.operator import OperatorInput, OperatorStatus, Target
+from models.operator import EngineSettings, OperatorInput, OperatorStatus, Target
 from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
 from worker_main import make_worker
-from workflows.registry import register
 
 Invoke = Callable[..., Awaitable[Result]]
 
@@ -31,7 +30,6 @@ Invoke = Callable[..., Awaitable[Result]]
 @pytest.fixture(scope="session")
 async def ticket_worker(dev_server_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
     """A worker for the ticket operator, on the dev server, for the whole session."""
-    register(TicketWorkflow)  # so that `autopilot describe ticket` finds it
     task_queue = f"cli-tests-{uuid.uuid4().hex[:6]}"
     async with make_worker(
         dev_server_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
@@ -59,12 +57,16 @@ class Tickets:
         self.started: list[WorkflowHandle[Any, Any]] = []
 
     async def start(
-        self, namespace: str | None = None, task_queue: str | None = None, **spec: Any
+        self,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        engine: EngineSettings | None = None,
+        **spec: Any,
     ) -> WorkflowHandle[Any, Any]:
         target = Target(namespace=namespace or self.namespace, name=f"t-{uuid.uuid4().hex[:6]}")
         handle = await self.client.start_workflow(
             "ticket",
-            OperatorInput(target=target, spec=spec),
+            OperatorInput(target=target, spec=spec, engine=engine or EngineSettings()),
             id=target.workflow_id("ticket"),
             task_queue=task_queue or self.task_queue,
             result_type=OperatorStatus,

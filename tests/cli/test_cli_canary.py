@@ -7,6 +7,7 @@ and Prometheus; pods and Envoy traffic come from the data-plane simulator. Inter
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from pathlib import Path
@@ -40,6 +41,17 @@ def write(tmp_path: Path, document: dict[str, Any]) -> Path:
     path = tmp_path / "canary.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+async def shown(autopilot, env: dict[str, str], text: str, namespace: str) -> str:
+    """`status` once it shows ``text`` (a functional wait: the machine moves on its own)."""
+    output = ""
+    for _ in range(100):
+        output = (await autopilot("status", "-n", namespace, "podinfo", env=env)).stdout
+        if text in output:
+            return output
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"status never showed {text!r}:\n{output}")
 
 
 def closed_port() -> int:
@@ -146,12 +158,13 @@ async def test_canary_start_with_an_image_rolls_it_out_and_watch_exits_0(
     watched = await autopilot("watch", "-n", namespace, "podinfo", env=cluster_cli)
     assert watched.exit_code == 0, watched.output
     assert "Promoting" in watched.stdout and "succeeded" in watched.stdout
-    assert "weight 50%" in watched.stdout
     primary = deployment(kube_api, namespace, "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V2
 
     status = json.loads(
-        (await autopilot("status", "-n", namespace, "podinfo", "-o", "json", env=cluster_cli)).stdout
+        (
+            await autopilot("status", "-n", namespace, "podinfo", "-o", "json", env=cluster_cli)
+        ).stdout
     )
     assert status["state"] == "Succeeded" and status["data"]["outcome"] == "promoted"
     assert status["data"]["applied_weights"] == [0, 10, 20, 30, 40, 50, 0]
@@ -185,19 +198,31 @@ async def test_a_faulty_revision_is_rolled_back_and_watch_exits_1(
 
 @pytest.mark.cluster
 @pytest.mark.temporal
-async def test_a_promotion_gate_waits_for_approve_from_the_cli(
+async def test_a_promotion_gate_waits_for_approve_and_a_new_image_restarts_the_rollout(
     autopilot, cluster_cli, kube_api, namespace, tmp_path
 ):
     create_app(kube_api, namespace, app_deployment("podinfo", V1))
     path = write(tmp_path, manifest(namespace, gates={"beforePromotion": True}))
     await autopilot("canary", "start", "podinfo", "-f", str(path), env=cluster_cli)
     assert (await autopilot("watch", "-n", namespace, "podinfo", env=cluster_cli)).exit_code == 0
+    start = ["canary", "start", "podinfo", "-n", namespace, "--image"]
 
-    await autopilot("canary", "start", "podinfo", "-n", namespace, "--image", V2, env=cluster_cli)
+    await autopilot(*start, V2, env=cluster_cli)
     gate = await autopilot("watch", "-n", namespace, "podinfo", env=cluster_cli)
     assert gate.exit_code == 3, gate.output
-    status = (await autopilot("status", "-n", namespace, "podinfo", env=cluster_cli)).stdout
-    assert "gate before promotion: waiting for autopilot approve" in status
+    # The gate re-runs its analysis every interval (AwaitingPromotion ⇄ Analysing).
+    status = await shown(autopilot, cluster_cli, "gate before promotion: waiting for", namespace)
+    assert f"autopilot approve canary/{namespace}/podinfo" in status
+
+    again = await autopilot(*start, V2, env=cluster_cli)
+    assert again.exit_code == 0, again.output
+    assert "already rolls out revision" in again.stdout and "nothing to send" in again.stdout
+
+    newer = await autopilot(*start, V3, env=cluster_cli)
+    assert newer.exit_code == 0, newer.output
+    assert f"sent the new revision to canary/{namespace}/podinfo" in newer.stdout
+    gate = await autopilot("watch", "-n", namespace, "podinfo", env=cluster_cli)
+    assert gate.exit_code == 3, gate.output
 
     approved = await autopilot(
         "approve", "-n", namespace, "podinfo", "--as", "rm", "--reason", "ok", env=cluster_cli
@@ -206,6 +231,8 @@ async def test_a_promotion_gate_waits_for_approve_from_the_cli(
     assert "approve accepted from rm" in approved.stdout
     done = await autopilot("watch", "-n", namespace, "podinfo", env=cluster_cli)
     assert done.exit_code == 0, done.output
+    primary = deployment(kube_api, namespace, "podinfo-primary")
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V3
 
 
 @pytest.mark.cluster

@@ -36,7 +36,11 @@ async def test_the_identity_defaults_to_the_configured_one(autopilot, temporal_e
     await wait_for(handle, "Open")
 
     result = await autopilot(
-        "pause", handle.id, "-o", "json", env={**temporal_env, "AUTOPILOT_TEMPORAL_IDENTITY": "ops-bot"}
+        "pause",
+        handle.id,
+        "-o",
+        "json",
+        env={**temporal_env, "AUTOPILOT_TEMPORAL_IDENTITY": "ops-bot"},
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["by"] == "ops-bot"
@@ -70,7 +74,10 @@ async def test_pause_and_resume_by_namespace_and_name(autopilot, temporal_env, t
     assert resumed.exit_code == 0, resumed.output
     current = await status(handle)
     assert not current.paused
-    assert [(c.command, c.reason) for c in current.commands] == [("pause", "freeze"), ("resume", None)]
+    assert [(c.command, c.reason) for c in current.commands] == [
+        ("pause", "freeze"),
+        ("resume", None),
+    ]
 
 
 async def test_abort_ends_the_machine_and_a_later_command_says_it_has_finished(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import socket
+import sys
 
 import pytest
 
@@ -85,3 +89,49 @@ def test_the_running_dev_cluster_is_found_from_its_state(dev_cluster, monkeypatc
     assert endpoint.address == dev_cluster.env()["TEMPORAL_ADDRESS"]
     assert endpoint.ui_url == f"http://127.0.0.1:{dev_cluster.ports['temporal_ui']}"
     assert "dev cluster" in endpoint.source
+
+
+async def test_an_embedded_servers_file_left_by_a_dead_worker_is_ignored(autopilot, tmp_path):
+    state = tmp_path / "state" / "autopilot"
+    state.mkdir(parents=True)
+    (state / "embedded-temporal.json").write_text(
+        json.dumps({"address": "127.0.0.1:17233", "ui_url": "", "pid": 2**22 + 1})
+    )
+    result = await autopilot("list")
+    assert result.exit_code == 5
+    assert "no Temporal server configured" in result.stderr
+
+
+@pytest.mark.temporal
+async def test_the_cli_finds_the_embedded_server_autopilot_worker_started(autopilot, tmp_path):
+    state = tmp_path / "state" / "autopilot"
+    port, ui_port = closed_port(), closed_port()
+    env = {
+        **os.environ,
+        "AUTOPILOT_TEMPORAL_STATE_DIR": str(state),
+        "AUTOPILOT_EMBEDDED_PORT": str(port),
+        "AUTOPILOT_EMBEDDED_UI_PORT": str(ui_port),
+        "AUTOPILOT_METRICS_PORT": "0",
+    }
+    for name in ("AUTOPILOT_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"):
+        env.pop(name, None)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "worker", "--no-watchers",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert worker.stdout is not None
+    try:
+        seen: list[str] = []
+        while not any("Temporal UI" in line for line in seen):
+            line = await asyncio.wait_for(worker.stdout.readline(), timeout=120)
+            assert line, "the worker exited: " + "".join(seen)
+            seen.append(line.decode())
+
+        listed = await autopilot("list", "-o", "json")
+        assert listed.exit_code == 0, listed.output
+        assert listed.stdout.strip() == "[]"
+        unknown = await autopilot("status", "canary/shop/web")
+        assert unknown.exit_code == 4
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.engine.ticket_operator import TicketWorkflow
-from workflows.registry import register
+from workflows import registry
 
 
 @pytest.fixture(autouse=True)
-def ticket_registered() -> None:
-    register(TicketWorkflow)
+def ticket_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's test operator, registered for this test only (the worker must not see it)."""
+    monkeypatch.setitem(registry._WORKFLOWS, "ticket", TicketWorkflow)
 
 
 async def test_describe_lists_states_with_their_kind_workers_and_timer(autopilot):
@@ -18,7 +19,9 @@ async def test_describe_lists_states_with_their_kind_workers_and_timer(autopilot
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     open_row = next(line for line in lines if line.strip().startswith("Open "))
-    assert "initial" in open_row and "ticket.announce" in open_row and "collecting votes" in open_row
+    assert (
+        "initial" in open_row and "ticket.announce" in open_row and "collecting votes" in open_row
+    )
     review = next(line for line in lines if line.strip().startswith("InReview "))
     assert "review_time() → Expired" in review
     broken = next(line for line in lines if line.strip().startswith("Broken "))
@@ -61,3 +64,27 @@ async def test_describe_an_unknown_operator_exits_4_listing_the_known_ones(autop
     result = await autopilot("describe", "nothing")
     assert result.exit_code == 4
     assert "no operator 'nothing'" in result.stderr and "canary" in result.stderr
+
+
+def test_a_state_named_like_a_mermaid_keyword_is_drawn_under_an_alias():
+    from pydantic import BaseModel
+
+    from workflows.engine import ANY, Command, Operator
+    from workflows.engine.diagram import mermaid
+
+    class Spec(BaseModel):
+        pass
+
+    machine = Operator("odd", spec=Spec, data=Spec, initial="state")
+    machine.state("state")
+    machine.state("end", final=True, failed=True)
+    machine.on("state", Command("finish"), go="end")
+    machine.on(ANY, Command("stop"), go="end")
+    machine.check()
+
+    diagram = mermaid(machine).splitlines()
+    assert '    state "state" as s0' in diagram
+    assert '    state "end" as s1' in diagram
+    assert "    s0 --> s1: /finish" in diagram
+    assert "    any_state --> s1: /stop" in diagram
+    assert "    class s1 failed" in diagram

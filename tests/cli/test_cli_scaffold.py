@@ -95,17 +95,20 @@ async def test_a_new_operator_registers_itself_and_can_be_described(autopilot, p
     assert "['door_lock.apply_change', 'door_lock.prepare']" in output
 
 
-async def test_the_generated_code_is_lint_clean(autopilot, project):
-    await autopilot("new", "operator", "door_lock", "--dir", str(project))
+@pytest.mark.parametrize("name", ["x", "door_lock", "a_name_of_thirty_characters_ok"])
+async def test_the_generated_code_is_lint_clean_and_typed(autopilot, project, name):
+    assert (await autopilot("new", "operator", name, "--dir", str(project))).exit_code == 0
     files = [
-        "models/door_lock.py",
-        "workflows/door_lock.py",
-        "activities/door_lock.py",
-        "tests/test_door_lock_operator.py",
+        f"models/{name}.py",
+        f"workflows/{name}.py",
+        f"activities/{name}.py",
+        f"tests/test_{name}_operator.py",
     ]
     code, output = await run_in(project, "-m", "ruff", "check", *files)
     assert code == 0, output
     code, output = await run_in(project, "-m", "ruff", "format", "--check", *files)
+    assert code == 0, output
+    code, output = await run_in(project, "-m", "mypy", *files)
     assert code == 0, output
 
 
@@ -122,7 +125,18 @@ async def test_an_existing_name_is_refused_and_nothing_is_written(autopilot, pro
     assert "models/door.py" in again.stderr
 
 
-@pytest.mark.parametrize("name", ["Door", "door-lock", "2fa", "class", "door__lock", "workflow"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Door",
+        "door-lock",
+        "2fa",
+        "class",
+        "door__lock",
+        "workflow",
+        "a_name_of_thirty_one_characters",
+    ],
+)
 async def test_a_name_that_cannot_be_an_operator_is_refused(autopilot, project, name):
     result = await autopilot("new", "operator", name, "--dir", str(project))
     assert result.exit_code == 2

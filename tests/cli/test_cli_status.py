@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.cli.conftest import Invoke, Tickets
+from models.operator import EngineSettings
+from tests.cli.conftest import Invoke
 from tests.engine.helpers import command, send, wait_for
 
 pytestmark = pytest.mark.temporal
@@ -35,7 +38,9 @@ async def test_list_filters_by_operator_namespace_and_state(autopilot, temporal_
     await send(voted, "Vote", "v1", voter="ann")
     await wait_for(voted, "InReview")
 
-    rows = await listed(autopilot, temporal_env, "--operator", "ticket", "-n", tickets.namespace, count=2)
+    rows = await listed(
+        autopilot, temporal_env, "--operator", "ticket", "-n", tickets.namespace, count=2
+    )
     assert {r["workflow_id"] for r in rows} == {voted.id, waiting.id}
     assert elsewhere.id not in {r["workflow_id"] for r in rows}
 
@@ -46,7 +51,9 @@ async def test_list_filters_by_operator_namespace_and_state(autopilot, temporal_
     assert rows[0]["operator"] == "ticket"
     assert rows[0]["target"] == f"{tickets.namespace}/{voted.id.rsplit('/', 1)[1]}"
 
-    table = await autopilot("list", "--operator", "ticket", "-n", tickets.namespace, env=temporal_env)
+    table = await autopilot(
+        "list", "--operator", "ticket", "-n", tickets.namespace, env=temporal_env
+    )
     assert table.exit_code == 0
     assert voted.id in table.stdout and waiting.id in table.stdout
     assert "InReview" in table.stdout and "Open" in table.stdout
@@ -87,7 +94,9 @@ async def test_status_as_json_and_yaml_carries_the_whole_status(autopilot, tempo
     await send(handle, "Vote", "v1", voter="ann")
     await wait_for(handle, "InReview")
 
-    as_json = json.loads((await autopilot("status", handle.id, "-o", "json", env=temporal_env)).stdout)
+    as_json = json.loads(
+        (await autopilot("status", handle.id, "-o", "json", env=temporal_env)).stdout
+    )
     assert as_json["state"] == "InReview"
     assert as_json["outcome"] == "running"
     assert as_json["data"]["votes"] == 1
@@ -95,7 +104,9 @@ async def test_status_as_json_and_yaml_carries_the_whole_status(autopilot, tempo
     assert as_json["transitions"][-1]["target"] == "InReview"
     assert as_json["ui_url"].endswith(handle.id.replace("/", "%2F"))
 
-    as_yaml = yaml.safe_load((await autopilot("status", handle.id, "-o", "yaml", env=temporal_env)).stdout)
+    as_yaml = yaml.safe_load(
+        (await autopilot("status", handle.id, "-o", "yaml", env=temporal_env)).stdout
+    )
     assert as_yaml["state"] == "InReview"
 
 
@@ -126,13 +137,23 @@ async def test_status_of_a_workflow_that_failed_shows_why(autopilot, temporal_en
     assert "spec.required_votes" in result.stdout
 
 
-async def test_status_accepts_a_namespace_and_name_with_the_operator(autopilot, temporal_env, tickets):
+async def test_status_accepts_a_namespace_and_name_with_the_operator(
+    autopilot, temporal_env, tickets
+):
     handle = await tickets.start()
     await wait_for(handle, "Open")
     name = handle.id.rsplit("/", 1)[1]
 
     result = await autopilot(
-        "status", "-n", tickets.namespace, name, "--operator", "ticket", "-o", "json", env=temporal_env
+        "status",
+        "-n",
+        tickets.namespace,
+        name,
+        "--operator",
+        "ticket",
+        "-o",
+        "json",
+        env=temporal_env,
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["workflow_id"] == handle.id
@@ -169,7 +190,9 @@ async def test_watch_exits_0_when_the_machine_succeeds(autopilot, temporal_env, 
     await send(handle, "Vote", "v1", voter="ann")
     await wait_for(handle, "InReview")
 
-    watching = asyncio.create_task(autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env))
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env)
+    )
     await command(handle, "approve", by="carol")
     result = await watching
     assert result.exit_code == 0, result.output
@@ -181,7 +204,9 @@ async def test_watch_exits_1_when_the_workflow_fails(autopilot, temporal_env, ti
     handle = await tickets.start()
     await wait_for(handle, "Open")
 
-    watching = asyncio.create_task(autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env))
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env)
+    )
     await asyncio.sleep(0.5)
     await handle.terminate("operator error")
     result = await watching
@@ -199,3 +224,54 @@ async def test_watch_exits_3_when_the_machine_settles_waiting(autopilot, tempora
     assert result.exit_code == 3, result.output
     assert "Broken" in result.stdout and "waiting" in result.stdout
     assert "accepts: abort, pause, retry" in result.stdout
+
+
+async def test_watch_on_a_terminal_redraws_the_status_until_the_end(
+    autopilot, temporal_env, tickets
+):
+    handle = await tickets.start(required_votes=1)
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", env={**temporal_env, "FORCE_COLOR": "1"})
+    )
+    await command(handle, "approve", by="carol")
+    result = await watching
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" in result.stdout  # drawn for a terminal
+    assert "Done" in result.stdout and "succeeded" in result.stdout
+
+
+async def test_a_temporal_namespace_that_does_not_exist_exits_2(autopilot, temporal_env):
+    result = await autopilot(
+        "status", "ticket/shop/web", "--temporal-namespace", "nope", env=temporal_env
+    )
+    assert result.exit_code == 2, result.output
+    assert "has no namespace 'nope'" in result.stderr
+    listed = await autopilot("list", "--temporal-namespace", "nope", env=temporal_env)
+    assert listed.exit_code == 2, listed.output
+
+
+async def test_watch_prints_every_step_though_the_engine_keeps_only_the_last_two(
+    temporal_env, isolated_state, tickets
+):
+    handle = await tickets.start(engine=EngineSettings(keep_records=2), required_votes=1)
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    env = {**os.environ, **isolated_state, **temporal_env}
+    # A real process, so the test knows when it is watching (its first line) before moving on.
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "watch", handle.id, "--interval", "0.2",
+        env={k: v for k, v in env.items() if v is not None},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert watch.stdout is not None
+    first = await watch.stdout.readline()
+    assert b"watching" in first and b"InReview" in first
+
+    await command(handle, "approve", by="carol")
+    rest = (await watch.stdout.read()).decode()
+    assert await watch.wait() == 0, rest
+    assert "InReview → Applying on /approve by carol" in rest
+    assert "Applying → Done on Applied" in rest

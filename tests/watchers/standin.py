@@ -10,6 +10,9 @@ and records every event it is signalled. It is named as what it is, everywhere i
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
@@ -67,3 +70,18 @@ def standin_worker(client: Client, task_queue: str) -> Worker:
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_workflow_tasks=50,
     )
+
+
+async def _serve(address: str, task_queue: str) -> None:
+    from watchers.delivery import connect
+
+    client = await connect(address)
+    async with standin_worker(client, task_queue):
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # ``python -m tests.watchers.standin ADDRESS TASK_QUEUE``: the stand-in in its own process,
+    # so a benchmark measures the watcher's CPU without the workflows'.
+    asyncio.run(_serve(sys.argv[1], sys.argv[2]))

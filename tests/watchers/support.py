@@ -13,19 +13,18 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
 from watchers.config import WatchersSettings
 from watchers.delivery import Delivery
 from watchers.runner import Runner
-
-T = TypeVar("T")
 
 FAST = {
     "status_interval_s": 0.5,
@@ -183,43 +182,49 @@ async def running(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]] | Callable[[], T],
-    accept: Callable[[T], bool] = bool,
+    probe: Callable[[], Any],
+    accept: Callable[[Any], bool] = bool,
     *,
     attempts: int = 240,
     pause: float = 0.25,
-) -> T:
-    """Call ``probe`` until ``accept`` says yes: a functional wait, not a timed assertion."""
+) -> Any:
+    """Call ``probe`` (sync or async) until ``accept`` says yes: a functional wait, not a
+    timed assertion; gives up after ``attempts`` tries."""
     value: Any = None
     for _ in range(attempts):
         value = probe()
-        if asyncio.iscoroutine(value):
+        if isinstance(value, Awaitable):
             value = await value
         if accept(value):
-            return value  # type: ignore[no-any-return]
+            return value
         await asyncio.sleep(pause)
     raise AssertionError(f"condition never held; last value: {value!r}")
 
 
-async def signals(temporal: Client, workflow_id: str, run_id: str | None = None) -> list[EventEnvelope]:
+async def signals(
+    temporal: Client, workflow_id: str, run_id: str | None = None
+) -> list[EventEnvelope]:
     """Every ``event`` signal in a workflow run's history, in order."""
     handle = temporal.get_workflow_handle(workflow_id, run_id=run_id)
     found = []
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            attributes = event.workflow_execution_signaled_event_attributes
-            payloads = await temporal.data_converter.decode(attributes.input.payloads, [EventEnvelope])
-            found.append(payloads[0])
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            pass
+    try:
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                attributes = event.workflow_execution_signaled_event_attributes
+                payloads = await temporal.data_converter.decode(
+                    attributes.input.payloads, [EventEnvelope]
+                )
+                found.append(payloads[0])
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
     return found
 
 
 async def runs(temporal: Client, workflow_id: str) -> list[str]:
     """Run IDs of every execution of ``workflow_id``, oldest first."""
     listed = [
-        execution
-        async for execution in temporal.list_workflows(f"WorkflowId = '{workflow_id}'")
+        execution async for execution in temporal.list_workflows(f"WorkflowId = '{workflow_id}'")
     ]
     listed.sort(key=lambda execution: execution.start_time)
     return [execution.run_id for execution in listed]
@@ -227,7 +232,7 @@ async def runs(temporal: Client, workflow_id: str) -> list[str]:
 
 async def terminate_all(temporal: Client, namespace: str) -> None:
     """Terminate every running canary workflow of a test namespace."""
-    query = f"WorkflowType = 'canary' AND ExecutionStatus = 'Running'"
+    query = "WorkflowType = 'canary' AND ExecutionStatus = 'Running'"
     async for execution in temporal.list_workflows(query):
         if f"/{namespace}/" in execution.id:
             with contextlib.suppress(Exception):

@@ -37,7 +37,7 @@ def test_a_negative_step_weight_is_refused_by_the_api_server_naming_the_field(
         cluster.create_canary(body)
 
     assert refused.value.status == 422
-    message = json.loads(refused.value.body)["message"]
+    message = json.loads(refused.value.body or "{}")["message"]
     assert "spec.analysis.stepWeight" in message
     assert "greater than or equal to 1" in message
 
@@ -50,7 +50,7 @@ def test_a_flagger_field_autopilot_refuses_is_refused_at_apply_with_the_reason(
     with pytest.raises(client.ApiException) as refused:
         cluster.create_canary(body)
 
-    message = json.loads(refused.value.body)["message"]
+    message = json.loads(refused.value.body or "{}")["message"]
     assert "spec.analysis.mirror" in message
     assert "mirror is not supported by Autopilot" in message
 
@@ -70,7 +70,7 @@ def test_an_unknown_duration_format_is_refused_naming_the_field(cluster: Cluster
     with pytest.raises(client.ApiException) as refused:
         cluster.create_canary(body)
 
-    assert "spec.analysis.interval" in json.loads(refused.value.body)["message"]
+    assert "spec.analysis.interval" in json.loads(refused.value.body or "{}")["message"]
 
 
 def test_kubectl_get_canaries_has_the_columns_a_flagger_user_expects(

@@ -88,7 +88,10 @@ class CanaryApi:
         except client.ApiException as error:
             if error.status in (404, 409):
                 logger.info(
-                    "finalizers of %s/%s not written: %s", canary.namespace, canary.name, error.status
+                    "finalizers of %s/%s not written: %s",
+                    canary.namespace,
+                    canary.name,
+                    error.status,
                 )
                 return None
             raise

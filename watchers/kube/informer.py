@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
+from kubernetes.watch.watch import iter_resp_lines
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 BOOKMARK = "BOOKMARK"
 RELISTED = "RELISTED"
+ERROR = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Informer:
         sink: receives every event, from the informer's thread.
         timeout_s: server-side timeout of one watch request (the watch is then resumed).
         resume_from: a resourceVersion to resume from instead of listing first.
+        not_found_hint: what to tell the operator when the resource is not served (404).
     """
 
     def __init__(
@@ -82,15 +86,17 @@ class Informer:
         sink: Callable[[WatchEvent], None],
         timeout_s: int = 300,
         resume_from: str | None = None,
+        not_found_hint: str = "",
     ) -> None:
         self.name = name
+        self.not_found_hint = not_found_hint
         self._list_call = list_call
         self._args = args
         self._sink = sink
         self._timeout_s = timeout_s
         self._resource_version = resume_from or None
         self._stopped = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._response: Any = None
         self._thread: threading.Thread | None = None
         #: Lists done (first one included) and 410s answered by a list; for tests and logs.
         self.lists = 0
@@ -104,15 +110,15 @@ class Informer:
     def stop(self) -> None:
         """Stop soon: end the current watch request and let the thread exit."""
         self._stopped.set()
-        current = self._watch
-        if current is not None:
-            current.stop()
-            response = getattr(current, "_resp", None)
-            if response is not None:
-                try:
-                    response.close()  # unblocks the read; the thread sees _stopped and exits
-                except Exception:  # pragma: no cover - best effort on shutdown
-                    logger.debug("closing the %s watch failed", self.name, exc_info=True)
+        response = self._response
+        sock = getattr(getattr(response, "connection", None), "sock", None)
+        if sock is not None:
+            # Shut the socket down rather than close the response: closing a TLS stream
+            # waits for the lock the reading thread holds; a shutdown wakes that read up.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                logger.debug("shutting the %s watch down failed", self.name, exc_info=True)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end."""
@@ -136,7 +142,10 @@ class Informer:
                     self._resource_version = None
                     continue
                 failures += 1
-                self._pause(failures, f"API error {error.status} {error.reason}")
+                reason = f"API error {error.status} {error.reason}"
+                if error.status == 404 and self.not_found_hint:
+                    reason += f" ({self.not_found_hint})"
+                self._pause(failures, reason)
             except Exception as error:
                 if self._stopped.is_set():
                     break
@@ -168,23 +177,37 @@ class Informer:
         self._emit(WatchEvent(self.name, RELISTED, version, objects=tuple(items)))
 
     def _watch_once(self) -> None:
-        current = watch.Watch()
-        self._watch = current
+        """One watch request, read line by line until the server ends it.
+
+        The response is read here rather than through ``kubernetes.watch.Watch``: we need
+        the raw JSON (parsing Deployments into models costs more than deciding), and we
+        answer ERROR events (410 Gone) ourselves.
+        """
+        if self._stopped.is_set():
+            return
+        response = self._list_call(
+            *self._args,
+            watch=True,
+            resource_version=self._resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._timeout_s,
+            _request_timeout=self._timeout_s + 30,
+            _preload_content=False,
+        )
+        self._response = response
         try:
-            stream = current.stream(
-                self._list_call,
-                *self._args,
-                resource_version=self._resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=self._timeout_s,
-                _request_timeout=self._timeout_s + 30,
-                deserialize=False,
-            )
-            for event in stream:
+            for line in iter_resp_lines(response):
                 if self._stopped.is_set():
                     return
+                if not line:
+                    continue
+                event = json.loads(line)
                 kind = str(event.get("type"))
                 obj: dict[str, Any] = event.get("object") or {}
+                if kind == ERROR:
+                    raise client.ApiException(
+                        status=int(obj.get("code") or 500), reason=str(obj.get("message") or "")
+                    )
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
                 if version:
                     self._resource_version = version
@@ -193,7 +216,8 @@ class Informer:
                 elif kind in (ADDED, MODIFIED, DELETED):
                     self._emit(WatchEvent(self.name, kind, version, obj=obj))
         finally:
-            self._watch = None
+            self._response = None
+            response.release_conn()
 
     def _emit(self, event: WatchEvent) -> None:
         if not self._stopped.is_set():

@@ -60,8 +60,12 @@ from watchers.kube.objects import (
 
 logger = logging.getLogger(__name__)
 
+#: What to do when the API server does not serve Canaries.
+CRD_HINT = "is the Canary CRD installed? kubectl apply -f deploy/crds/canary.yaml"
 #: Longest pause before a failed decision is tried again, in seconds.
 MAX_RETRY_S = 30.0
+#: Tries of one decision (about ten minutes of backoff) before it waits for a new event.
+MAX_ATTEMPTS = 25
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class KubeWatcher:
                     (CANARY_GROUP, CANARY_VERSION, CANARY_PLURAL),
                     sink=self._sink(loop),
                     timeout_s=self.settings.watch_timeout_s,
+                    not_found_hint=CRD_HINT,
                 )
             else:
                 informer = Informer(
@@ -188,6 +193,7 @@ class KubeWatcher:
                     (CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL),
                     sink=self._sink(loop),
                     timeout_s=self.settings.watch_timeout_s,
+                    not_found_hint=CRD_HINT,
                 )
             self._informers.append(informer)
             pending.add(stream)
@@ -360,8 +366,13 @@ class KubeWatcher:
             await job
         except Exception as error:
             attempts = self._failing.get(key, 0) + 1
-            self._failing[key] = attempts
             self.stats.failures += 1
+            if attempts > MAX_ATTEMPTS:
+                # Give the checkpoint back; the Canary's next event decides again.
+                logger.error("canary %s/%s: giving up after %d tries: %s", *key, attempts, error)
+                self._failing.pop(key, None)
+                return
+            self._failing[key] = attempts
             delay = min(MAX_RETRY_S, 0.5 * 2 ** min(attempts - 1, 6))
             logger.warning("canary %s/%s: %s; trying again in %.1fs", key[0], key[1], error, delay)
             asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, _Retry(key))

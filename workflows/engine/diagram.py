@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from workflows.engine.definition import ANY, ENGINE_COMMANDS, Operator, StateDef, Timeout
+from workflows.engine.definition import (
+    ANY,
+    ENGINE_COMMANDS,
+    Operator,
+    StateDef,
+    Timeout,
+    TransitionDef,
+)
 
 #: The Mermaid ID of the pseudo-state wildcard transitions start from.
 ANY_STATE_ID = "any_state"
@@ -136,11 +143,8 @@ def transition_rows(operator: Operator[Any, Any]) -> list[TransitionRow]:
     States come in declaration order, then the wildcard (``*``) transitions, which the
     engine tries after a state's own.
     """
-    position = {name: index for index, name in enumerate(operator.states)}
-    position[ANY] = len(position)
     rows = []
-    ordered = sorted(operator.transitions, key=lambda t: (position.get(t.source, -1), t.order))
-    for transition in ordered:
+    for transition in _by_source(operator):
         effect = getattr(transition.do, "__name__", "") if transition.do is not None else ""
         rows.append(
             TransitionRow(
@@ -153,6 +157,13 @@ def transition_rows(operator: Operator[Any, Any]) -> list[TransitionRow]:
             )
         )
     return rows
+
+
+def _by_source(operator: Operator[Any, Any]) -> list[TransitionDef]:
+    """Transitions grouped by source state (declaration order), wildcard ones last."""
+    position = {name: index for index, name in enumerate(operator.states)}
+    position[ANY] = len(position)
+    return sorted(operator.transitions, key=lambda t: (position.get(t.source, -1), t.order))
 
 
 def engine_notes(operator: Operator[Any, Any]) -> list[str]:
@@ -194,7 +205,7 @@ def mermaid(operator: Operator[Any, Any]) -> str:
         if state_id != name:
             lines.append(f'    state "{_label(name)}" as {state_id}')
     edges: dict[tuple[str, str], dict[str, list[str | None]]] = {}
-    for transition in sorted(operator.transitions, key=lambda t: t.order):
+    for transition in _by_source(operator):
         if transition.target is None:
             continue
         source = ANY_STATE_ID if transition.source == ANY else ids[transition.source]

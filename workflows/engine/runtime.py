@@ -435,7 +435,8 @@ class OperatorWorkflow:
                 result = await self._execute(ref, key)
             except ActivityError as error:
                 cause = error.cause or error
-                failure = ActivityFailed(activity=ref.name, message=str(cause))
+                message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+                failure = ActivityFailed(activity=ref.name, message=message)
                 workflow.metric_meter().create_counter(
                     "autopilot_activity_failures", "Workers that failed after all retries"
                 ).add(1, {"operator": op.name, "activity": ref.name})

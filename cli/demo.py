@@ -1,0 +1,379 @@
+"""``autopilot demo``: the whole adaptive loop on the local cluster, in one command.
+
+A newcomer should see Autopilot work before trusting it with a cluster, so the demo does
+what a user would, end to end, on real servers:
+
+1. brings up the local cluster (``DevCluster``: real kube-apiserver, etcd, Istio's CRDs,
+   Prometheus, Temporal; **simulated** pods and traffic), building the binaries once;
+2. runs the worker (``python -m worker_main``) against the cluster's Temporal, in its own
+   process, as ``autopilot worker`` would. The watchers stay off (``--no-watchers``): the
+   demo announces each new revision itself, with the same signal-with-start the
+   Kubernetes watcher and ``autopilot canary start`` send, so it needs no Canary resource
+   and no webhook port;
+3. deploys ``podinfo`` v1, rolls out a healthy v2 (promoted) and a v3 whose pods fail half
+   their requests (rolled back), showing each live (:mod:`cli.demo_rollout` does it,
+   :mod:`cli.demo_view` draws it), then the Temporal UI links and a summary.
+
+Cleaning up is exact: the demo records what it starts (cluster parts that were not running,
+its worker, its Kubernetes objects, its workflows) and, at the end or on Ctrl-C, stops and
+deletes exactly that; data stays in the state directory, as after ``autopilot dev down``.
+``--keep`` leaves everything running to explore. The exit code says whether the loop
+worked: 0 only if v2 was promoted and v3 rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from cli import demo_rollout as rollout
+from cli import demo_view as view
+from cli.errors import CliError, Exit, friendly, report
+from devcluster import paths as dev_paths
+from devcluster import temporal as dev_temporal
+from devcluster.cluster import ClusterError, DevCluster
+from devcluster.process import ManagedProcess, port_is_free, spawn
+from devcluster.state import Ports
+from models.operator import Target
+from service.settings import DEFAULT_TASK_QUEUE
+from service.temporal import connect
+
+#: The line ``worker_main`` prints once it polls its task queue.
+WORKER_READY = "worker on task queue"
+#: Seconds the worker may take to start polling.
+WORKER_STARTUP_S = 90.0
+#: The worker's log, in the cluster's ``logs`` directory.
+WORKER_LOG = "demo-worker.log"
+
+
+@dataclass
+class Started:
+    """Everything the demo started, so that cleaning up stops exactly that.
+
+    Attributes:
+        cluster: The dev cluster.
+        parts_before: PIDs of the parts that were already running (left alone).
+        worker: The demo's worker process.
+        namespace: The Kubernetes namespace the demo deployed into.
+        workflows: IDs of the workflows the demo started or signalled.
+    """
+
+    cluster: DevCluster
+    parts_before: dict[str, int]
+    worker: ManagedProcess | None = None
+    namespace: str | None = None
+    workflows: set[str] = field(default_factory=set)
+
+    def parts_started(self) -> list[str]:
+        """Cluster parts running now that were not running (as the same PID) before."""
+        running = self.cluster.running_processes()
+        return [name for name, pid in running.items() if self.parts_before.get(name) != pid]
+
+
+@friendly
+def demo(
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the cluster, the worker and the rollouts running."),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=1, help="Seconds between canary steps (analysis.interval)."),
+    ] = 3.0,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar=dev_paths.STATE_DIR_ENV,
+            help="The dev cluster's state directory (default: the one 'autopilot dev' uses).",
+            show_default=False,
+        ),
+    ] = None,
+    free_ports: Annotated[
+        bool,
+        typer.Option(
+            "--free-ports", help="Start the cluster on free ports instead of the default ones."
+        ),
+    ] = False,
+) -> None:
+    """Run the whole adaptive loop on the local cluster: v2 promoted, then v3 rolled back.
+
+    Brings up the local cluster (real Kubernetes API, Prometheus and Temporal; simulated pods
+    and traffic), runs the worker, deploys a sample app and rolls out a healthy and a faulty
+    version, live. About a minute once the binaries are built (the first run builds them).
+    Exits 0 only if v2 was promoted and v3 rolled back. Ctrl-C stops and deletes everything
+    it started.
+
+    Example: autopilot demo --keep
+    """
+    out = Console(highlight=False)
+    sink = _Sink()
+    cluster = _cluster(state_dir, free_ports, sink)
+    started = Started(cluster, cluster.running_processes())
+    outcomes: list[rollout.Outcome] = []
+    code: Exit | None = None
+    finished = False
+    try:
+        out.print(view.intro(bool(started.parts_before), view.short(cluster.state_dir)))
+        _bring_up(cluster, sink, out)
+        started.worker = _start_worker(cluster, out)
+        outcomes = asyncio.run(_rollouts(started, interval, out))
+        finished = True
+    except KeyboardInterrupt:
+        code = Exit.INTERRUPTED
+        out.print("\n[yellow]interrupted[/]: cleaning up what the demo started")
+    except CliError as error:
+        code = error.code
+        report(error)
+    finally:
+        if keep and finished:
+            _explain_keep(started, out)
+        else:
+            _clean_up(started, out)
+    if code is not None:
+        raise typer.Exit(int(code))
+    if len(outcomes) < len(rollout.RELEASES) or not all(o.as_expected for o in outcomes):
+        raise CliError("the demo did not end as expected (see the summary above)")
+
+
+class _Sink:
+    """Where the cluster's progress goes: the spinner while it starts, nowhere otherwise."""
+
+    def __init__(self) -> None:
+        self.step: Callable[[str], None] = _ignore
+        self.detail: Callable[[str], None] = _ignore
+
+
+def _ignore(_text: str) -> None:
+    """Drop a progress line."""
+
+
+def _cluster(state_dir: Path | None, free_ports: bool, sink: _Sink) -> DevCluster:
+    """The cluster to use; with ``free_ports``, on free ports unless some part already runs."""
+    ports = None
+    if free_ports and not DevCluster(state_dir).running_processes():
+        ports = Ports.all_free()
+    return DevCluster(
+        state_dir,
+        ports,
+        progress=lambda text: sink.step(text),
+        output=lambda text: sink.detail(text),
+    )
+
+
+# =============================================================================
+# Cluster and worker
+# =============================================================================
+
+
+def _bring_up(cluster: DevCluster, sink: _Sink, out: Console) -> None:
+    """``cluster.up()`` with a line per step (and Go's output while binaries build)."""
+    begun = time.monotonic()
+    with _steps(out) as (step, detail):
+        sink.step, sink.detail = step, detail
+        try:
+            cluster.up()
+        except ClusterError as error:
+            hint = "add --free-ports" if "already in use" in str(error) else None
+            raise CliError(str(error), hint=hint) from None
+        finally:
+            sink.step = sink.detail = _ignore
+    out.print(f"[green]cluster up[/] in {time.monotonic() - begun:.1f}s")
+
+
+@contextlib.contextmanager
+def _steps(out: Console) -> Iterator[tuple[Callable[[str], None], Callable[[str], None]]]:
+    """``(step, detail)`` callbacks: spinners on a terminal, timed lines elsewhere."""
+    if not out.is_terminal:
+        begun = time.monotonic()
+
+        def line(text: str) -> None:
+            out.print(f"  [{time.monotonic() - begun:5.1f}s] {text}")
+
+        yield line, _ignore
+        return
+    with Progress(
+        SpinnerColumn(finished_text="[green]✓[/]"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[detail]}"),
+        console=out,
+    ) as progress:
+        tasks: list[TaskID] = []
+
+        def step(text: str) -> None:
+            if tasks:
+                progress.update(tasks[-1], completed=1, detail="")
+            tasks.append(progress.add_task(text, total=1, detail=""))
+
+        def detail(text: str) -> None:
+            if tasks:
+                progress.update(tasks[-1], detail=text[:70])
+
+        try:
+            yield step, detail
+        finally:
+            if tasks:
+                progress.update(tasks[-1], completed=1, detail="")
+
+
+def _start_worker(cluster: DevCluster, out: Console) -> ManagedProcess:
+    """Start ``python -m worker_main`` on the cluster and wait until it polls.
+
+    Raises:
+        CliError: It exited or did not get ready; the message has the end of its log.
+    """
+    env = cluster.env()
+    metrics_port = int(env["AUTOPILOT_METRICS_PORT"])
+    argv = [
+        sys.executable,
+        "-m",
+        "worker_main",
+        "--address",
+        env["TEMPORAL_ADDRESS"],
+        "--namespace",
+        rollout.TEMPORAL_NAMESPACE,
+        "--task-queue",
+        DEFAULT_TASK_QUEUE,
+        # Another worker may serve the port Prometheus scrapes; then go without metrics.
+        "--metrics-port",
+        str(metrics_port if port_is_free(metrics_port) else 0),
+        "--no-watchers",
+    ]
+    log = cluster.state_dir / "logs" / WORKER_LOG
+    offset = log.stat().st_size if log.exists() else 0
+    worker = spawn(
+        "demo-worker",
+        argv,
+        log,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        cwd=rollout.ROOT,
+    )
+    deadline = time.monotonic() + WORKER_STARTUP_S
+    while WORKER_READY not in _read_from(log, offset):
+        if not worker.alive() or time.monotonic() > deadline:
+            worker.stop()
+            raise CliError(f"the worker did not start; its log ({log}):\n{worker.log_tail()}")
+        time.sleep(0.2)
+    out.print(
+        f"[green]worker running[/] (pid {worker.pid}, task queue {DEFAULT_TASK_QUEUE!r}, "
+        f"log {view.short(log)})"
+    )
+    return worker
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
+# =============================================================================
+# The rollouts
+# =============================================================================
+
+
+async def _rollouts(started: Started, interval: float, out: Console) -> list[rollout.Outcome]:
+    """Deploy v1, roll out v2 and v3 (live), then print the summary and the UI links."""
+    cluster = started.cluster
+    ui = dev_temporal.ui_url(cluster.ports["temporal_ui"])
+    spec = rollout.canary_spec(interval)
+    temporal = await connect(
+        cluster.env()["TEMPORAL_ADDRESS"], rollout.TEMPORAL_NAMESPACE, identity=rollout.IDENTITY
+    )
+    outcomes = []
+    with contextlib.closing(cluster.admin_api_client()) as api:
+        started.namespace = rollout.pick_namespace(api)
+        target = Target(namespace=started.namespace, name=rollout.APP)
+        workflow = target.workflow_id("canary")
+        out.print(view.links(ui, workflow))
+        for release in rollout.RELEASES:
+            first = release is rollout.RELEASES[0]
+            if first:
+                rollout.deploy(api, target.namespace, release)
+            else:
+                rollout.ship(api, target.namespace, release)
+            out.print(view.release_header(release, target.namespace, first))
+            started.workflows.add(workflow)
+            handle = await rollout.announce(temporal, api, target, spec, release)
+            with view.RolloutView(out, release) as watching:
+                outcome = await rollout.follow(handle, api, release, watching)
+            out.print(view.verdict(outcome))
+            outcomes.append(outcome)
+    out.print()
+    out.print(view.summary(outcomes))
+    out.print(view.links(ui, workflow))
+    return outcomes
+
+
+# =============================================================================
+# The end: --keep, or cleaning up
+# =============================================================================
+
+
+def _explain_keep(started: Started, out: Console) -> None:
+    """Say what is still running, how to look at it and how to stop it."""
+    cluster = started.cluster
+    namespace = started.namespace or "demo"
+    default = dev_paths.default_state_dir().expanduser().resolve()
+    state = "" if cluster.state_dir == default else f" --state-dir {view.short(cluster.state_dir)}"
+    lines = [
+        "\n[bold]Everything is still running.[/] Explore:",
+        f'  eval "$(autopilot dev env{state})"',
+        f"  autopilot status -n {namespace} podinfo     # the last rollout: v3, Failed",
+        "  autopilot list --operator canary",
+        f"  kubectl get deployments,virtualservices -n {namespace}",
+        f"  autopilot retry -n {namespace} podinfo      # roll v3 out again (fails again)",
+        "Stop it all:",
+    ]
+    if started.worker is not None and started.worker.alive():
+        lines.append(f"  kill {started.worker.pid}                        # the demo's worker")
+    lines.append(f"  autopilot dev down{state}")
+    out.print("\n".join(lines), highlight=False)
+
+
+def _clean_up(started: Started, out: Console) -> None:
+    """Stop and delete exactly what the demo started; a second Ctrl-C does not cut it short."""
+    previous = signal.signal(signal.SIGINT, lambda *_: out.print("[dim]still cleaning up…[/]"))
+    done: list[str] = []
+    try:
+        if started.workflows:
+            with contextlib.suppress(Exception):
+                address = started.cluster.env()["TEMPORAL_ADDRESS"]
+                ended = asyncio.run(rollout.terminate_open(address, started.workflows))
+                if ended:
+                    done.append(f"terminated {', '.join(ended)}")
+        if started.namespace is not None:
+            with (
+                contextlib.suppress(Exception),
+                contextlib.closing(started.cluster.admin_api_client()) as api,
+            ):
+                rollout.delete_objects(api, started.namespace)
+                done.append(f"deleted the demo's objects in namespace {started.namespace}")
+        if started.worker is not None and started.worker.stop():
+            done.append(f"stopped the worker (pid {started.worker.pid})")
+        parts = started.parts_started()
+        if parts:
+            started.cluster.down(only=parts)
+            kept = view.short(started.cluster.state_dir)
+            done.append(f"stopped {', '.join(parts)} (data kept in {kept})")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if done:
+            out.print("cleaned up: " + "; ".join(done))
+
+
+if __name__ == "__main__":  # ``python -m cli.demo``, until ``autopilot demo`` is mounted
+    typer.run(demo)

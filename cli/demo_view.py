@@ -1,0 +1,257 @@
+"""How ``autopilot demo`` looks in a terminal: Rich renderables and a live rollout view.
+
+A rollout is told as a log, one timed line per thing a user would care about: the
+machine's state changes (with its decision), every analysis (metric values against their
+thresholds) and every change of the live VirtualService's weights. On a terminal a panel
+with a two-colour traffic bar redraws below the log while the rollout runs; elsewhere (CI,
+a pipe) only the log is printed, so the output reads the same in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from cli.demo_rollout import TEMPORAL_NAMESPACE, Outcome, Release, Weights
+from models.operator import OperatorStatus
+
+#: The visibility query of every canary workflow (the UI's filter).
+CANARY_QUERY = 'AutopilotOperator="canary"'
+#: Width of the traffic bar, in characters.
+BAR_WIDTH = 50
+#: Width of the live panel (narrower terminals get their width).
+PANEL_WIDTH = 100
+#: The canary's step loop: the analysis and weight lines tell it, not the state changes.
+_STEP_CYCLE = {"Progressing", "Analysing"}
+#: Decisions the log leaves out because another line already says it (weights, analyses).
+_SAID_ELSEWHERE = ("routing ", "advancing to weight", "check passed", "check failed")
+
+
+def short(path: Path) -> str:
+    """A path as people write it: ``~/.local/state/...`` under the home directory."""
+    try:
+        return f"~/{path.relative_to(Path.home())}"
+    except ValueError:
+        return str(path)
+
+
+def workflow_url(ui: str, workflow: str) -> str:
+    """The Temporal UI page of one workflow."""
+    return f"{ui}/namespaces/{TEMPORAL_NAMESPACE}/workflows/{quote(workflow, safe='')}"
+
+
+def list_url(ui: str, query: str = CANARY_QUERY) -> str:
+    """The Temporal UI's workflow list, filtered by a visibility query."""
+    return f"{ui}/namespaces/{TEMPORAL_NAMESPACE}/workflows?query={quote(query, safe='')}"
+
+
+def intro(running: bool, state_dir: str) -> RenderableType:
+    """What the demo is about to do, and what is real."""
+    where = "the running local cluster" if running else "a local cluster"
+    return Panel(
+        Text.assemble(
+            ("Autopilot demo", "bold"),
+            f": progressive delivery on {where} (state in {state_dir}).\n",
+            "Kubernetes, Istio's CRDs, Prometheus and Temporal are real; pods and their "
+            "traffic are ",
+            ("simulated", "bold"),
+            ".\nv1 is deployed, a healthy v2 is promoted, a faulty v3 is rolled back.",
+        ),
+        expand=False,
+    )
+
+
+def links(ui: str, workflow: str) -> Text:
+    """Where to look at the rollouts in the Temporal UI."""
+    page, listing = workflow_url(ui, workflow), list_url(ui)
+    return Text.assemble(
+        "Temporal UI:      ",
+        (ui, f"bold link {ui}"),
+        "\nrollout workflow: ",
+        (page, f"link {page}"),
+        "\nall rollouts:     ",
+        (listing, f"link {listing}"),
+    )
+
+
+def release_header(release: Release, namespace: str, first: bool) -> Text:
+    """The line that opens one release."""
+    if first:
+        return Text.assemble(
+            (f"\n{release.label}", "bold"),
+            f": Deployment {namespace}/podinfo created at {release.tag} ({release.about}). "
+            "The canary bootstraps podinfo-primary, the Services and the VirtualService; "
+            "the simulator sends traffic through it.",
+        )
+    return Text.assemble(
+        (f"\n{release.label}", "bold"),
+        f": podinfo → {release.tag} ({release.about}); expect: {release.expect}",
+    )
+
+
+@dataclass
+class RolloutView:
+    """The log (and, on a terminal, the live panel) of one rollout; an ``Observer``.
+
+    Attributes:
+        out: Where to print.
+        release: What is rolled out.
+    """
+
+    out: Console
+    release: Release
+    _state: str | None = None
+    _message: str = ""
+    _weights: Weights | None = None
+    _analysis_at: str | None = None
+    _live: Live | None = field(default=None, repr=False)
+
+    def __enter__(self) -> RolloutView:
+        if self.out.is_terminal:
+            self._live = Live(console=self.out, refresh_per_second=8, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(exc_type, exc, traceback)
+
+    def update(self, status: OperatorStatus, weights: Weights | None, seconds: float) -> None:
+        """Print what changed since the last look, and redraw the panel."""
+        for line in self._news(status, weights):
+            self.out.print(Text(f"  {seconds:5.1f}s  ") + line)
+        if self._live is not None:
+            width = min(PANEL_WIDTH, self.out.width)
+            self._live.update(_panel(status, weights, self.release, seconds, width))
+
+    def _news(self, status: OperatorStatus, weights: Weights | None) -> list[Text]:
+        lines: list[Text] = []
+        data = status.data
+        analysis = data.get("last_analysis")
+        if isinstance(analysis, dict) and analysis.get("at") != self._analysis_at:
+            lines.append(_analysis_line(analysis, status))
+            self._analysis_at = analysis.get("at")
+        message = str(data.get("message") or "")
+        cycling = {self._state, status.state} <= _STEP_CYCLE
+        if status.state != self._state and not cycling:
+            moved = f"{self._state} → {status.state}" if self._state else status.state
+            lines.append(Text.assemble((moved, "bold"), f"  {message}" if message else ""))
+        elif message != self._message and message and not message.startswith(_SAID_ELSEWHERE):
+            lines.append(Text(message, style="dim"))
+        if weights is not None and weights != self._weights:
+            primary, canary = weights
+            lines.append(
+                Text.assemble(
+                    "VirtualService podinfo: ",
+                    (f"primary {primary}%", "blue"),
+                    " · ",
+                    (f"canary {canary}%", "green" if canary else ""),
+                )
+            )
+        self._state, self._message, self._weights = status.state, message, weights
+        return lines
+
+
+def _analysis_line(analysis: dict[str, Any], status: OperatorStatus) -> Text:
+    line = Text("analysis: ")
+    for index, metric in enumerate(analysis.get("metrics") or []):
+        if index:
+            line.append(", ")
+        line.append_text(metric_text(metric))
+    failed = status.data.get("failed_checks")
+    threshold = (status.spec.get("analysis") or {}).get("threshold")
+    if failed:
+        line.append(f"  (failed checks {failed}/{threshold})", style="red")
+    return line
+
+
+def metric_text(metric: dict[str, Any]) -> Text:
+    """``request-success-rate 100 ✓ (≥ 99)``: a value against its thresholds."""
+    value = metric.get("value")
+    shown = f"{value:.4g}" if isinstance(value, int | float) else "no data"
+    bounds = ", ".join(
+        bound
+        for bound in (
+            f"≥ {metric['min']:g}" if isinstance(metric.get("min"), int | float) else "",
+            f"≤ {metric['max']:g}" if isinstance(metric.get("max"), int | float) else "",
+        )
+        if bound
+    )
+    result = str(metric.get("status", ""))
+    mark, style = {"pass": ("✓", "green"), "fail": ("✗", "red")}.get(result, ("?", "yellow"))
+    return Text.assemble(f"{metric.get('name')} {shown} ", (mark, f"bold {style}"), f" ({bounds})")
+
+
+def _panel(
+    status: OperatorStatus, weights: Weights | None, release: Release, seconds: float, width: int
+) -> RenderableType:
+    """The live view: state, a two-colour traffic bar, the last analysis, the decision."""
+    primary, canary = weights or (100, 0)
+    filled = round(BAR_WIDTH * canary / 100)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("state", Text(status.state, style="bold"))
+    grid.add_row(
+        "traffic",
+        Text.assemble(("█" * (BAR_WIDTH - filled), "blue"), ("█" * filled, "green")),
+    )
+    grid.add_row(
+        "", Text.assemble((f"primary {primary}%", "blue"), "   ", (f"canary {canary}%", "green"))
+    )
+    analysis = status.data.get("last_analysis")
+    if isinstance(analysis, dict):
+        for metric in analysis.get("metrics") or []:
+            grid.add_row("metric", metric_text(metric))
+    message = status.data.get("message")
+    if message:
+        grid.add_row("decision", escape(str(message)))
+    title = f"{release.label} ({release.tag}) rollout, {seconds:.0f}s"
+    return Panel(grid, title=title, title_align="left", width=width)
+
+
+def verdict(outcome: Outcome) -> Text:
+    """The line that closes one release: did it end as the demo said it would."""
+    mark, style = ("✓", "green") if outcome.as_expected else ("✗", "red")
+    text = Text.assemble(
+        (f"  {mark} {outcome.release.label} {outcome.outcome}", f"bold {style}"),
+        f" in {outcome.seconds:.0f}s (state {outcome.state})",
+    )
+    if outcome.weights:
+        text.append(f"; canary weights {' → '.join(map(str, outcome.weights))}")
+    if not outcome.as_expected:
+        text.append(f"; expected {outcome.release.expect}", style="red")
+    return text
+
+
+def summary(outcomes: list[Outcome]) -> Table:
+    """One row per release: what it was, what was expected, what happened."""
+    table = Table(title="Summary", title_justify="left")
+    for column in ("release", "image", "what", "expected", "result", "canary weights", "took"):
+        table.add_column(column)
+    for outcome in outcomes:
+        table.add_row(
+            outcome.release.label,
+            outcome.release.tag,
+            outcome.release.about,
+            outcome.release.expect,
+            Text(outcome.outcome, style="green" if outcome.as_expected else "bold red"),
+            " → ".join(map(str, outcome.weights)),
+            f"{outcome.seconds:.0f}s",
+        )
+    return table

@@ -1,0 +1,209 @@
+"""``autopilot demo`` end to end, run as a user runs it: a process, its output, its exit code.
+
+The first test is the main job on a fresh machine's path: the demo starts its own cluster
+(free ports, a temporary state directory), promotes v2, rolls back v3 and stops everything
+it started. The others run the demo on the session's cluster, which it must leave running:
+``--keep`` leaves the demo's worker and rollouts up; Ctrl-C cleans up mid-rollout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from kubernetes import client
+from temporalio.client import WorkflowExecutionStatus
+from typer.testing import CliRunner
+
+from cli.demo import demo
+from cli.demo_rollout import delete_objects, terminate_open
+from devcluster.cluster import DevCluster
+from models.operator import OperatorStatus
+from service.temporal import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Demo:
+    """``autopilot demo`` in a subprocess, its output collected line by line as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "COLUMNS": "160", "AUTOPILOT_DEBUG": ""}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.demo", "--interval", "2", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._ended = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+        self._ended.set()
+
+    def wait_for_line(self, pattern: str, timeout: float = 300) -> re.Match[str]:
+        """Read output until a line matches ``pattern`` (a functional wait, bounded)."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while True:
+            ended = self._ended.is_set()
+            for line in self.lines[checked:]:
+                if found := re.search(pattern, line):
+                    return found
+                checked += 1
+            if ended or time.monotonic() > deadline:
+                raise AssertionError(f"no line matched {pattern!r}; output:\n{self.output}")
+            time.sleep(0.1)
+
+    def finish(self, timeout: float = 600) -> int:
+        """Wait for the demo to exit; return its exit code (the output is then complete)."""
+        code = self.process.wait(timeout=timeout)
+        self._ended.wait(timeout=10)
+        return code
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+    @property
+    def worker_pid(self) -> int:
+        """The PID of the worker the demo started (from its output)."""
+        return int(self.wait_for_line(r"worker running \(pid (\d+)").group(1))
+
+    def namespace(self) -> str:
+        """The Kubernetes namespace the demo deploys into (from its output)."""
+        return self.wait_for_line(r"Deployment (demo[-\d]*)/podinfo created").group(1)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+@pytest.fixture
+def own_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A state directory for a demo that starts its own cluster; stopped if a test fails."""
+    state = tmp_path / "demo-cluster"
+    yield state
+    DevCluster(state).down()
+
+
+@pytest.mark.cluster
+@pytest.mark.temporal
+async def test_the_demo_promotes_v2_rolls_back_v3_and_stops_everything_it_started(
+    own_state_dir: Path,
+) -> None:
+    run = Demo("--state-dir", str(own_state_dir), "--free-ports")
+    worker = await asyncio.to_thread(lambda: run.worker_pid)
+    code = await asyncio.to_thread(run.finish)
+    output = run.output
+
+    assert code == 0, output
+    assert "✓ v1 initialized" in output
+    assert re.search(
+        r"✓ v2 promoted in \d+s .*canary weights 0 → 10 → 20 → 30 → 40 → 50 → 0", output
+    )
+    assert re.search(
+        r"✓ v3 rolled back in \d+s \(state Failed\); canary weights 0 → 10 .*→ 0$",
+        output,
+        re.MULTILINE,
+    )
+    assert "VirtualService podinfo: primary 50% · canary 50%" in output  # seen live, on the object
+    assert re.search(r"request-success-rate \d+(\.\d+)? ✗ \(≥ 99\)", output)  # why v3 failed
+    assert re.search(
+        r"rollout workflow: http://127\.0\.0\.1:\d+/namespaces/default/workflows/"
+        r"canary%2Fdemo%2Fpodinfo",
+        output,
+    )
+    assert "cleaned up: terminated canary/demo/podinfo" in output
+    assert not alive(worker)
+    assert DevCluster(own_state_dir).running_processes() == {}
+
+
+@pytest.mark.cluster
+@pytest.mark.temporal
+async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_explore(
+    dev_cluster: DevCluster, kube_api: client.ApiClient
+) -> None:
+    before = dev_cluster.running_processes()
+    run = Demo("--state-dir", str(dev_cluster.state_dir), "--keep")
+    worker = await asyncio.to_thread(lambda: run.worker_pid)
+    namespace = await asyncio.to_thread(run.namespace)
+    temporal = await connect(dev_cluster.env()["TEMPORAL_ADDRESS"])
+    workflow = temporal.get_workflow_handle(f"canary/{namespace}/podinfo")
+    try:
+        code = await asyncio.to_thread(run.finish)
+        output = run.output
+        assert code == 0, output
+        assert "Everything is still running." in output
+        assert f"autopilot status -n {namespace} podinfo" in output
+        assert f"kill {worker}" in output and "autopilot dev down --state-dir" in output
+        assert alive(worker)
+        assert dev_cluster.running_processes() == before
+        apps = client.AppsV1Api(kube_api)
+        primary = kube_api.sanitize_for_serialization(
+            apps.read_namespaced_deployment("podinfo-primary", namespace)
+        )
+        assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":6.5.1")
+        status = await workflow.query("status", result_type=OperatorStatus)
+        assert status.state == "Failed" and status.data["outcome"] == "rolled back"
+    finally:
+        os.kill(worker, signal.SIGTERM)  # the worker the demo started for this test
+        await terminate_open(dev_cluster.env()["TEMPORAL_ADDRESS"], {workflow.id})
+        delete_objects(kube_api, namespace)
+
+
+@pytest.mark.cluster
+@pytest.mark.temporal
+async def test_ctrl_c_mid_rollout_cleans_up_what_the_demo_started_and_only_that(
+    dev_cluster: DevCluster, kube_api: client.ApiClient
+) -> None:
+    before = dev_cluster.running_processes()
+    run = Demo("--state-dir", str(dev_cluster.state_dir))
+    worker = await asyncio.to_thread(lambda: run.worker_pid)
+    namespace = await asyncio.to_thread(run.namespace)
+    await asyncio.to_thread(run.wait_for_line, "VirtualService podinfo: primary 90% · canary 10%")
+
+    run.process.send_signal(signal.SIGINT)  # v2 is under way
+    code = await asyncio.to_thread(run.finish)
+
+    assert code == 130, run.output
+    assert "interrupted: cleaning up what the demo started" in run.output
+    assert not alive(worker)
+    assert dev_cluster.running_processes() == before  # the cluster it found is left running
+    assert client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items == []
+    temporal = await connect(dev_cluster.env()["TEMPORAL_ADDRESS"])
+    rollout = await temporal.get_workflow_handle(f"canary/{namespace}/podinfo").describe()
+    assert rollout.status != WorkflowExecutionStatus.RUNNING
+
+
+def test_the_help_says_what_the_demo_does_with_an_example() -> None:
+    app = typer.Typer()
+    app.command()(demo)
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"})
+
+    assert result.exit_code == 0
+    assert "v2 promoted, then v3 rolled back" in result.output
+    assert "Example: autopilot demo --keep" in result.output
+    assert "--free-ports" in result.output and "--state-dir" in result.output
