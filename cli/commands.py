@@ -60,6 +60,9 @@ COMMANDS: dict[str, str] = {
     "resume": "Resume a paused machine; timers continue with the time they had left.",
     "abort": "Abort: the operator undoes its change (a canary routes all traffic back).",
     "retry": "Retry after a failure (a rolled-back canary, or a worker that failed).",
+    "release": "Release a quarantined service: its deny policy is removed (quarantine).",
+    "remediate": "Mark a quarantined service remediated; the isolation stays (quarantine).",
+    "escalate": "Escalate a quarantine to security now, before its timer (quarantine).",
 }
 
 ReasonOption = Annotated[

@@ -13,6 +13,7 @@ import typer
 
 from cli.canary import canary_app
 from cli.commands import CALLBACKS, COMMANDS
+from cli.demo import demo
 from cli.describe import describe_command
 from cli.dev import dev_app
 from cli.errors import CliError, friendly
@@ -95,3 +96,4 @@ def worker_command(
 
 
 app.add_typer(dev_app, name="dev")
+app.command("demo", epilog=_epilog("autopilot demo", "autopilot demo --keep"))(demo)
