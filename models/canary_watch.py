@@ -74,6 +74,7 @@ class CanaryStatus(BaseModel):
         default=None, description="uid of the Deployment that revision came from"
     )
 
+
 #: States in which the canary machine acts on a ``MetricSample`` (see ``workflows/canary.py``):
 #: the Prometheus watcher samples only rollouts in these states.
 METRIC_SAMPLE_STATES = ("Progressing", "AwaitingStep", "AwaitingPromotion")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from models.canary import Duration
+from models.durations import Duration
 from models.events import Event
 from models.operator import StepInput, Target
 

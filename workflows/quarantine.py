@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-from models.canary import format_duration
+from models.durations import format_duration
 from models.operator import OperatorInput, OperatorStatus
 from models.quarantine import (
     AlertRecord,
