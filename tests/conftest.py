@@ -27,4 +27,5 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     finally:
         await env.shutdown()
 
+
 pytest_plugins = ["tests.fixtures.cluster"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from models.search_attributes import SEARCH_ATTRIBUTES
 from service.temporal import register_search_attributes
 
-_FACTORIES = {
+_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
     "Int": SearchAttributeKey.for_int,
     "Bool": SearchAttributeKey.for_bool,

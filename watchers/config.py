@@ -14,6 +14,17 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Where a pod finds its own namespace.
+_POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _default_state_namespace() -> str:
+    """The pod's own namespace when in a cluster, else ``default`` (which always exists)."""
+    try:
+        return _POD_NAMESPACE_FILE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
 
 def _default_identity() -> str:
     """``<hostname>-<pid>``: unique per replica, readable in the Lease and in histories."""
@@ -43,8 +54,9 @@ class WatchersSettings(BaseSettings):
         default_factory=list, description="namespaces to watch; empty watches all"
     )
     state_namespace: str = Field(
-        default="autopilot-system",
-        description="namespace of the Lease and of the watcher's checkpoint ConfigMap",
+        default_factory=_default_state_namespace,
+        description="namespace of the Lease and of the checkpoint ConfigMap (must exist); "
+        "default: the pod's namespace, else 'default'",
     )
     state_name: str = Field(
         default="autopilot-watchers", description="name of the Lease and the ConfigMap"

@@ -21,8 +21,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client as kube_client
+from kubernetes.config.config_exception import ConfigException
 from prometheus_client import CollectorRegistry
+from temporalio.client import Client
 
 from watchers.config import WatchersSettings
 from watchers.delivery import Delivery
@@ -107,7 +109,7 @@ class Runner:
         *,
         webhook_settings: WebhookSettings | None = None,
         registry: CollectorRegistry | None = None,
-        api: client.ApiClient | None = None,
+        api: kube_client.ApiClient | None = None,
     ) -> None:
         self.settings = settings
         self.delivery = delivery
@@ -147,7 +149,16 @@ class Runner:
                     await webhooks
 
     async def _watch(self, stop: asyncio.Event) -> None:
-        api = self._api or api_client(self.settings.kubeconfig)
+        try:
+            api = self._api or api_client(self.settings.kubeconfig)
+        except (ConfigException, OSError) as error:
+            logger.warning(
+                "no Kubernetes configuration (%s): the Kubernetes and Prometheus watchers "
+                "are off; set KUBECONFIG or AUTOPILOT_WATCH_KUBECONFIG",
+                error,
+            )
+            await stop.wait()
+            return
         calls = KubeCalls(api, self.settings.api_concurrency)
         try:
             if not self.settings.leader_election:
@@ -191,21 +202,45 @@ class Runner:
 
 
 async def run_watchers(
-    settings: WatchersSettings,
-    delivery: Delivery,
-    stop_event: asyncio.Event,
+    settings: WatchersSettings | None = None,
+    delivery: Delivery | None = None,
+    stop_event: asyncio.Event | None = None,
     *,
+    client: Client | None = None,
+    task_queue: str | None = None,
+    stop: asyncio.Event | None = None,
     webhook_settings: WebhookSettings | None = None,
     registry: CollectorRegistry | None = None,
 ) -> None:
-    """Run every configured watcher until ``stop_event`` is set (``worker_main`` calls this).
+    """Run every configured watcher until the stop event is set (``worker_main`` calls this).
+
+    Either ``run_watchers(settings, delivery, stop_event)``, or, as ``worker_main`` does,
+    ``run_watchers(client=..., task_queue=..., stop=...)`` with settings from the environment.
 
     Args:
-        settings: which watchers run and how (``AUTOPILOT_WATCH_*``).
+        settings: which watchers run and how; ``AUTOPILOT_WATCH_*`` by default.
         delivery: hands events to Temporal; its client is also used to read visibility.
         stop_event: set it to stop; the Lease is released and checkpoints are saved.
+        client: a Temporal client (pydantic data converter), when no ``delivery`` is given.
+        task_queue: the workers' task queue, when no ``delivery`` is given.
+        stop: the same as ``stop_event``.
         webhook_settings: the webhook server's settings (``AUTOPILOT_WEBHOOK_*`` by default).
         registry: Prometheus registry for the counters (the global one by default).
+
+    Raises:
+        ValueError: neither a delivery nor a client and task queue, or no stop event.
     """
-    runner = Runner(settings, delivery, webhook_settings=webhook_settings, registry=registry)
-    await runner.run(stop_event)
+    if delivery is None:
+        if client is None or not task_queue:
+            raise ValueError("give a delivery, or a client and a task_queue")
+        delivery = Delivery(client, task_queue=task_queue)
+    event = stop_event or stop
+    if event is None:
+        raise ValueError("give a stop event")
+    runner = Runner(
+        settings or WatchersSettings(),
+        delivery,
+        webhook_settings=webhook_settings,
+        registry=registry,
+    )
+    await runner.run(event)

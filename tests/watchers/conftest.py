@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
 from devcluster.crds import install_autopilot_crds
 from tests.watchers.standin import standin_worker
 from tests.watchers.support import Cluster, terminate_all
-from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy, connect
+from watchers.delivery import connect
 
 
 @pytest.fixture(scope="session")
@@ -80,16 +79,6 @@ async def canary_queue(temporal: Client, canary_worker_env: None) -> AsyncIterat
     queue = f"watchers-canary-{uuid.uuid4().hex[:8]}"
     async with make_worker(temporal, queue, [CanaryWorkflow], ACTIVITIES):
         yield queue
-
-
-def make_delivery(temporal: Client, queue: str) -> Delivery:
-    """A delivery to ``queue`` with its own metrics registry and quick retries."""
-    return Delivery(
-        temporal,
-        task_queue=queue,
-        retry=RetryPolicy(attempts=3, initial_backoff_s=0.05, deadline_s=10),
-        metrics=DeliveryMetrics.for_registry(CollectorRegistry()),
-    )
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from prometheus_client import CollectorRegistry
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -23,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
 from watchers.config import WatchersSettings
-from watchers.delivery import Delivery
+from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
 from watchers.runner import Runner
 
 FAST = {
@@ -48,6 +49,16 @@ def settings(namespace: str, **overrides: Any) -> WatchersSettings:
     }
     values.update(overrides)
     return WatchersSettings(**values)
+
+
+def make_delivery(temporal: Client, queue: str) -> Delivery:
+    """A delivery to ``queue`` with its own metrics registry and quick retries."""
+    return Delivery(
+        temporal,
+        task_queue=queue,
+        retry=RetryPolicy(attempts=3, initial_backoff_s=0.05, deadline_s=10),
+        metrics=DeliveryMetrics.for_registry(CollectorRegistry()),
+    )
 
 
 def deployment(name: str, image: str = "podinfo:6.5.0", replicas: int = 1) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from temporalio.client import Client
 from models.canary import pod_template_revision
 from models.canary_watch import CANARY_FINALIZER
 from models.operator import OperatorInput
-from tests.watchers.conftest import make_delivery
 from tests.watchers.support import (
     Cluster,
     canary,
     deployment,
     eventually,
+    make_delivery,
     running,
     settings,
     signals,
@@ -223,18 +223,18 @@ def history_is_gone(cluster: Cluster, version: str) -> bool:
 async def churn_until_gone(cluster: Cluster, version: str) -> None:
     """Make Deployment events until the server's watch cache has dropped ``version``.
 
-    The API server keeps recent events in memory (at least 75 s of them); a resourceVersion
-    becomes "too old" only once newer events have pushed it out. This is a functional wait
-    on that condition, checked with a real watch request, not a timed assertion.
+    The API server keeps recent events in memory: a resourceVersion becomes "too old" once
+    the cache is full and its oldest events are older than its freshness window (75 s), so
+    this writes about 20 events a second and checks, with a real watch request, until the
+    server answers 410. A functional wait on that condition, not a timed assertion.
     """
     churn = unique("churn")
     cluster.create_deployment(deployment(churn))
-    for _ in range(120):
-        for replicas in range(10):
-            cluster.scale(churn, replicas)
+    for _ in range(900):
+        for replicas in range(20):
+            cluster.scale(churn, replicas % 5)
         if await asyncio.to_thread(history_is_gone, cluster, version):
             return
-        await asyncio.sleep(2)
     raise AssertionError(f"resourceVersion {version} never became too old")
 
 

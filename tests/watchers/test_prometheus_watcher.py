@@ -22,9 +22,16 @@ from temporalio.client import Client
 
 from models.canary_watch import METRIC_SAMPLES_ANNOTATION
 from models.operator import EventEnvelope
-from tests.watchers.conftest import make_delivery
 from tests.watchers.standin import RECORDED_QUERY
-from tests.watchers.support import Cluster, canary, deployment, eventually, running, settings
+from tests.watchers.support import (
+    Cluster,
+    canary,
+    deployment,
+    eventually,
+    make_delivery,
+    running,
+    settings,
+)
 from watchers.prometheus.queries import BUILTIN_QUERIES, Wanted, plan, shareable
 from watchers.prometheus.watcher import PrometheusWatcher
 from watchers.runner import Runner
@@ -229,3 +236,10 @@ def test_a_dotted_workload_name_is_matched_literally() -> None:
     (query,) = plan([item])
 
     assert 'destination_workload=~"web\\\\.v2"' in query.promql
+
+
+def test_the_per_target_builtin_queries_are_the_ones_the_canary_worker_sends() -> None:
+    # The watcher may not import activities; this keeps its copy from drifting.
+    from activities.canary.metrics import BUILTIN_QUERIES as WORKER_QUERIES
+
+    assert BUILTIN_QUERIES == WORKER_QUERIES

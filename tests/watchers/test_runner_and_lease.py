@@ -10,8 +10,7 @@ import pytest
 from kubernetes import client
 from temporalio.client import Client
 
-from tests.watchers.conftest import make_delivery
-from tests.watchers.support import eventually, settings
+from tests.watchers.support import eventually, make_delivery, settings
 from watchers.kube.client import KubeCalls
 from watchers.lease import LeaderElector
 from watchers.runner import run_watchers

@@ -18,13 +18,13 @@ from kubernetes import client
 from temporalio.client import Client
 
 from models.canary_watch import METRIC_SAMPLES_ANNOTATION
-from tests.watchers.conftest import make_delivery
 from tests.watchers.support import (
     Cluster,
     canary,
     deployment,
     eventually,
     kubectl,
+    make_delivery,
     running,
     runs,
     settings,
