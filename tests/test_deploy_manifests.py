@@ -50,6 +50,8 @@ def test_the_worker_and_watcher_deployments_are_accepted_by_the_api_server(insta
         ("delete", "authorizationpolicies.security.istio.io"),
         ("patch", "deployments.apps"),
         ("watch", "canaries.autopilot.dev"),
+        ("patch", "canaries.autopilot.dev"),
+        ("create", "configmaps"),
         ("patch", "canaries.autopilot.dev/status"),
         ("update", "leases.coordination.k8s.io"),
     ],

@@ -17,7 +17,6 @@ import asyncio
 import functools
 import math
 import os
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,36 +38,13 @@ from models.canary import (
     format_duration,
 )
 from models.operator import Target
+from models.promql import BUILTIN_QUERIES, render
 
 #: Environment variable naming the Prometheus the worker queries.
 PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 #: Seconds a single query may take before it counts as no data.
 QUERY_TIMEOUT = 5.0
-
-#: Flagger's built-in Istio queries, with Flagger's variable names.
-BUILTIN_QUERIES: dict[str, str] = {
-    "request-success-rate": (
-        "sum(rate(istio_requests_total{"
-        'reporter="destination",'
-        'destination_workload_namespace="{{ namespace }}",'
-        'destination_workload=~"{{ target }}",'
-        'response_code!~"5.*"'
-        "}[{{ interval }}])) / sum(rate(istio_requests_total{"
-        'reporter="destination",'
-        'destination_workload_namespace="{{ namespace }}",'
-        'destination_workload=~"{{ target }}"'
-        "}[{{ interval }}])) * 100"
-    ),
-    "request-duration": (
-        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{"
-        'reporter="destination",'
-        'destination_workload_namespace="{{ namespace }}",'
-        'destination_workload=~"{{ target }}"'
-        "}[{{ interval }}])) by (le))"
-    ),
-}
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 
 def template_of(metric: CanaryMetric, spec: CanarySpec) -> str:
@@ -94,18 +70,6 @@ def variables_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> dic
     }
     values.update({f"variables.{k}": v for k, v in metric.template_variables.items()})
     return values
-
-
-def render(template: str, values: dict[str, str]) -> str:
-    """Replace every ``{{ name }}``; an unknown name is an error naming it."""
-
-    def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise KeyError(f"unknown template variable {{{{ {key} }}}}")
-        return values[key]
-
-    return _VARIABLE.sub(substitute, template)
 
 
 def query_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> str:

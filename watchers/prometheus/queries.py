@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from models.canary import CanaryMetric, CanarySpec, format_duration
+from models.promql import BUILTIN_QUERIES, VARIABLE, render
 
 #: The labels every grouped query keeps, and by which its series are fanned out.
 GROUP_LABELS = ("destination_workload_namespace", "destination_workload")
@@ -53,23 +54,6 @@ GROUPED_BUILTINS: dict[str, str] = {
     ),
 }
 
-#: Flagger's built-in Istio metrics for one target, as the canary worker sends them.
-BUILTIN_QUERIES: dict[str, str] = {
-    "request-success-rate": (
-        'sum(rate(istio_requests_total{reporter="destination",'
-        'destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}",'
-        'response_code!~"5.*"}[{{ interval }}])) / sum(rate(istio_requests_total{'
-        'reporter="destination",destination_workload_namespace="{{ namespace }}",'
-        'destination_workload=~"{{ target }}"}[{{ interval }}])) * 100'
-    ),
-    "request-duration": (
-        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{"
-        'reporter="destination",destination_workload_namespace="{{ namespace }}",'
-        'destination_workload=~"{{ target }}"}[{{ interval }}])) by (le))'
-    ),
-}
-
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 #: Variables that stand for the target and may be shared through a regular expression.
 _SHAREABLE = {"namespace": "namespace", "target": "target", "name": "target", "canary": "target"}
 #: ``label="{{ var }}"`` or ``label=~"{{ var }}"``: a matcher value, the only shareable use.
@@ -152,7 +136,7 @@ def shareable(template: str) -> bool:
     """Whether rollouts can share one query of ``template`` (see the module docstring)."""
     if template in GROUPED_BUILTINS.values() or template in BUILTIN_QUERIES.values():
         return True
-    names = _VARIABLE.findall(template)
+    names = VARIABLE.findall(template)
     if any(not (n in _SHAREABLE or n == "interval" or n.startswith("variables.")) for n in names):
         return False
     target_uses = sum(1 for n in names if n in _SHAREABLE)
@@ -173,18 +157,6 @@ def _grouped_template(template: str) -> str:
         if template == builtin:
             return GROUPED_BUILTINS[name]
     return _MATCHER.sub(lambda m: f'=~"{{{{ {_SHAREABLE[m.group(2)]} }}}}"', template)
-
-
-def render(template: str, values: Mapping[str, str]) -> str:
-    """Replace every ``{{ name }}``; an unknown name raises ``KeyError`` naming it."""
-
-    def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise KeyError(f"unknown template variable {{{{ {key} }}}}")
-        return values[key]
-
-    return _VARIABLE.sub(substitute, template)
 
 
 def alternation(names: Iterable[str]) -> str:
