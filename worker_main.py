@@ -90,6 +90,13 @@ def all_workflows() -> list[type[Any]]:
     return list(workflows().values())
 
 
+def support_workflows() -> list[type[Any]]:
+    """Workflows the operators rely on that are not operators (the rollout-slots semaphore)."""
+    from workflows.rollout_slots import RolloutSlotsWorkflow
+
+    return [RolloutSlotsWorkflow]
+
+
 def missing_activities(
     workflows: Sequence[type[Any]], activities: Sequence[Callable[..., Any]]
 ) -> list[str]:
@@ -230,7 +237,9 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
             if missing:
                 print(f"error: no implementation for activities: {', '.join(missing)}")
                 return 2
-            worker = make_worker(client, temporal.task_queue, workflows, activities)
+            worker = make_worker(
+                client, temporal.task_queue, [*workflows, *support_workflows()], activities
+            )
             names = ", ".join(sorted(wf.operator.name for wf in workflows))
             print(
                 f"worker on task queue {temporal.task_queue!r} for operators: {names}", flush=True

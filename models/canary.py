@@ -782,6 +782,9 @@ class CanaryData(BaseModel):
     retry_of: str | None = Field(
         default=None, description="a rejected revision that `retry` asked to roll out again"
     )
+    slots: list[str] = Field(
+        default_factory=list, description="scopes of the concurrency cap granted a permit"
+    )
 
     MAX_RECORDED: ClassVar[int] = 100
 
@@ -789,6 +792,7 @@ class CanaryData(BaseModel):
 #: Flagger's phase for each of our states (webhook payloads and the Canary status use it).
 FLAGGER_PHASES: dict[str, str] = {
     "Initializing": "Initializing",
+    "Queued": "Waiting",
     "Waiting": "Waiting",
     "Starting": "Progressing",
     "Progressing": "Progressing",

@@ -11,6 +11,10 @@ rollout::
                                               RollingBack ─▶ Failed                    │
                                                       (retry, new revision)      Succeeded ◀┘
 
+Between ``Initializing`` and the first of Waiting, Starting or Promoting, ``Queued`` waits
+for the permits of the concurrency cap (``workflows/rollout_slots.py``); with no cap
+configured it passes at once.
+
 ``Progressing`` writes the weight of the current step to the VirtualService and waits one
 ``analysis.interval``; ``Analysing`` runs the hooks and metric checks and decides: next step,
 same step again (a failed check below ``threshold``, or no data being held), rollback, a
@@ -30,6 +34,7 @@ from temporalio import workflow
 from models import canary as m
 from models.canary import AnalysisOutcome, CanaryData, CanarySpec, HookType, MetricStatus
 from models.operator import OperatorInput, OperatorStatus
+from models.rollout_slots import QueueJoined, SlotGranted
 from workflows.engine import (
     ANY,
     ActivityFailed,
@@ -106,6 +111,11 @@ rollback = ActivityRef(
     maximum_retry_interval=timedelta(seconds=2),
     summary="route 100/0 at once, scale canary down",
 )
+request_slot = ActivityRef(
+    "canary.request_slot", returns=QueueJoined, timeout=_QUICK, summary="ask for a permit"
+)
+# It also gives back the rollout's permits of the concurrency cap (in the worker, so that
+# histories recorded before the cap existed replay unchanged).
 post_rollout = ActivityRef("canary.post_rollout_hooks", timeout=_HOOKS, summary="post-rollout")
 notify = ActivityRef("canary.notify", timeout=_QUICK, summary="event webhooks")
 
@@ -341,6 +351,30 @@ def at_a_gate(ctx: C) -> bool:
     return _gate_ahead(ctx) is not None
 
 
+def holds_every_slot(ctx: C) -> bool:
+    """QueueJoined: no permit is missing (or no cap is configured)."""
+    return ctx.event.scope is None
+
+
+def holds_every_slot_and_skip(ctx: C) -> bool:
+    """QueueJoined: every permit held and ``skipAnalysis``: promote at once."""
+    return holds_every_slot(ctx) and skip_analysis(ctx)
+
+
+def holds_every_slot_and_gated(ctx: C) -> bool:
+    """QueueJoined: every permit held and a start gate or confirm-rollout hooks."""
+    return holds_every_slot(ctx) and start_gated(ctx)
+
+
+#: Temporal patch: rollouts initialized before ``Queued`` existed replay without it.
+QUEUED_PATCH = "canary-queued"
+
+
+def queues_for_permits(ctx: C) -> bool:
+    """Initialized: go through ``Queued`` (a history recorded before it existed does not)."""
+    return not workflow.in_workflow() or workflow.patched(QUEUED_PATCH)
+
+
 def can_retry(ctx: C) -> bool:
     """There is a revision to retry."""
     return ctx.data.revision is not None
@@ -392,6 +426,25 @@ def initialized(ctx: C) -> CanaryData:
         phase_started_at=ctx.now,
         message=f"rolling out revision {event.revision} over {event.stable_revision}",
     )
+
+
+def queued(ctx: C) -> CanaryData:
+    """Waiting in the FIFO of one scope of the concurrency cap."""
+    event = ctx.event
+    return _with(ctx, message=f"queued for a rollout permit of {event.scope} (cap {event.limit})")
+
+
+def slot_granted(ctx: C) -> CanaryData:
+    """One permit more; the next scope (if any) is asked for on re-entering Queued."""
+    scope = ctx.event.scope
+    slots = ctx.data.slots if scope in ctx.data.slots else [*ctx.data.slots, scope]
+    return _with(ctx, slots=slots, message=f"permit of {scope} granted")
+
+
+def dequeued(ctx: C) -> CanaryData:
+    """Every permit is held: readiness deadlines start now, not when the rollout queued."""
+    message = ctx.data.message if not ctx.data.slots else "every rollout permit granted"
+    return _with(ctx, phase_started_at=ctx.now, message=message)
 
 
 def nothing_to_do(ctx: C) -> CanaryData:
@@ -785,6 +838,11 @@ canary.state(
     doc="create -primary, Services, DestinationRules, VirtualService; route 100/0",
 )
 canary.state(
+    "Queued",
+    run=[request_slot],
+    doc="waits for a permit of the concurrency cap (per namespace, then global); none: passes",
+)
+canary.state(
     "Waiting",
     settled=True,
     run=[confirm_rollout],
@@ -877,10 +935,21 @@ canary.on(
 
 canary.on("Initializing", Initialized, go="Failed", when=rejected, do=refuse_rejected)
 canary.on("Initializing", Initialized, go="Succeeded", when=nothing_to_roll_out, do=nothing_to_do)
+canary.on("Initializing", Initialized, go="Queued", when=queues_for_permits, do=initialized)
+# Replaying a rollout initialized before the cap existed (see queues_for_permits):
 canary.on("Initializing", Initialized, go="Promoting", when=skip_analysis, do=initialized)
 canary.on("Initializing", Initialized, go="Waiting", when=start_gated, do=initialized)
 canary.on("Initializing", Initialized, go="Starting", do=initialized)
 canary.on("Initializing", ActivityFailed, go="Failed", do=worker_failed)
+
+# -- Queued -------------------------------------------------------------------
+
+canary.on("Queued", QueueJoined, go="Promoting", when=holds_every_slot_and_skip, do=dequeued)
+canary.on("Queued", QueueJoined, go="Waiting", when=holds_every_slot_and_gated, do=dequeued)
+canary.on("Queued", QueueJoined, go="Starting", when=holds_every_slot, do=dequeued)
+canary.on("Queued", QueueJoined, go=None, do=queued)
+canary.on("Queued", SlotGranted, go="Queued", do=slot_granted)
+canary.on("Queued", ActivityFailed, go="Failed", do=worker_failed)
 
 # -- the gates: Waiting, AwaitingStep, AwaitingPromotion ----------------------
 

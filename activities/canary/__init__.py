@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.canary import lifecycle, metrics, webhooks
+from activities.canary import lifecycle, metrics, slots, webhooks
 
 #: Every canary activity, for the worker.
 ACTIVITIES: list[Callable[..., Any]] = [
@@ -25,4 +25,7 @@ ACTIVITIES: list[Callable[..., Any]] = [
     webhooks.confirm_promotion_hooks,
     webhooks.post_rollout_hooks,
     webhooks.notify,
+    slots.request_slot,
+    slots.grant,
+    slots.closed_holders,
 ]

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from temporalio import activity
 
+from activities.canary import slots
 from models.canary import (
     CanaryStep,
     CanaryWebhook,
@@ -137,7 +138,9 @@ async def confirm_promotion_hooks(step: CanaryStep) -> HooksRan:
 
 @activity.defn(name="canary.post_rollout_hooks")
 async def post_rollout_hooks(step: CanaryStep) -> None:
-    """``post-rollout`` hooks, after promotion or rollback; failures are only logged."""
+    """The rollout ended (Succeeded, Failed, Aborted): give back its permits of the
+    concurrency cap, then run ``post-rollout`` hooks; hook failures are only logged."""
+    await slots.release_permits(step)
     for result in await run_hooks(step, HookType.POST_ROLLOUT):
         if not result.ok:
             activity.logger.warning("post-rollout hook %s: %s", result.name, result.message)

@@ -19,6 +19,7 @@ from activities.canary import ACTIVITIES, kube
 from tests.canary.e2e import Rollouts
 from worker_main import make_worker
 from workflows.canary import CanaryWorkflow
+from workflows.rollout_slots import RolloutSlotsWorkflow
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,6 @@ async def rollouts(temporal_address: str, canary_env: None) -> AsyncIterator[Rol
     """A worker for the canary operator, in this process, on the cluster's Temporal."""
     temporal = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
     task_queue = f"canary-tests-{uuid.uuid4().hex[:8]}"
-    worker = make_worker(temporal, task_queue, [CanaryWorkflow], ACTIVITIES)
+    worker = make_worker(temporal, task_queue, [CanaryWorkflow, RolloutSlotsWorkflow], ACTIVITIES)
     async with worker:
         yield Rollouts(temporal, task_queue)

@@ -30,6 +30,7 @@ from models.canary import (
     WeightApplied,
 )
 from models.operator import CommandRequest
+from models.rollout_slots import QueueJoined, SlotGranted
 from tests.canary.specs import make_spec
 from workflows.canary import canary
 from workflows.engine import Command, Ctx, Timeout
@@ -241,7 +242,9 @@ def test_retry_rolls_the_rejected_revision_out_again():
     state, data = decide("Failed", retry, make_spec(), data)
     assert (state, data.retry_of, data.attempt, data.failed_checks) == ("Initializing", "r2", 1, 0)
     event = Initialized(revision="r2", stable_revision="r1", needs_rollout=True)
-    state, _ = decide("Initializing", event, make_spec(), data)
+    state, data = decide("Initializing", event, make_spec(), data)
+    assert state == "Queued"
+    state, _ = decide("Queued", QueueJoined(scope=None), make_spec(), data)  # no cap
     assert state == "Starting"
 
 
@@ -262,7 +265,35 @@ def test_skip_analysis_promotes_at_once():
         {**make_spec().model_dump(by_alias=True), "skipAnalysis": True}
     )
     event = Initialized(revision="r2", stable_revision="r1", needs_rollout=True)
-    assert decide("Initializing", event, spec)[0] == "Promoting"
+    state, data = decide("Initializing", event, spec)
+    assert decide(state, QueueJoined(scope=None), spec, data)[0] == "Promoting"
+
+
+# --------------------------------------------------------------- concurrency cap
+
+
+def test_a_rollout_queues_for_its_permit_and_starts_once_it_holds_every_one():
+    event = Initialized(revision="r2", stable_revision="r1", needs_rollout=True)
+    state, data = decide("Initializing", event, make_spec())
+    assert state == "Queued"
+
+    state, data = decide(state, QueueJoined(scope="ns/shop", limit=2), make_spec(), data)
+    assert (state, data.message) == ("Queued", "queued for a rollout permit of ns/shop (cap 2)")
+    state, data = decide(state, SlotGranted(scope="ns/shop"), make_spec(), data)
+    assert (state, data.slots) == ("Queued", ["ns/shop"])  # re-entered: asks for the next
+    state, data = decide(state, QueueJoined(scope="global", limit=1), make_spec(), data)
+    state, data = decide(state, SlotGranted(scope="global"), make_spec(), data)
+    later = NOW + timedelta(hours=1)
+    state, data = decide(state, QueueJoined(scope=None), make_spec(), data, now=later)
+
+    assert state == "Starting" and data.slots == ["ns/shop", "global"]
+    assert data.phase_started_at == later  # the progress deadline starts after the queue
+
+
+def test_a_rollout_can_be_aborted_while_queued_but_not_promoted_past_the_cap():
+    assert canary.commands_in("Queued") == ["abort", "pause"]
+    abort = CommandRequest(command="abort", by="bob")
+    assert decide("Queued", abort, make_spec())[0] == "Aborted"
 
 
 def test_a_first_run_has_nothing_to_roll_out():

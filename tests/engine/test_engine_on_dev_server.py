@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from models.operator import EngineSettings, OperatorStatus
-from tests.engine.helpers import STARTED, command, send, start, status, wait_for
-from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
-from worker_main import make_worker
+from tests.engine.helpers import command, send, start, status, wait_for
 
 
 @pytest.fixture(scope="module")
-async def module_worker(dev_server_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    task_queue = f"engine-dev-{uuid.uuid4().hex[:6]}"
-    async with make_worker(
-        dev_server_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def worker(module_worker: Worker) -> AsyncIterator[Worker]:
-    STARTED.clear()
-    yield module_worker
-    for handle in STARTED:
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate("test over")
+def engine_env(dev_server_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    return dev_server_env
 
 
 async def test_pause_freezes_the_timer_and_resume_restarts_what_was_left(worker):

@@ -7,44 +7,23 @@ skipped time, and drops signals that race a continue-as-new.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from models.operator import OperatorStatus
-from tests.engine.helpers import STARTED, command, send, start, status, wait_for
-from tests.engine.ticket_operator import CALLS, TICKET_ACTIVITIES, TicketWorkflow
-from worker_main import make_worker
+from tests.engine.helpers import command, send, start, status, wait_for
+from tests.engine.ticket_operator import CALLS
 
 
 @pytest.fixture(scope="module")
-async def module_worker(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    # One worker for the module: the time-skipping server does not skip time while any
-    # workflow has a task no worker polls, so workers must outlive every test's workflows.
-    task_queue = f"engine-{uuid.uuid4().hex[:6]}"
-    async with make_worker(
-        time_skipping_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def worker(module_worker: Worker) -> AsyncIterator[Worker]:
-    """The module's worker; workflows a test leaves running are terminated after it."""
-    STARTED.clear()
-    yield module_worker
-    for handle in STARTED:
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate("test over")
+def engine_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    return time_skipping_env
 
 
 async def test_enough_votes_move_the_ticket_into_review_and_the_entry_worker_ran(worker):

@@ -1,0 +1,39 @@
+"""Fixtures for engine tests: a ticket-operator worker per module, and cleanup per test.
+
+Each test module picks its server by defining ``engine_env`` (time-skipping or dev).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.engine.helpers import STARTED
+from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
+from worker_main import make_worker
+
+
+@pytest.fixture(scope="module")
+async def module_worker(engine_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
+    # One worker for the module: the time-skipping server does not skip time while any
+    # workflow has a task no worker polls, so workers must outlive every test's workflows.
+    task_queue = f"engine-{uuid.uuid4().hex[:6]}"
+    async with make_worker(
+        engine_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def worker(module_worker: Worker) -> AsyncIterator[Worker]:
+    """The module's worker; workflows a test leaves running are terminated after it."""
+    STARTED.clear()
+    yield module_worker
+    for handle in STARTED:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("test over")
