@@ -25,7 +25,6 @@ official ``kubernetes`` client is synchronous, so each call runs in a thread.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import os
@@ -35,11 +34,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.kube_client import api_client, apps, core, custom
 from models.quarantine import (
     EvidenceRecorded,
     PolicyApplied,
@@ -84,19 +84,6 @@ Json = dict[str, Any]
 # =============================================================================
 # Kubernetes plumbing
 # =============================================================================
-
-
-@functools.cache
-def api_client() -> client.ApiClient:
-    """The process-wide API client: ``KUBECONFIG`` (or ~/.kube/config), else in-cluster."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
-        )
-    return client.ApiClient(configuration)
 
 
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -169,20 +156,8 @@ def _refuse_foreign(obj: Json) -> None:
         )
 
 
-def _apps() -> client.AppsV1Api:
-    return client.AppsV1Api(api_client())
-
-
-def _core() -> client.CoreV1Api:
-    return client.CoreV1Api(api_client())
-
-
-def _custom() -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client())
-
-
 async def _deployment(step: QuarantineStep) -> Json | None:
-    return await _get(_apps().read_namespaced_deployment, step.target.name, step.target.namespace)
+    return await _get(apps().read_namespaced_deployment, step.target.name, step.target.namespace)
 
 
 # =============================================================================
@@ -205,7 +180,7 @@ async def _selector(step: QuarantineStep) -> tuple[dict[str, str], str]:
         template = (deployment["spec"].get("template") or {}).get("metadata") or {}
         if template.get("labels"):
             return dict(template["labels"]), "deployment"
-    service = await _get(_core().read_namespaced_service, step.target.name, step.target.namespace)
+    service = await _get(core().read_namespaced_service, step.target.name, step.target.namespace)
     if service is not None and (service.get("spec") or {}).get("selector"):
         return dict(service["spec"]["selector"]), "service"
     raise ApplicationError(
@@ -247,7 +222,7 @@ def _policy_api(step: QuarantineStep) -> tuple[str, str, str, str]:
 
 async def _read_policy(step: QuarantineStep) -> Json | None:
     return await _get(
-        _custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
+        custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
     )
 
 
@@ -272,7 +247,7 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
     selector, selected_by = await _selector(step)
     wanted = deny_policy(step, selector)
     name = wanted["metadata"]["name"]
-    api = _custom()
+    api = custom()
     for _ in range(_MAX_CONFLICTS):
         live = await _read_policy(step)
         try:
@@ -335,7 +310,7 @@ async def remove_deny_policy(step: QuarantineStep) -> None:
         )
         try:
             await _call(
-                _custom().delete_namespaced_custom_object,
+                custom().delete_namespaced_custom_object,
                 *_policy_api(step),
                 name,
                 body=client.V1DeleteOptions(preconditions=preconditions),
@@ -425,9 +400,9 @@ async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
     """
     name = evidence_name(step.target)
     namespace = step.target.namespace
-    core = _core()
+    core_api = core()
     for _ in range(_MAX_CONFLICTS):
-        live = await _get(core.read_namespaced_config_map, name, namespace)
+        live = await _get(core_api.read_namespaced_config_map, name, namespace)
         if live is not None:
             _refuse_foreign(live)
             annotations = live["metadata"].get("annotations") or {}
@@ -441,7 +416,7 @@ async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
             )
             try:  # immutable: an older incident's evidence is replaced by delete + create
                 await _call(
-                    core.delete_namespaced_config_map,
+                    core_api.delete_namespaced_config_map,
                     name,
                     namespace,
                     body=client.V1DeleteOptions(preconditions=preconditions),
@@ -454,7 +429,7 @@ async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
         body = _evidence(step, deployment)
         try:
             await _call(
-                core.create_namespaced_config_map, namespace, body, field_manager=FIELD_MANAGER
+                core_api.create_namespaced_config_map, namespace, body, field_manager=FIELD_MANAGER
             )
         except ApiException as error:
             if _status(error) == 409:
@@ -476,7 +451,7 @@ async def _patch_deployment(step: QuarantineStep, metadata: Json) -> bool:
     """Merge-patch the Deployment's own metadata; False when it does not exist."""
     try:
         await _call(
-            _apps().patch_namespaced_deployment,
+            apps().patch_namespaced_deployment,
             step.target.name,
             step.target.namespace,
             {"metadata": metadata},
@@ -583,7 +558,7 @@ async def _record_event(step: QuarantineStep, message: str) -> str:
         "count": 1,
     }
     try:
-        await _call(_core().create_namespaced_event, namespace, event, field_manager=FIELD_MANAGER)
+        await _call(core().create_namespaced_event, namespace, event, field_manager=FIELD_MANAGER)
     except ApiException as error:
         if error.status != 409:
             raise

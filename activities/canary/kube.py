@@ -13,14 +13,16 @@ documented in ``docs/operators/canary.md``, so GitOps tools can be told to leave
 from __future__ import annotations
 
 import asyncio
-import functools
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from temporalio.exceptions import ApplicationError
+
+from activities.kube_client import api_client as api_client
+from activities.kube_client import apps as apps
+from activities.kube_client import core as core
+from activities.kube_client import custom as custom
 
 #: Field manager recorded for every write (visible in ``managedFields``).
 FIELD_MANAGER = "autopilot-canary"
@@ -44,36 +46,6 @@ MANAGED_LABEL_VALUE = "autopilot"
 #: Istio networking API used for VirtualServices and DestinationRules.
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSION = "v1"
-
-
-@functools.cache
-def api_client() -> client.ApiClient:
-    """The process-wide API client: ``KUBECONFIG`` (or ~/.kube/config), else in-cluster."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        # Read KUBECONFIG now: the client's default was frozen when it was imported.
-        config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
-        )
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
-
-
-def apps() -> client.AppsV1Api:
-    """Deployments."""
-    return client.AppsV1Api(api_client())
-
-
-def core() -> client.CoreV1Api:
-    """Services."""
-    return client.CoreV1Api(api_client())
-
-
-def custom() -> client.CustomObjectsApi:
-    """Istio objects."""
-    return client.CustomObjectsApi(api_client())
 
 
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
