@@ -19,6 +19,7 @@ from tests.canary.cluster import (
     weights,
 )
 from tests.canary.e2e import Rollouts, WeightRecorder
+from tests.canary.histories import record_if_asked
 from tests.canary.hooks import hook_receiver
 from tests.canary.specs import spec_dict
 
@@ -52,6 +53,7 @@ async def test_a_healthy_canary_is_promoted_through_every_weight(rollouts, kube_
         new_revision(kube_api, namespace, "podinfo", V2)
         handle = await rollouts.start(namespace, "podinfo", spec)
         status = await handle.result()
+    await record_if_asked(handle, "canary_promoted")
 
     assert status.state == "Succeeded", status.data
     assert recorder.canary_weights == [0, 10, 20, 30, 40, 50, 0]
