@@ -85,24 +85,7 @@ def install_istio_crds(api: client.ApiClient) -> list[str]:
     Raises:
         CrdError: The CRDs could not be fetched, applied, or did not become Established.
     """
-    crds = load_crds(istio_crd_file())
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for crd in crds:
-        name = str(crd["metadata"]["name"])
-        try:
-            extensions.patch_custom_resource_definition(
-                name,
-                crd,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type="application/apply-patch+yaml",
-                _preload_content=False,
-            )
-        except client.ApiException as error:
-            raise CrdError(f"applying CRD {name} failed: {error.status} {error.reason}") from error
-        names.append(name)
-    wait_established(api, names)
+    names = apply_crds(api, load_crds(istio_crd_file()))
     return names + install_autopilot_crds(api)
 
 
@@ -163,6 +146,15 @@ def install_autopilot_crds(api: client.ApiClient, directory: Path = AUTOPILOT_CR
         CrdError: A CRD could not be applied or did not become Established.
     """
     crds = [crd for path in sorted(directory.glob("*.yaml")) for crd in load_crds(path)]
+    return apply_crds(api, crds)
+
+
+def apply_crds(api: client.ApiClient, crds: list[dict[str, Any]]) -> list[str]:
+    """Server-side apply each CRD, then wait until all are Established; return their names.
+
+    Raises:
+        CrdError: A CRD could not be applied or did not become Established.
+    """
     extensions = client.ApiextensionsV1Api(api)
     names = []
     for crd in crds:
