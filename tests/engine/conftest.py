@@ -1,6 +1,7 @@
 """Fixtures for engine tests: a ticket-operator worker per module, and cleanup per test.
 
-Each test module picks its server by defining ``engine_env`` (time-skipping or dev).
+Modules on the shared dev server define ``engine_env``; a module whose timers must jump
+defines its own ``worker`` on a time-skipping server of the test's own.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from worker_main import make_worker
 
 @pytest.fixture(scope="module")
 async def module_worker(engine_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    # One worker for the module: the time-skipping server does not skip time while any
-    # workflow has a task no worker polls, so workers must outlive every test's workflows.
+    # One worker for the module: workflows a test leaves running keep a poller until the
+    # test's clean-up terminates them.
     task_queue = f"engine-{uuid.uuid4().hex[:6]}"
     async with make_worker(
         engine_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES

@@ -1,12 +1,12 @@
-"""The engine on Temporal's time-skipping server, through a small test operator.
+"""The engine on the real Temporal dev server, through a small test operator.
 
-Pause and continue-as-new are tested on the dev server instead
-(``test_engine_on_dev_server.py``): the time-skipping server loses updates after it has
-skipped time, and drops signals that race a continue-as-new.
+Timers that must jump a simulated day run on the time-skipping server instead
+(``test_engine_timers.py``); the pause test here waits six real seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -16,14 +16,14 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from models.operator import OperatorStatus
+from models.operator import EngineSettings, OperatorStatus
 from tests.engine.helpers import command, send, start, status, wait_for
 from tests.engine.ticket_operator import CALLS
 
 
 @pytest.fixture(scope="module")
-def engine_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
-    return time_skipping_env
+def engine_env(dev_server_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    return dev_server_env
 
 
 async def test_enough_votes_move_the_ticket_into_review_and_the_entry_worker_ran(worker):
@@ -69,8 +69,6 @@ async def test_a_command_the_state_does_not_accept_is_refused_with_the_state_nam
 
 async def test_an_unknown_command_is_refused_as_unknown(worker):
     handle = await start(worker.client, "ticket", worker.task_queue)
-    # (waiting for the first task first: the time-skipping server stops skipping time for
-    # good after an update is refused in a workflow's very first task)
     await wait_for(handle, "Open")
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await command(handle, "launch-missiles")
@@ -90,16 +88,6 @@ async def test_an_approved_ticket_is_applied_by_its_worker_and_finishes_with_who
         ("approve", "carol", "looks safe")
     ]
     assert result.transitions[-1].event == "Applied"
-
-
-async def test_the_review_timer_expires_the_ticket_after_a_simulated_day(worker):
-    handle = await start(worker.client, "ticket", worker.task_queue, spec={"required_votes": 1})
-    await send(handle, "Vote", "v1", voter="ann")
-    result: OperatorStatus = await handle.result()
-    assert result.state == "Expired"
-    in_review = next(t for t in result.transitions if t.target == "InReview").at
-    expired = result.transitions[-1].at
-    assert timedelta(hours=24) <= expired - in_review < timedelta(hours=25)
 
 
 async def test_a_failed_worker_settles_the_ticket_in_broken_until_retried(worker):
@@ -127,3 +115,64 @@ async def test_an_invalid_spec_fails_the_workflow_with_the_field_named(worker):
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
     assert "spec.required_votes" in str(failed.value.cause)
+
+
+async def test_pause_freezes_the_timer_and_resume_restarts_what_was_left(worker):
+    review = 6.0
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 1, "review_hours": review / 3600},
+    )
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    await command(handle, "pause", by="dave")
+    paused = await status(handle)
+    assert paused.paused and paused.timer_due is None
+    assert paused.accepted_commands == ["abort", "approve", "resume"]
+
+    await asyncio.sleep(review + 1)
+    assert (await status(handle)).state == "InReview"
+
+    await command(handle, "resume", by="dave")
+    result: OperatorStatus = await handle.result()
+    assert result.state == "Expired"
+    assert [(c.command, c.by) for c in result.commands] == [("pause", "dave"), ("resume", "dave")]
+    in_review = next(t for t in result.transitions if t.target == "InReview").at
+    assert result.transitions[-1].at - in_review > timedelta(seconds=review + 1)
+
+
+async def test_a_forced_continue_as_new_keeps_state_data_and_seen_event_ids(worker):
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 10},
+        engine=EngineSettings(continue_as_new_after=2),
+    )
+    for index in range(5):
+        await send(handle, "Vote", f"v{index}", voter=f"voter{index}")
+    current = await _until_votes(handle, 5)
+    await send(handle, "Vote", "v0", voter="voter0")
+    await send(handle, "Vote", "v5", voter="voter5")
+    current = await _until_votes(handle, 6)
+    assert current.data["votes"] == 6
+    assert current.state == "Open"
+    assert [t.event for t in current.transitions] == ["Vote"] * 6  # the repeat of v0 is not one
+    description = await handle.describe()
+    assert description.run_id != handle.first_execution_run_id
+
+    await command(handle, "abort", by="frank")
+    result: OperatorStatus = await handle.result()
+    assert result.state == "Cancelled"
+
+
+async def _until_votes(handle, votes: int) -> OperatorStatus:
+    current = await status(handle)
+    for _ in range(200):
+        current = await status(handle)
+        if current.data["votes"] >= votes:
+            return current
+        await asyncio.sleep(0.05)
+    return current

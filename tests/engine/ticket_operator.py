@@ -1,8 +1,9 @@
 """A small operator used only to test the engine: a change ticket that needs approval.
 
 It exercises every engine feature (guards, effects, timers, commands, worker results,
-worker failures) without touching Kubernetes, so engine tests run on the time-skipping
-server in seconds. Its workers record what they were called with instead of doing I/O.
+worker failures) without touching Kubernetes, so engine tests run on the dev server and
+the time-skipping server in seconds. Its workers record what they were called with
+instead of doing I/O.
 """
 
 from datetime import timedelta

@@ -1,7 +1,8 @@
-"""The quarantine machine on Temporal's time-skipping server, with recording workers.
+"""The quarantine machine on the Temporal dev server, with recording workers.
 
 What is checked is the engine running the quarantine definition: which workers run on
-entering a state, what the alerts and commands do, and that four simulated hours escalate.
+entering a state, what the alerts and commands do, and (on a time-skipping server of the
+test's own) that four simulated hours escalate.
 Events arrive the way the Alertmanager webhook delivers them (``tests.quarantine.alerts``).
 """
 
@@ -31,14 +32,16 @@ NAMESPACE = "shop"
 ISOLATION = ["apply_deny_policy", "snapshot_evidence", "label_workload"]
 
 
-@pytest.fixture(scope="module")
-async def module_worker(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
-    # One worker for the module: the time-skipping server does not skip time while any
-    # workflow has a task no worker polls, so the worker must outlive every test's workflows.
+def recording_worker(env: WorkflowEnvironment) -> Worker:
+    """A quarantine worker whose activities record their calls instead of touching Kubernetes."""
     task_queue = f"quarantine-{uuid.uuid4().hex[:6]}"
-    async with make_worker(
-        time_skipping_env.client, task_queue, [QuarantineWorkflow], RECORDING_ACTIVITIES
-    ) as running:
+    return make_worker(env.client, task_queue, [QuarantineWorkflow], RECORDING_ACTIVITIES)
+
+
+@pytest.fixture(scope="module")
+async def module_worker(dev_server_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
+    """One worker for the module: it outlives every test's workflows until they are stopped."""
+    async with recording_worker(dev_server_env) as running:
         yield running
 
 
@@ -84,11 +87,22 @@ async def quarantines(module_worker: Worker) -> AsyncIterator[Quarantines]:
         await stop(handle)
 
 
+@pytest.fixture
+async def skipping_quarantines(
+    time_skipping_env: WorkflowEnvironment,
+) -> AsyncIterator[Quarantines]:
+    """Quarantines on the test's own time-skipping server, for timers that must jump."""
+    async with recording_worker(time_skipping_env) as running:
+        started = Quarantines(running)
+        yield started
+        for handle in started.handles:
+            await stop(handle)
+
+
 async def stop(handle: WorkflowHandle[Any, OperatorStatus]) -> None:
     """Terminate a workflow a test left running, once none of its workers is running.
 
-    (The time-skipping server never skips time again after a workflow is terminated while
-    one of its activities runs: every later timer in the session would hang.)
+    (A worker cut off mid-call would be recorded as a call that never finished.)
     """
     for _ in range(200):
         description = await handle.describe()
@@ -129,10 +143,10 @@ async def test_a_firing_alert_isolates_the_workload_and_records_the_alert(quaran
 
 
 async def test_an_isolated_workload_is_escalated_four_simulated_hours_later(
-    quarantines, time_skipping_env
+    skipping_quarantines, time_skipping_env
 ):
     name = workload()
-    handle, _ = await quarantines.isolated(name)
+    handle, _ = await skipping_quarantines.isolated(name)
 
     await time_skipping_env.sleep(timedelta(hours=4, minutes=1))
     current = await wait_for(handle, "Escalated")
@@ -178,8 +192,6 @@ async def test_release_before_any_alert_is_refused_naming_the_state(quarantines)
         task_queue=quarantines.task_queue,
     )
     handle = quarantines.handle(name)
-    # (the first task must run first: the time-skipping server stops skipping time for good
-    # after an update is refused in a workflow's very first task)
     await wait_for(handle, "Detected")
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
