@@ -170,9 +170,11 @@ async def run(rounds: int, env: dict[str, str]) -> list[float]:
             )
 
         await (await start()).result()  # bootstrap: the primary is created
-        live: Any = api.sanitize_for_serialization(apps.read_namespaced_deployment(APP, namespace))
-        live["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"  # new revision
-        apps.replace_namespaced_deployment(APP, namespace, live)
+        # A new revision, as `kubectl set image` sends it (immune to status updates meanwhile).
+        revision: Any = {
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "podinfo:2"}]}}}
+        }
+        apps.patch_namespaced_deployment(APP, namespace, revision)
         handle = await start()
         zero = ZeroWatch(api, namespace)
         try:

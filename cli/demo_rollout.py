@@ -192,11 +192,21 @@ def deploy(api: k8s.ApiClient, namespace: str, release: Release) -> None:
 
 
 def ship(api: k8s.ApiClient, namespace: str, release: Release) -> None:
-    """What CI does to ship a version: change the image (and the simulator's annotation)."""
+    """What CI does to ship a version: change the image (and the simulator's annotation).
+
+    A strategic merge patch, as ``kubectl set image`` sends: a read-then-replace would fail
+    with 409 whenever a status update lands between its read and its write.
+    """
     apps = k8s.AppsV1Api(api)
     live = api.sanitize_for_serialization(apps.read_namespaced_deployment(APP, namespace))
-    _apply(live, release)
-    apps.replace_namespaced_deployment(APP, namespace, live)
+    container = live["spec"]["template"]["spec"]["containers"][0]["name"]
+    annotations: dict[str, str | None] = {ERROR_RATE: None, **release.annotations}  # None: drop
+    template = {
+        "metadata": {"annotations": annotations},
+        "spec": {"containers": [{"name": container, "image": release.image}]},
+    }
+    patch: Any = {"spec": {"template": template}}
+    apps.patch_namespaced_deployment(APP, namespace, patch)
 
 
 def _apply(deployment: dict[str, Any], release: Release) -> None:

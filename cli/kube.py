@@ -9,6 +9,7 @@ one addition: with neither, the running dev cluster's kubeconfig. Failures becom
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,12 @@ KUBE_HINT = (
 
 #: Connect and read timeouts of every call, in seconds.
 TIMEOUT = (5, 30)
+#: How many times ``set_image`` reads and patches when the container changes in between.
+SET_IMAGE_ATTEMPTS = 3
+
+
+class ChangedMeanwhile(CliError):
+    """What was read changed before the write landed; reading again may succeed."""
 
 
 def _dev_kubeconfig() -> Path | None:
@@ -81,12 +88,11 @@ def _call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) 
                 Exit.NO_KUBERNETES,
                 hint="check the credentials in your kubeconfig",
             ) from None
-        detail = _message(error)
-        if error.status == 409 or "resourceVersion" in detail:
-            raise CliError(
+        if error.status == 409 or _guard_failed(error):
+            raise ChangedMeanwhile(
                 f"{what} changed while it was being updated", hint="run the command again"
             ) from None
-        raise CliError(f"Kubernetes refused to change {what}: {detail}") from None
+        raise CliError(f"Kubernetes refused to change {what}: {_message(error)}") from None
     except (HTTPError, OSError) as error:
         host = api.configuration.host
         raise CliError(
@@ -94,6 +100,21 @@ def _call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) 
             Exit.NO_KUBERNETES,
             hint=KUBE_HINT,
         ) from None
+
+
+def _guard_failed(error: ApiException) -> bool:
+    """Whether a JSON patch's ``test`` operation failed.
+
+    The API server answers that with 422 Invalid and no field causes, where a genuinely
+    invalid value (an empty image, say) names its field.
+    """
+    if error.status != 422:
+        return False
+    try:
+        body = json.loads(error.body or "")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and not (body.get("details") or {}).get("causes")
 
 
 def _message(error: ApiException) -> str:
@@ -122,9 +143,20 @@ def set_image(
 ) -> dict[str, Any]:
     """Set one container's image (the first, unless ``container``); the updated Deployment.
 
-    A JSON patch guarded by the ``resourceVersion`` just read, so a concurrent edit is never
-    overwritten (the caller sees the error and can try again).
+    The JSON patch is guarded by that container's name and image as just read, not by the
+    Deployment's ``resourceVersion``: controllers bump that with every status update (the
+    deployment controller does so while pods start), and a guard on it failed at random. If
+    the container itself changed in between, the Deployment is read again, a few times.
     """
+    for _ in range(SET_IMAGE_ATTEMPTS - 1):
+        with contextlib.suppress(ChangedMeanwhile):
+            return _set_image_once(api, namespace, name, image, container)
+    return _set_image_once(api, namespace, name, image, container)
+
+
+def _set_image_once(
+    api: client.ApiClient, namespace: str, name: str, image: str, container: str | None
+) -> dict[str, Any]:
     deployment = read_deployment(api, namespace, name)
     containers = deployment["spec"]["template"]["spec"]["containers"]
     names = [c["name"] for c in containers]
@@ -140,13 +172,11 @@ def set_image(
         )
     if containers[index].get("image") == image:
         return deployment
+    path = f"/spec/template/spec/containers/{index}"
     patch = [
-        {
-            "op": "test",
-            "path": "/metadata/resourceVersion",
-            "value": deployment["metadata"]["resourceVersion"],
-        },
-        {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": image},
+        {"op": "test", "path": f"{path}/name", "value": names[index]},
+        {"op": "test", "path": f"{path}/image", "value": containers[index].get("image")},
+        {"op": "replace", "path": f"{path}/image", "value": image},
     ]
     apps = client.AppsV1Api(api)
     updated = _call(

@@ -63,16 +63,21 @@ def new_revision(
     image: str,
     annotations: dict[str, str] | None = None,
 ) -> None:
-    """What a user (or CI) does: change the image (and template annotations)."""
+    """What a user (or CI) does: change the image (and template annotations).
+
+    A strategic merge patch, as ``kubectl set image`` sends. A read-then-replace would get a
+    409 whenever a status update (the simulator's, as a controller's would) lands between
+    its read and its write.
+    """
     apps = client.AppsV1Api(api)
-    deployment = api.sanitize_for_serialization(apps.read_namespaced_deployment(name, namespace))
-    template = deployment["spec"]["template"]
-    template["spec"]["containers"][0]["image"] = image
-    template["metadata"]["annotations"] = {
-        **(template["metadata"].get("annotations") or {}),
-        **(annotations or {}),
+    live = api.sanitize_for_serialization(apps.read_namespaced_deployment(name, namespace))
+    container = live["spec"]["template"]["spec"]["containers"][0]["name"]
+    template = {
+        "metadata": {"annotations": dict(annotations or {})},
+        "spec": {"containers": [{"name": container, "image": image}]},
     }
-    apps.replace_namespaced_deployment(name, namespace, deployment)
+    patch: Any = {"spec": {"template": template}}
+    apps.patch_namespaced_deployment(name, namespace, patch)
 
 
 def deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:

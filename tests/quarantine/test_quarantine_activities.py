@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import quarantine as workers
+from tests.canary.cluster import new_revision
 from tests.quarantine.cluster import (
     NOW,
     create_app,
@@ -208,9 +209,7 @@ async def test_a_retried_snapshot_keeps_the_first_evidence_and_a_new_incident_re
     create_app(kube_api, namespace, "web")
     step = step_for(namespace, "web")
     await run(workers.snapshot_evidence, step)
-    live: Any = deployment(kube_api, namespace, "web")
-    live["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/example/web:1.1"
-    client.AppsV1Api(kube_api).replace_namespaced_deployment("web", namespace, live)
+    new_revision(kube_api, namespace, "web", "ghcr.io/example/web:1.1")
 
     retried = await run(workers.snapshot_evidence, step)
     later = step_for(namespace, "web", quarantined_at=NOW.replace(day=20))

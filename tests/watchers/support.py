@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
+from tests.canary.cluster import new_revision
 from watchers.config import WatchersSettings
 from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
 from watchers.runner import Runner
@@ -118,11 +119,7 @@ class Cluster:
         self.apps.create_namespaced_deployment(self.namespace, raw)
 
     def set_image(self, name: str, image: str) -> None:
-        live = self.api.sanitize_for_serialization(
-            self.apps.read_namespaced_deployment(name, self.namespace)
-        )
-        live["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        self.apps.replace_namespaced_deployment(name, self.namespace, live)
+        new_revision(self.api, self.namespace, name, image)
 
     def scale(self, name: str, replicas: int) -> None:
         body: Any = {"spec": {"replicas": replicas}}
