@@ -139,6 +139,8 @@ def demo(
         report(error)
     finally:
         if keep and finished:
+            if started.worker is not None:
+                cluster.attach(started.worker)  # so 'autopilot dev down' stops it too
             _explain_keep(started, out)
         else:
             _clean_up(started, out)
@@ -336,11 +338,9 @@ def _explain_keep(started: Started, out: Console) -> None:
         "  autopilot list --operator canary",
         f"  kubectl get deployments,virtualservices -n {namespace}",
         f"  autopilot retry -n {namespace} podinfo      # roll v3 out again (fails again)",
-        "Stop it all:",
+        "Stop it all, the demo's worker included:",
+        f"  autopilot dev down{state}",
     ]
-    if started.worker is not None and started.worker.alive():
-        lines.append(f"  kill {started.worker.pid}                        # the demo's worker")
-    lines.append(f"  autopilot dev down{state}")
     out.print("\n".join(lines), highlight=False)
 
 

@@ -193,7 +193,8 @@ class DevCluster:
             return stopped
         with self._locked():
             self._state = _refresh(self._state, ClusterState.load(self.state_file))
-            for name in reversed(PARTS):
+            attached = [name for name in self._state.processes if name not in PARTS]
+            for name in [*attached, *reversed(PARTS)]:
                 if only is not None and name not in only:
                     continue
                 process = self._state.processes.pop(name, None)
@@ -207,12 +208,37 @@ class DevCluster:
                 self._purge()
         return stopped
 
+    def attach(self, process: ManagedProcess) -> None:
+        """Record a process started beside the cluster, so that ``down`` stops it first.
+
+        ``autopilot demo --keep`` leaves its worker running on the cluster; attached, it is
+        listed by ``status`` and stopped by ``autopilot dev down`` with everything else,
+        instead of outliving the servers it talks to.
+
+        Raises:
+            ValueError: ``process.name`` is one of the cluster's own parts.
+        """
+        if process.name in PARTS:
+            raise ValueError(f"{process.name} is a part of the cluster, not a process beside it")
+        with self._locked():
+            self._state = _refresh(self._state, ClusterState.load(self.state_file))
+            self._state.processes[process.name] = process
+            self._state.save(self.state_file)
+
     def status(self) -> list[PartStatus]:
-        """Return the status of every part, checking each one's health now."""
+        """Return the status of every part, checking each one's health now.
+
+        Attached processes (see :meth:`attach`) follow the parts while they run.
+        """
         self._state = _refresh(self._state, ClusterState.load(self.state_file))
         ports = self.ports
         pki = Pki(self.state_dir / "pki")
         api_ok = pki.complete() and apiserver.ready(ports["apiserver"], pki)
+        attached = [
+            PartStatus(name, "running", "", process.pid, f"log: {process.log}")
+            for name, process in self._state.processes.items()
+            if name not in PARTS and process.alive()
+        ]
         return [
             self._process_status(ETCD, etcd.client_url(ports["etcd"]), etcd.healthy),
             self._process_status(
@@ -230,10 +256,11 @@ class DevCluster:
                     temporal.frontend_ready(port) and http_ok(temporal.ui_url(ports["temporal_ui"]))
                 ),
             ),
+            *attached,
         ]
 
     def running_processes(self) -> dict[str, int]:
-        """Return the PID of every recorded process that is alive, by part name."""
+        """Return the PID of every recorded process that is alive, by part (or attached) name."""
         self._state = _refresh(self._state, ClusterState.load(self.state_file))
         return {name: proc.pid for name, proc in self._state.processes.items() if proc.alive()}
 

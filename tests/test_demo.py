@@ -158,9 +158,10 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         assert code == 0, output
         assert "Everything is still running." in output
         assert f"autopilot status -n {namespace} podinfo" in output
-        assert f"kill {worker}" in output and "autopilot dev down --state-dir" in output
+        assert "Stop it all, the demo's worker included:" in output
+        assert "autopilot dev down --state-dir" in output
         assert alive(worker)
-        assert dev_cluster.running_processes() == before
+        assert dev_cluster.running_processes() == {**before, "demo-worker": worker}
         apps = client.AppsV1Api(kube_api)
         primary = kube_api.sanitize_for_serialization(
             apps.read_namespaced_deployment("podinfo-primary", namespace)
@@ -168,10 +169,16 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":6.5.1")
         status = await workflow.query("status", result_type=OperatorStatus)
         assert status.state == "Failed" and status.data["outcome"] == "rolled back"
+        worker_status = next(p for p in dev_cluster.status() if p.name == "demo-worker")
+        assert (worker_status.state, worker_status.pid) == ("running", worker)
     finally:
-        os.kill(worker, signal.SIGTERM)  # the worker the demo started for this test
+        # What 'autopilot dev down' does first, without stopping the session's cluster.
+        stopped = dev_cluster.down(only=["demo-worker"])
         await terminate_open(dev_cluster.env()["TEMPORAL_ADDRESS"], {workflow.id})
         delete_objects(kube_api, namespace)
+    assert stopped == ["demo-worker"]
+    assert not alive(worker)
+    assert dev_cluster.running_processes() == before
 
 
 @pytest.mark.cluster

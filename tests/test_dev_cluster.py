@@ -28,7 +28,7 @@ from cli.dev import dev_app
 from devcluster.build import kubernetes_wrapper_gomod, parse_staging_modules
 from devcluster.cluster import SIM, ClusterError, DevCluster, sim_available
 from devcluster.kubeconfig import ServiceAccountIdentity
-from devcluster.process import ManagedProcess
+from devcluster.process import ManagedProcess, spawn
 from devcluster.state import ClusterState, Ports
 from models.search_attributes import SEARCH_ATTRIBUTES
 
@@ -111,6 +111,26 @@ def test_down_never_signals_a_process_whose_pid_was_reused(tmp_path: Path) -> No
 
     assert stopped == []
     assert ClusterState.load(tmp_path / "cluster.json").processes == {}
+
+
+def test_down_stops_a_process_attached_beside_the_cluster_first(tmp_path: Path) -> None:
+    kept = spawn("demo-worker", ["sleep", "60"], tmp_path / "logs" / "worker.log")
+    cluster = DevCluster(tmp_path)
+    cluster.attach(kept)
+    assert DevCluster(tmp_path).running_processes() == {"demo-worker": kept.pid}
+
+    stopped = DevCluster(tmp_path).down()  # as a later 'autopilot dev down' would
+
+    assert stopped == ["demo-worker"]
+    assert not kept.alive()
+
+
+def test_attaching_a_process_under_a_part_name_is_refused(tmp_path: Path) -> None:
+    impostor = ManagedProcess(
+        name="etcd", pid=os.getpid(), start_ticks=1, argv=["etcd"], log=tmp_path / "etcd.log"
+    )
+    with pytest.raises(ValueError, match="etcd is a part of the cluster"):
+        DevCluster(tmp_path).attach(impostor)
 
 
 # -- the real cluster ----------------------------------------------------------------------------
