@@ -6,7 +6,6 @@ defines its own ``worker`` on a time-skipping server of the test's own.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,19 +13,14 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.engine.helpers import STARTED
-from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
-from worker_main import make_worker
+from tests.engine.helpers import STARTED, ticket_worker
 
 
 @pytest.fixture(scope="module")
 async def module_worker(engine_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
     # One worker for the module: workflows a test leaves running keep a poller until the
     # test's clean-up terminates them.
-    task_queue = f"engine-{uuid.uuid4().hex[:6]}"
-    async with make_worker(
-        engine_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
-    ) as running:
+    async with ticket_worker(engine_env) as running:
         yield running
 
 

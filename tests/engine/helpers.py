@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from models.operator import (
     COMMAND_UPDATE,
@@ -20,6 +22,8 @@ from models.operator import (
     OperatorStatus,
     Target,
 )
+from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
+from worker_main import make_worker
 
 #: Every workflow started by :func:`start`, so fixtures can clean up after a test.
 STARTED: list[WorkflowHandle[Any, Any]] = []
@@ -75,3 +79,9 @@ async def wait_for(
             return current
         await asyncio.sleep(0.05)
     raise AssertionError(f"expected state {state}, still {current.state if current else None}")
+
+
+def ticket_worker(env: WorkflowEnvironment) -> Worker:
+    """A worker for the ticket operator on ``env``, on a task queue of its own."""
+    task_queue = f"engine-{uuid.uuid4().hex[:6]}"
+    return make_worker(env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES)

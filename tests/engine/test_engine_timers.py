@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -11,18 +10,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.operator import OperatorStatus
-from tests.engine.helpers import send, start
-from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow
-from worker_main import make_worker
+from tests.engine.helpers import send, start, ticket_worker
 
 
 @pytest.fixture
 async def worker(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Worker]:
     """A ticket worker on the test's own time-skipping server."""
-    task_queue = f"timers-{uuid.uuid4().hex[:6]}"
-    async with make_worker(
-        time_skipping_env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES
-    ) as running:
+    async with ticket_worker(time_skipping_env) as running:
         yield running
 
 
