@@ -118,6 +118,9 @@ def test_down_stops_a_process_attached_beside_the_cluster_first(tmp_path: Path) 
     cluster = DevCluster(tmp_path)
     cluster.attach(kept)
     assert DevCluster(tmp_path).running_processes() == {"demo-worker": kept.pid}
+    shown = CliRunner().invoke(dev_app, ["status", "--state-dir", str(tmp_path), "--json"])
+    listed = {part["name"]: part for part in json.loads(shown.stdout)}
+    assert (listed["demo-worker"]["state"], listed["demo-worker"]["pid"]) == ("running", kept.pid)
 
     stopped = DevCluster(tmp_path).down()  # as a later 'autopilot dev down' would
 
