@@ -208,12 +208,17 @@ class DevCluster:
                 self._purge()
         return stopped
 
-    def attach(self, process: ManagedProcess) -> None:
+    def attach(self, process: ManagedProcess) -> str:
         """Record a process started beside the cluster, so that ``down`` stops it first.
 
         ``autopilot demo --keep`` leaves its worker running on the cluster; attached, it is
         listed by ``status`` and stopped by ``autopilot dev down`` with everything else,
-        instead of outliving the servers it talks to.
+        instead of outliving the servers it talks to. A second process attached under a
+        name whose first one still runs is recorded as ``<name>-2`` (``-3``, ...), so that
+        neither is forgotten.
+
+        Returns:
+            The name it is recorded under.
 
         Raises:
             ValueError: ``process.name`` is one of the cluster's own parts.
@@ -222,8 +227,15 @@ class DevCluster:
             raise ValueError(f"{process.name} is a part of the cluster, not a process beside it")
         with self._locked():
             self._state = _refresh(self._state, ClusterState.load(self.state_file))
-            self._state.processes[process.name] = process
+            name, number = process.name, 1
+            while (taken := self._state.processes.get(name)) is not None and (
+                taken.pid != process.pid and taken.alive()
+            ):
+                number += 1
+                name = f"{process.name}-{number}"
+            self._state.processes[name] = process
             self._state.save(self.state_file)
+        return name
 
     def status(self) -> list[PartStatus]:
         """Return the status of every part, checking each one's health now.

@@ -128,6 +128,20 @@ def test_down_stops_a_process_attached_beside_the_cluster_first(tmp_path: Path) 
     assert not kept.alive()
 
 
+def test_a_second_attached_process_of_the_same_name_does_not_hide_the_first(
+    tmp_path: Path,
+) -> None:
+    first = spawn("demo-worker", ["sleep", "60"], tmp_path / "logs" / "first.log")
+    second = spawn("demo-worker", ["sleep", "60"], tmp_path / "logs" / "second.log")
+    cluster = DevCluster(tmp_path)
+
+    names = [cluster.attach(first), cluster.attach(second)]
+
+    assert names == ["demo-worker", "demo-worker-2"]
+    assert sorted(DevCluster(tmp_path).down()) == ["demo-worker", "demo-worker-2"]
+    assert not first.alive() and not second.alive()
+
+
 def test_attaching_a_process_under_a_part_name_is_refused(tmp_path: Path) -> None:
     impostor = ManagedProcess(
         name="etcd", pid=os.getpid(), start_ticks=1, argv=["etcd"], log=tmp_path / "etcd.log"
