@@ -1,18 +1,15 @@
-"""Helpers for canary tests on the local cluster: a sample app, reading routes, waiting."""
+"""Helpers for canary tests on the local cluster: a sample app, its revisions, reading routes."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client
 
 from models.canary import CanaryData, CanarySpec, CanaryStep
 from models.operator import Target
-
-T = TypeVar("T")
 
 #: The simulator's annotation that makes a version answer errors.
 ERROR_RATE = "sim.autopilot.dev/error-rate"
@@ -116,23 +113,6 @@ def step_for(
         spec=spec,
         data=CanaryData(**data),
     )
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    attempts: int = 120,
-    pause: float = 0.25,
-) -> T:
-    """Call ``probe`` until ``accept`` says yes (a functional wait, not a timed assertion)."""
-    value = await probe()
-    for _ in range(attempts):
-        if accept(value):
-            return value
-        await asyncio.sleep(pause)
-        value = await probe()
-    raise AssertionError(f"condition never held; last value: {value!r}")
 
 
 def mutated(obj: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

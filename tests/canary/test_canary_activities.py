@@ -19,13 +19,13 @@ from tests.canary.cluster import (
     app_deployment,
     create_app,
     deployment,
-    eventually,
     new_revision,
     step_for,
     virtual_service,
     weights,
 )
 from tests.canary.specs import make_spec
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("canary_env")]
 
@@ -209,7 +209,7 @@ async def test_promotion_copies_the_new_template_and_keeps_the_primary_selector(
     async def promote():
         return await run(lifecycle.promote, spec, namespace, "Promoting", revision=second.revision)
 
-    promoted = await eventually(promote, lambda p: p.ready)
+    promoted = await eventually(promote, lambda p: p.ready, attempts=120)
 
     primary = deployment(kube_api, namespace, "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import pytest
 from kubernetes import client
@@ -17,6 +17,7 @@ from models.rollout_slots import SLOTS_QUERY, SlotsStatus, slots_workflow_id
 from tests.canary.cluster import new_revision
 from tests.canary.e2e import Rollouts
 from tests.canary.test_canary_e2e import V2, canary_spec, deployed
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
 
@@ -52,19 +53,20 @@ async def test_with_a_global_cap_of_one_the_second_canary_waits_queued_for_the_f
     first = await rollouts.start(namespace, "podinfo", spec)
     await rollouts.wait_for_weight(first, 10)
     second = await rollouts.start(other_namespace, "podinfo", spec)
-    queued = await rollouts.wait_for(second, "Queued")
+    await rollouts.wait_for(second, "Queued")
     semaphore = rollouts.client.get_workflow_handle(slots_workflow_id("global"))
-    for _ in range(300):
-        slots = await semaphore.query(SLOTS_QUERY, result_type=SlotsStatus)
-        if slots.waiters == [second.id]:
-            break
-        await asyncio.sleep(0.1)
+
+    def slots_now() -> Awaitable[SlotsStatus]:
+        return semaphore.query(SLOTS_QUERY, result_type=SlotsStatus)
+
+    slots = await eventually(slots_now, lambda s: s.waiters == [second.id], attempts=300, pause=0.1)
     assert slots.holders == [first.id] and slots.waiters == [second.id]
-    for _ in range(300):
-        if queued.data["message"] == QUEUED_MESSAGE:
-            break
-        await asyncio.sleep(0.1)
-        queued = await rollouts.status(second)
+    queued = await eventually(
+        lambda: rollouts.status(second),
+        lambda s: s.data["message"] == QUEUED_MESSAGE,
+        attempts=300,
+        pause=0.1,
+    )
     assert queued.accepted_commands == ["abort", "pause"]
 
     # While the first is not finished, the second never leaves Queued.
@@ -86,9 +88,6 @@ async def test_with_a_global_cap_of_one_the_second_canary_waits_queued_for_the_f
     left_queued = next(t for t in promoted.transitions if t.source == "Queued" != t.target)
     finished = next(t for t in done.transitions if t.target == "Succeeded")
     assert left_queued.at >= finished.at
-    for _ in range(300):  # the release is a signal: let the semaphore process it
-        slots = await semaphore.query(SLOTS_QUERY, result_type=SlotsStatus)
-        if not slots.holders:
-            break
-        await asyncio.sleep(0.1)
+    # The release is a signal: let the semaphore process it.
+    slots = await eventually(slots_now, lambda s: not s.holders, attempts=300, pause=0.1)
     assert slots.holders == [] and slots.waiters == []

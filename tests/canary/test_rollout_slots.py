@@ -6,7 +6,6 @@ the semaphore's grant activity signals to them, as a canary would receive them."
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from models.rollout_slots import (
     SlotsStatus,
 )
 from tests.canary.slot_holder import FINISH_SIGNAL, GRANTS_QUERY, SlotHolderWorkflow
+from tests.waiting import eventually
 from worker_main import make_worker
 from workflows.rollout_slots import RolloutSlotsWorkflow
 
@@ -69,13 +69,14 @@ class Slots:
 
     async def settles_on(self, holders: list[str], waiters: list[str]) -> SlotsStatus:
         """Poll until the semaphore holds exactly ``holders`` and ``waiters`` (functional wait)."""
-        current = await self.status()
-        for _ in range(300):
-            if current.holders == holders and current.waiters == waiters:
-                return current
-            await asyncio.sleep(0.1)
-            current = await self.status()
-        raise AssertionError(f"expected {holders} / {waiters}, got {current}")
+        settled: SlotsStatus = await eventually(
+            self.status,
+            lambda current: current.holders == holders and current.waiters == waiters,
+            attempts=300,
+            pause=0.1,
+            what=f"holders {holders} and waiters {waiters}",
+        )
+        return settled
 
     @staticmethod
     async def grants(holder: WorkflowHandle) -> list[str]:
@@ -84,13 +85,13 @@ class Slots:
     async def granted(self, holder: WorkflowHandle, *request_ids: str) -> None:
         """Poll until ``holder`` received exactly these grants (delivery is an activity)."""
         expected = [f"slot-granted:{self.scope}:{r}" for r in request_ids]
-        current = await self.grants(holder)
-        for _ in range(300):
-            if current == expected:
-                return
-            await asyncio.sleep(0.1)
-            current = await self.grants(holder)
-        raise AssertionError(f"{holder.id} expected grants {expected}, got {current}")
+        await eventually(
+            lambda: self.grants(holder),
+            lambda current: current == expected,
+            attempts=300,
+            pause=0.1,
+            what=f"{holder.id} granted {expected}",
+        )
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ HTTP: ``route_alerts`` then ``Delivery`` (signal-with-start). Every wait is func
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -26,10 +24,9 @@ from models.operator import (
 )
 from tests.quarantine.alerts import alert, deliver
 from tests.quarantine.cluster import create_app, deployment, policies
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
-
-T = TypeVar("T")
 
 
 def mesh_objects(name: str) -> list[tuple[str, dict[str, Any]]]:
@@ -82,19 +79,6 @@ class Prometheus:
         return await self.value(
             f'sum(rate(istio_requests_total{{{self.selector},response_code="403"}}[{window}]))'
         )
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], attempts: int = 240
-) -> T:
-    """Call ``probe`` until ``accept`` says yes (about a minute at most)."""
-    value = await probe()
-    for _ in range(attempts):
-        if accept(value):
-            return value
-        await asyncio.sleep(0.25)
-        value = await probe()
-    raise AssertionError(f"condition never held; last value: {value!r}")
 
 
 async def test_an_alert_isolates_a_live_workload_and_release_lets_traffic_through_again(

@@ -11,7 +11,7 @@ import contextlib
 import copy
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
 from tests.canary.cluster import new_revision
+from tests.waiting import eventually as eventually  # re-exported for the watcher tests
 from watchers.config import WatchersSettings
 from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
 from watchers.runner import Runner
@@ -187,26 +188,6 @@ async def running(
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-
-
-async def eventually(
-    probe: Callable[[], Any],
-    accept: Callable[[Any], bool] = bool,
-    *,
-    attempts: int = 240,
-    pause: float = 0.25,
-) -> Any:
-    """Call ``probe`` (sync or async) until ``accept`` says yes: a functional wait, not a
-    timed assertion; gives up after ``attempts`` tries."""
-    value: Any = None
-    for _ in range(attempts):
-        value = probe()
-        if isinstance(value, Awaitable):
-            value = await value
-        if accept(value):
-            return value
-        await asyncio.sleep(pause)
-    raise AssertionError(f"condition never held; last value: {value!r}")
 
 
 async def signals(
