@@ -46,6 +46,13 @@ PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "annotated_types", "models",
 EMBEDDED_FILE = "embedded-temporal.json"
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox every worker (and every replay test) runs workflows in."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
 def make_worker(
     client: Client,
     task_queue: str,
@@ -59,9 +66,7 @@ def make_worker(
         task_queue=task_queue,
         workflows=list(workflows),
         activities=list(activities),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=workflow_runner(),
         **options,
     )
 

@@ -8,24 +8,11 @@ pause, resume, approval, a worker's result and completion.
 
 from __future__ import annotations
 
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
 from tests.engine.record_history import HISTORY
 from tests.engine.ticket_operator import TicketWorkflow
-from worker_main import PASSTHROUGH_MODULES
+from tests.replay import replay_failure
 
 
 async def test_the_recorded_ticket_history_replays_without_nondeterminism():
-    history = WorkflowHistory.from_json("ticket/tests/replay", HISTORY.read_text())
-    replayer = Replayer(
-        workflows=[TicketWorkflow],
-        data_converter=pydantic_data_converter,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
+    failure = await replay_failure(TicketWorkflow, "ticket/tests/replay", HISTORY.read_text())
+    assert failure is None, failure
