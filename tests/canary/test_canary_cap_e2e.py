@@ -7,7 +7,6 @@ rollout-slots semaphore too); pods and traffic are simulated. Every wait is func
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from models.rollout_slots import SLOTS_QUERY, SlotsStatus, slots_workflow_id
 from tests.canary.cluster import new_revision
 from tests.canary.e2e import Rollouts
 from tests.canary.test_canary_e2e import V2, canary_spec, deployed
+from tests.fixtures.cluster import fresh_namespace
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
@@ -27,13 +27,8 @@ QUEUED_MESSAGE = "queued for a rollout permit of global (cap 1)"
 @pytest.fixture
 def other_namespace(kube_api: client.ApiClient) -> Iterator[str]:
     """A second fresh namespace, so the two rollouts share nothing but the global cap."""
-    name = f"test-{secrets.token_hex(4)}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with fresh_namespace(kube_api) as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 async def test_with_a_global_cap_of_one_the_second_canary_waits_queued_for_the_first(
