@@ -39,6 +39,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.canary import ACTIVITIES
 from activities.canary import kube as canary_kube
+from cli.kube import new_revision_patch
 from models.operator import (
     COMMAND_UPDATE,
     EVENT_SIGNAL,
@@ -170,10 +171,7 @@ async def run(rounds: int, env: dict[str, str]) -> list[float]:
             )
 
         await (await start()).result()  # bootstrap: the primary is created
-        # A new revision, as `kubectl set image` sends it (immune to status updates meanwhile).
-        revision: Any = {
-            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "podinfo:2"}]}}}
-        }
+        revision: Any = new_revision_patch("app", "podinfo:2")
         apps.patch_namespaced_deployment(APP, namespace, revision)
         handle = await start()
         zero = ZeroWatch(api, namespace)

@@ -26,6 +26,7 @@ from kubernetes import client as k8s
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from cli.errors import CliError
+from cli.kube import new_revision_patch
 from devcluster import temporal as dev_temporal
 from models.canary import load_canary_spec, pod_template_revision
 from models.operator import (
@@ -192,20 +193,12 @@ def deploy(api: k8s.ApiClient, namespace: str, release: Release) -> None:
 
 
 def ship(api: k8s.ApiClient, namespace: str, release: Release) -> None:
-    """What CI does to ship a version: change the image (and the simulator's annotation).
-
-    A strategic merge patch, as ``kubectl set image`` sends: a read-then-replace would fail
-    with 409 whenever a status update lands between its read and its write.
-    """
+    """What CI does to ship a version: change the image (and the simulator's annotation)."""
     apps = k8s.AppsV1Api(api)
     live = api.sanitize_for_serialization(apps.read_namespaced_deployment(APP, namespace))
     container = live["spec"]["template"]["spec"]["containers"][0]["name"]
     annotations: dict[str, str | None] = {ERROR_RATE: None, **release.annotations}  # None: drop
-    template = {
-        "metadata": {"annotations": annotations},
-        "spec": {"containers": [{"name": container, "image": release.image}]},
-    }
-    patch: Any = {"spec": {"template": template}}
+    patch: Any = new_revision_patch(container, release.image, annotations)
     apps.patch_namespaced_deployment(APP, namespace, patch)
 
 

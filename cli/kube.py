@@ -138,6 +138,22 @@ def read_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[st
     return result
 
 
+def new_revision_patch(
+    container: str, image: str, annotations: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """A strategic merge patch giving ``container`` a new image (and pod-template annotations;
+    None removes one), as ``kubectl set image`` sends it.
+
+    Unguarded on purpose, for callers that mean "whatever is there now": status updates
+    landing between a read and this write cannot make it fail, as a read-then-replace would.
+    """
+    template = {
+        "metadata": {"annotations": dict(annotations or {})},
+        "spec": {"containers": [{"name": container, "image": image}]},
+    }
+    return {"spec": {"template": template}}
+
+
 def set_image(
     api: client.ApiClient, namespace: str, name: str, image: str, container: str | None = None
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
+from cli.kube import new_revision_patch
 from models.canary import CanaryData, CanarySpec, CanaryStep
 from models.operator import Target
 
@@ -60,20 +61,13 @@ def new_revision(
     image: str,
     annotations: dict[str, str] | None = None,
 ) -> None:
-    """What a user (or CI) does: change the image (and template annotations).
-
-    A strategic merge patch, as ``kubectl set image`` sends. A read-then-replace would get a
-    409 whenever a status update (the simulator's, as a controller's would) lands between
-    its read and its write.
-    """
+    """What a user (or CI) does: change the image (and template annotations), unguarded,
+    as ``kubectl set image`` does (a read-then-replace would get a 409 whenever the
+    simulator's status update lands between its read and its write)."""
     apps = client.AppsV1Api(api)
     live = api.sanitize_for_serialization(apps.read_namespaced_deployment(name, namespace))
     container = live["spec"]["template"]["spec"]["containers"][0]["name"]
-    template = {
-        "metadata": {"annotations": dict(annotations or {})},
-        "spec": {"containers": [{"name": container, "image": image}]},
-    }
-    patch: Any = {"spec": {"template": template}}
+    patch: Any = new_revision_patch(container, image, dict(annotations or {}))
     apps.patch_namespaced_deployment(name, namespace, patch)
 
 

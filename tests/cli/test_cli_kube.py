@@ -16,7 +16,7 @@ from kubernetes import client
 
 from cli import kube
 from cli.errors import CliError
-from tests.canary.cluster import app_deployment, create_app
+from tests.canary.cluster import app_deployment, create_app, deployment, new_revision
 
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
@@ -42,8 +42,7 @@ def write_after_each_read(
 
 
 def image_of(kube_api: client.ApiClient, namespace: str) -> str:
-    deployment = client.AppsV1Api(kube_api).read_namespaced_deployment("podinfo", namespace)
-    found: dict[str, Any] = kube_api.sanitize_for_serialization(deployment)
+    found = deployment(kube_api, namespace, "podinfo")
     return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
@@ -70,18 +69,10 @@ def test_an_image_changed_by_someone_else_meanwhile_is_read_again_then_set(
     kube_api, namespace, monkeypatch
 ):
     create_app(kube_api, namespace, app_deployment("podinfo", V1))
-    apps = client.AppsV1Api(kube_api)
 
     def someone_sets_an_image_once(n: int) -> None:
         if n == 1:
-            patch: Any = [
-                {
-                    "op": "replace",
-                    "path": "/spec/template/spec/containers/0/image",
-                    "value": "other:1",
-                }
-            ]
-            apps.patch_namespaced_deployment("podinfo", namespace, patch)
+            new_revision(kube_api, namespace, "podinfo", "other:1")
 
     reads = write_after_each_read(monkeypatch, someone_sets_an_image_once)
 
@@ -95,17 +86,9 @@ def test_an_image_that_keeps_changing_is_refused_with_a_hint_to_run_again(
     kube_api, namespace, monkeypatch
 ):
     create_app(kube_api, namespace, app_deployment("podinfo", V1))
-    apps = client.AppsV1Api(kube_api)
 
     def someone_keeps_setting_images(n: int) -> None:
-        patch: Any = [
-            {
-                "op": "replace",
-                "path": "/spec/template/spec/containers/0/image",
-                "value": f"other:{n}",
-            }
-        ]
-        apps.patch_namespaced_deployment("podinfo", namespace, patch)
+        new_revision(kube_api, namespace, "podinfo", f"other:{n}")
 
     reads = write_after_each_read(monkeypatch, someone_keeps_setting_images)
 
