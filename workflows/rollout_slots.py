@@ -105,8 +105,7 @@ class RolloutSlotsWorkflow:
 
     def _apply(self, item: SlotRequest | SlotRelease) -> None:
         if isinstance(item, SlotRelease):
-            self._holders = [h for h in self._holders if h.workflow_id != item.holder]
-            self._waiters = [w for w in self._waiters if w.workflow_id != item.holder]
+            self._forget({item.holder})
             return
         self._limit = item.limit
         entry = SlotHolder(workflow_id=item.holder, request_id=item.request_id)
@@ -164,8 +163,12 @@ class RolloutSlotsWorkflow:
             return
         if closed:
             workflow.logger.info("dropping closed holders of %s: %s", self._scope, closed)
-            self._holders = [h for h in self._holders if h.workflow_id not in closed]
-            self._waiters = [w for w in self._waiters if w.workflow_id not in closed]
+            self._forget(set(closed))
+
+    def _forget(self, workflow_ids: set[str]) -> None:
+        """Take these workflows out of the holders and the queue alike."""
+        self._holders = [h for h in self._holders if h.workflow_id not in workflow_ids]
+        self._waiters = [w for w in self._waiters if w.workflow_id not in workflow_ids]
 
     def _snapshot(self) -> SlotsInput:
         return SlotsInput(
