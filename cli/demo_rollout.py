@@ -188,7 +188,12 @@ def deploy(api: k8s.ApiClient, namespace: str, release: Release) -> None:
     """Create the app's Deployment from the example manifest, at ``release``."""
     deployment: Any = yaml.safe_load(APP_MANIFEST.read_text())  # the client takes plain JSON
     deployment["metadata"]["namespace"] = namespace
-    _apply(deployment, release)
+    template = deployment["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = release.image
+    template["metadata"]["annotations"] = {
+        **(template["metadata"].get("annotations") or {}),
+        **release.annotations,
+    }
     k8s.AppsV1Api(api).create_namespaced_deployment(namespace, deployment)
 
 
@@ -200,15 +205,6 @@ def ship(api: k8s.ApiClient, namespace: str, release: Release) -> None:
     annotations: dict[str, str | None] = {ERROR_RATE: None, **release.annotations}  # None: drop
     patch: Any = new_revision_patch(container, release.image, annotations)
     apps.patch_namespaced_deployment(APP, namespace, patch)
-
-
-def _apply(deployment: dict[str, Any], release: Release) -> None:
-    template = deployment["spec"]["template"]
-    template["spec"]["containers"][0]["image"] = release.image
-    annotations = dict(template["metadata"].get("annotations") or {})
-    annotations.pop(ERROR_RATE, None)
-    annotations.update(release.annotations)
-    template["metadata"]["annotations"] = annotations
 
 
 def delete_objects(api: k8s.ApiClient, namespace: str) -> None:
