@@ -294,8 +294,7 @@ def receipt_view(receipt: CommandReceipt, workflow: str) -> Text:
             text.append_text(Text.assemble(" → now ", (receipt.now, "bold")))
     else:
         text.append(
-            f"; it no longer applied (the machine had moved on to {receipt.now}), "
-            "so nothing changed",
+            f"; superseded: {receipt.detail or f'the machine had moved on to {receipt.now}'}",
             style="yellow",
         )
     return text

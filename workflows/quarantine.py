@@ -275,7 +275,7 @@ quarantine = Operator(
     ),
 )
 
-quarantine.state("Detected", doc="waiting for the first SecurityAlert")
+quarantine.state("Detected", settled=True, doc="waiting for the first SecurityAlert")
 quarantine.state(
     "Isolated",
     run=[apply_deny_policy, snapshot_evidence, label_workload],
