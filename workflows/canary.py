@@ -840,6 +840,7 @@ canary.state(
 canary.state(
     "Queued",
     run=[request_slot],
+    waits_for="a permit of the concurrency cap (SlotGranted, from its rollout-slots workflow)",
     doc="waits for a permit of the concurrency cap (per namespace, then global); none: passes",
 )
 canary.state(

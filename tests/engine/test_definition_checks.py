@@ -152,3 +152,13 @@ def test_a_state_that_would_wait_for_nothing_is_refused():
     message = refusal(op)
     assert "state 'Stuck' waits for nothing: it has no timer and no worker" in message
     assert "declare settled=True" in message
+
+
+def test_a_state_that_names_what_else_it_waits_for_passes():
+    op = machine()
+    op.state("A", settled=True)
+    op.state("Queued", waits_for="a permit from another workflow")
+    op.state("B", final=True)
+    op.on("A", Ping, go="Queued")
+    op.on("Queued", Ping, go="B")
+    assert op.check() is op

@@ -84,13 +84,13 @@ def _waits(op: Operator[Any, Any]) -> list[str]:
     """
     found = []
     for state in op.states.values():
-        if state.final or state.settled or state.after is not None:
+        if state.final or state.settled or state.after is not None or state.waits_for:
             continue
         if not any(ref.returns is not None for ref in state.run):
             found.append(
                 f"state {state.name!r} waits for nothing: it has no timer and no worker that "
                 "returns an event; declare settled=True if it waits for a command or a "
-                "watcher's event"
+                "watcher's event, or waits_for= what else it waits for"
             )
     return found
 

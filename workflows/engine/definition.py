@@ -117,6 +117,7 @@ class StateDef:
     settled: bool = False
     failed: bool = False
     doc: str = ""
+    waits_for: str = ""
 
     @property
     def outcome(self) -> str:
@@ -209,6 +210,7 @@ class Operator(Generic[SpecT, DataT]):
         settled: bool = False,
         failed: bool = False,
         doc: str = "",
+        waits_for: str = "",
     ) -> StateDef:
         """Declare a state, the workers run on entering it and an optional timer.
 
@@ -216,6 +218,9 @@ class Operator(Generic[SpecT, DataT]):
         for ``on(name, Timeout, go=then)``. ``final`` ends the workflow; ``settled`` marks a
         state that waits for a human or a new event (``autopilot watch`` stops there);
         ``failed`` says that a final or settled state is a failure (exit code, colour).
+        ``waits_for`` names what else the state waits for when it is neither (an event from
+        another workflow, say); status shows it, and it satisfies the load check that every
+        running machine waits for something.
         """
         if name in self.states:
             self._declared_problems.append(f"state {name!r} is declared twice")
@@ -229,6 +234,7 @@ class Operator(Generic[SpecT, DataT]):
             settled=settled,
             failed=failed,
             doc=doc,
+            waits_for=waits_for,
         )
         self.states[name] = definition
         if then is not None:

@@ -266,6 +266,8 @@ class OperatorWorkflow:
             waits.append("retry (a worker failed)")
         if state.settled:
             waits.append("a command or a new event (settled)")
+        if state.waits_for and self._working is None:
+            waits.append(state.waits_for)
         return waits
 
     # ---------------------------------------------------------------- the loop
@@ -535,6 +537,7 @@ class OperatorWorkflow:
         state = self.operator.states[self._state]
         return not (
             state.settled
+            or state.waits_for
             or self._timer_due is not None
             or self._paused_remaining is not None
             or self._error is not None
