@@ -161,7 +161,6 @@ class MachineSnapshot(BaseModel):
     timer_due: datetime | None = None
     paused: bool = False
     paused_timer_remaining_s: float | None = None
-    paused_by: str | None = None
     error: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
     pending: list[EventEnvelope] = Field(default_factory=list)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from workflows.engine.definition import ANY, BUILTIN_EVENTS, Command, Timeout, TransitionDef
+from workflows.engine.definition import (
+    ANY,
+    BUILTIN_EVENTS,
+    ENGINE_COMMANDS,
+    Command,
+    Timeout,
+    TransitionDef,
+)
 
 if TYPE_CHECKING:
     from workflows.engine.definition import Operator
@@ -178,7 +185,7 @@ def _commands(op: Operator[Any, Any]) -> list[str]:
     for name in sorted(declared - accepted):
         found.append(f"command {name!r} is accepted in no state")
     if op.pausable:
-        for name in declared & {"pause", "resume"}:
+        for name in declared & set(ENGINE_COMMANDS):
             found.append(f"command {name!r} is built into the engine; set pausable=False to own it")
     return found
 

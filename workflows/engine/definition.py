@@ -52,6 +52,12 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (Timeout, ActivityFailed)
 
 #: Commands the engine handles itself for every pausable operator.
 ENGINE_COMMANDS = ("pause", "resume")
+#: The engine's command that runs a state's workers again after one failed unhandled.
+RETRY = "retry"
+#: Every command the engine can handle itself (unless the operator declares its own).
+BUILTIN_COMMANDS = (*ENGINE_COMMANDS, RETRY)
+#: The source of the envelopes that carry a worker's result into the machine.
+WORKER_SOURCE = "worker"
 
 
 @dataclass(frozen=True)

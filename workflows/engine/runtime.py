@@ -22,7 +22,7 @@ This module must stay deterministic: no I/O, no clocks but ``workflow.now()``, n
 import dataclasses
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -49,7 +49,11 @@ from models.operator import (
     TransitionRecord,
 )
 from models.search_attributes import SEARCH_ATTRIBUTES
+from workflows.engine import decision
 from workflows.engine.definition import (
+    BUILTIN_COMMANDS,
+    RETRY,
+    WORKER_SOURCE,
     ActivityFailed,
     ActivityRef,
     Command,
@@ -211,12 +215,12 @@ class OperatorWorkflow:
                 f"{' (paused)' if self._paused else ''}; accepted here: "
                 f"{', '.join(accepted) or 'none'}"
             )
-        if request.command in ("pause", "resume", "retry") and not self._own(request.command):
+        if request.command in BUILTIN_COMMANDS and not self._own(request.command):
             return
         ctx = self._ctx(request)
-        candidates = self._candidates(Command(request.command))
-        if candidates and not any(t.when is None or t.when(ctx) for t in candidates):
-            guards = ", ".join(t.guard_name or "" for t in candidates)
+        options = decision.candidates(self.operator, self._state, Command(request.command))
+        if options and decision.choose(self.operator, ctx, Command(request.command)) is None:
+            guards = ", ".join(t.guard_name or "" for t in options)
             raise ValueError(
                 f"'{request.command}' is not possible in state {self._state} right now "
                 f"(conditions not met: {guards})"
@@ -356,13 +360,9 @@ class OperatorWorkflow:
                 event = model.model_validate(envelope.payload)
             except ValidationError:
                 continue
-            ctx = dataclasses.replace(fresh, event=event)
-            for transition in op.transitions_from(op.initial):
-                if transition.trigger != model or (transition.when and not transition.when(ctx)):
-                    continue
-                if transition.target is None or not op.states[transition.target].final:
-                    late.append(envelope)
-                break
+            taken = decision.choose(op, dataclasses.replace(fresh, event=event), model)
+            if taken is not None and (taken.target is None or not op.states[taken.target].final):
+                late.append(envelope)
         return late
 
     async def _quiet_for_continue_as_new(self) -> bool:
@@ -441,10 +441,10 @@ class OperatorWorkflow:
 
     async def _process_command(self, envelope: EventEnvelope) -> None:
         request = CommandRequest.model_validate(envelope.payload)
-        if not self._own(request.command) and request.command in ("pause", "resume", "retry"):
+        if not self._own(request.command) and request.command in BUILTIN_COMMANDS:
             await self._engine_command(request, envelope)
             return
-        transition = self._choose(Command(request.command), self._ctx(request))
+        transition = decision.choose(self.operator, self._ctx(request), Command(request.command))
         if transition is None:
             workflow.logger.info("command %s no longer applies in %s", request.command, self._state)
             accepted_in = self._accepted_in.get(envelope.id, self._state)
@@ -497,7 +497,7 @@ class OperatorWorkflow:
                 self._timer_due = now + timedelta(seconds=self._paused_remaining)
                 self._paused_remaining = None
         self._record(request, envelope, APPLIED, None)
-        if request.command == "retry":
+        if request.command == RETRY:
             await self._enter(self._state)
         else:
             self._publish()
@@ -514,12 +514,12 @@ class OperatorWorkflow:
             return
         if isinstance(event, Timeout) and event.state != self._state:
             return
-        transition = self._choose(model, self._ctx(event))
+        transition = decision.choose(self.operator, self._ctx(event), model)
         if transition is None:
             if isinstance(event, ActivityFailed):
                 self._error = f"{event.activity} failed: {event.message}"
                 self._publish()
-            elif envelope.source == "worker" and self._waits_for_nothing():
+            elif envelope.source == WORKER_SOURCE and self._waits_for_nothing():
                 self._error = (
                     f"{envelope.type} from a worker of {self._state} matched no transition, "
                     "and nothing else would move the machine"
@@ -547,9 +547,7 @@ class OperatorWorkflow:
     async def _take(
         self, transition: TransitionDef, event: Any, envelope: EventEnvelope, by: str | None
     ) -> None:
-        if transition.do is not None:
-            new_data = transition.do(self._ctx(event))
-            self._data = self.operator.data.model_validate(new_data.model_dump())
+        self._data = decision.apply(self.operator, transition, self._ctx(event))
         source = self._state
         target = transition.target or source
         self._transitions.append(
@@ -639,14 +637,14 @@ class OperatorWorkflow:
             id=f"{key}:{type(event).__name__}",
             type=type(event).__name__,
             payload=event.model_dump(mode="json"),
-            source="worker",
+            source=WORKER_SOURCE,
             observed_at=workflow.now(),
         )
 
     # ---------------------------------------------------------------- helpers
 
     def _queue_for(self, envelope: EventEnvelope) -> deque[EventEnvelope]:
-        if envelope.source in ("worker", "engine"):
+        if envelope.source == WORKER_SOURCE:
             return self._internal
         if envelope.type.startswith(COMMAND_PREFIX):
             return self._commands
@@ -657,28 +655,17 @@ class OperatorWorkflow:
             spec=self._spec, data=self._data, state=self._state, now=workflow.now(), event=event
         )
 
-    def _candidates(self, trigger: type[BaseModel] | Command) -> list[TransitionDef]:
-        return [t for t in self.operator.transitions_from(self._state) if t.trigger == trigger]
-
-    def _choose(
-        self, trigger: type[BaseModel] | Command, ctx: Ctx[Any, Any]
-    ) -> TransitionDef | None:
-        for transition in self._candidates(trigger):
-            if transition.when is None or transition.when(ctx):
-                return transition
-        return None
-
     def _own(self, command: str) -> bool:
         """Whether the operator declares ``command`` itself in the current state."""
-        return bool(self._candidates(Command(command)))
+        return bool(decision.candidates(self.operator, self._state, Command(command)))
 
     def _all_commands(self) -> list[str]:
-        return [*self.operator.commands(), "retry"]
+        return [*self.operator.commands(), RETRY]
 
     def _accepted_commands(self) -> list[str]:
         accepted = set(self.operator.commands_in(self._state, paused=self._paused))
         if self._error is not None:
-            accepted.add("retry")
+            accepted.add(RETRY)
         return sorted(accepted)
 
     def _remember(self, event_id: str) -> None:
@@ -767,8 +754,3 @@ def input_spec(spec: BaseModel | None) -> dict[str, Any]:
     """The spec as the next run's input carries it (by alias, as users write it)."""
     assert spec is not None, "a run with an invalid spec never continues"
     return spec.model_dump(mode="json", by_alias=True)
-
-
-def elapsed(since: datetime, now: datetime) -> timedelta:
-    """Time spent since ``since``; a small helper for operators' guards."""
-    return now - since
