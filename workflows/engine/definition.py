@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, overload
+
+from typing_extensions import TypeVar
 
 from pydantic import BaseModel
 
@@ -29,6 +31,10 @@ from models.operator import CommandRequest
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 DataT = TypeVar("DataT", bound=BaseModel)
+#: The event a context carries; ``Any`` where a context is not about one event.
+EventT_co = TypeVar("EventT_co", covariant=True, default=Any)
+#: The event model a transition is declared for.
+EventT = TypeVar("EventT", bound=Event)
 
 #: Source wildcard: any state that is not final.
 ANY = "*"
@@ -91,14 +97,21 @@ class ActivityRef:
 
 
 @dataclass(frozen=True)
-class Ctx(Generic[SpecT, DataT]):
-    """What guards, effects, timers and summaries see: pure data, no handles."""
+class Ctx(Generic[SpecT, DataT, EventT_co]):
+    """What guards, effects, timers and summaries see: pure data, no handles.
+
+    The third parameter is the event being handled, so mypy checks a guard against the
+    trigger it is declared for: ``def ready(ctx: Ctx[Spec, Data, Started])`` given to
+    ``on(..., AnalysisResult, when=ready)`` is a type error. A guard shared by several
+    triggers takes their union; ``Ctx[Spec, Data]`` (any event) fits every trigger. For a
+    :class:`Command` trigger the event is the :class:`~models.operator.CommandRequest`.
+    """
 
     spec: SpecT
     data: DataT
     state: str
     now: datetime
-    event: Any = None
+    event: EventT_co = None  # type: ignore[assignment]
 
     @property
     def command(self) -> CommandRequest | None:
@@ -106,9 +119,9 @@ class Ctx(Generic[SpecT, DataT]):
         return self.event if isinstance(self.event, CommandRequest) else None
 
 
-Guard = Callable[[Ctx[Any, Any]], bool]
-Effect = Callable[[Ctx[Any, Any]], BaseModel]
-DurationFn = Callable[[Ctx[Any, Any]], timedelta]
+Guard = Callable[[Ctx[Any, Any, Any]], bool]
+Effect = Callable[[Ctx[Any, Any, Any]], BaseModel]
+DurationFn = Callable[[Ctx[Any, Any, Any]], timedelta]
 Trigger = type[Event] | Command
 
 
@@ -247,6 +260,30 @@ class Operator(Generic[SpecT, DataT]):
             self.on(name, Timeout, go=then, doc=f"after the timer of {name}")
         return definition
 
+    @overload
+    def on(
+        self,
+        source: str | Sequence[str],
+        trigger: Command,
+        *,
+        go: str | None,
+        when: Callable[[Ctx[SpecT, DataT, CommandRequest]], bool] | None = None,
+        do: Callable[[Ctx[SpecT, DataT, CommandRequest]], BaseModel] | None = None,
+        doc: str = "",
+    ) -> None: ...
+
+    @overload
+    def on(
+        self,
+        source: str | Sequence[str],
+        trigger: type[EventT],
+        *,
+        go: str | None,
+        when: Callable[[Ctx[SpecT, DataT, EventT]], bool] | None = None,
+        do: Callable[[Ctx[SpecT, DataT, EventT]], BaseModel] | None = None,
+        doc: str = "",
+    ) -> None: ...
+
     def on(
         self,
         source: str | Sequence[str],
@@ -260,6 +297,8 @@ class Operator(Generic[SpecT, DataT]):
         """Declare a transition from ``source`` (a state, a list, or ``"*"``) on ``trigger``.
 
         Transitions are tried in declaration order; the first whose guard passes is taken.
+        The guard and the effect see a :class:`Ctx` whose ``event`` is the trigger's model
+        (the :class:`~models.operator.CommandRequest` for a command), and mypy checks it.
         """
         sources = [source] if isinstance(source, str) else list(source)
         for src in sources:
