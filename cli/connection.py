@@ -17,6 +17,7 @@ the workflows expect.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from urllib.parse import quote
 import typer
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.runtime import Runtime, TelemetryConfig
 
 from cli.errors import CliError, Exit
 from devcluster import paths as dev_paths
@@ -186,6 +188,17 @@ def resolve(address: str | None = None, namespace: str | None = None) -> Endpoin
     )
 
 
+@functools.cache
+def quiet_runtime() -> Runtime:
+    """The Temporal runtime of the CLI's clients: the SDK core writes no logs of its own.
+
+    Why: the core prints warnings (a payload near its limit, a retried call) as raw,
+    colour-coded log lines on the terminal; every failure the CLI reports is already one
+    line of its own that says what to do.
+    """
+    return Runtime(telemetry=TelemetryConfig(logging=None))
+
+
 async def open_client(endpoint: Endpoint, identity: str | None = None) -> Client:
     """Connect to ``endpoint``; an unreachable server is a :class:`CliError` (exit 5)."""
     try:
@@ -195,6 +208,7 @@ async def open_client(endpoint: Endpoint, identity: str | None = None) -> Client
             api_key=endpoint.settings.api_key,
             tls=endpoint.settings.tls,
             identity=identity,
+            runtime=quiet_runtime(),
         )
     except Exception as error:
         reason = str(error)

@@ -14,6 +14,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from models.search_attributes import SEARCH_ATTRIBUTES
@@ -35,11 +36,14 @@ async def connect(
     api_key: str | None = None,
     tls: bool | TLSConfig = False,
     identity: str | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
     """A client that speaks pydantic models, as every workflow and activity expects."""
     options: dict[str, object] = {}
     if identity:
         options["identity"] = identity
+    if runtime is not None:
+        options["runtime"] = runtime
     return await Client.connect(
         address,
         namespace=namespace,
