@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, overload
 
-from typing_extensions import TypeVar
-
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from models.events import Event
 from models.operator import CommandRequest
