@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_committed_crd_is_what_the_generator_writes() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "generate_crds.py"), "--check"],
+        [sys.executable, "-m", "deploy.generate_crds", "--check"],
         capture_output=True,
         text=True,
         cwd=ROOT,
