@@ -19,7 +19,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary import CanaryStep
-from models.operator import EVENT_SIGNAL, EventEnvelope
+from models.operator import EVENT_SIGNAL
 from models.rollout_slots import (
     ACQUIRE_SIGNAL,
     CLOSED_ACTIVITY,
@@ -29,10 +29,10 @@ from models.rollout_slots import (
     SLOTS_WORKFLOW,
     QueueJoined,
     SlotGrant,
-    SlotGranted,
     SlotRelease,
     SlotRequest,
     SlotsInput,
+    granted_envelope,
     namespace_scope,
     slots_workflow_id,
 )
@@ -112,14 +112,12 @@ async def release_permits(step: CanaryStep) -> None:
 
 @activity.defn(name=GRANT_ACTIVITY)
 async def grant(grant: SlotGrant) -> bool:
-    """Signal ``SlotGranted`` to the holder; False when its workflow is closed or gone."""
-    envelope = EventEnvelope(
-        id=f"slot-granted:{grant.scope}:{grant.request_id}",
-        type=SlotGranted.type_name(),
-        payload=SlotGranted(scope=grant.scope).model_dump(mode="json"),
-        source=slots_workflow_id(grant.scope),
-        observed_at=datetime.now(UTC),
-    )
+    """Signal ``SlotGranted`` to the holder; False when its workflow is closed or gone.
+
+    Only semaphores whose history predates ``rollout-slots-grant-by-signal`` call it; newer
+    ones signal the rollout themselves. Remove it once no such history is left.
+    """
+    envelope = granted_envelope(grant, datetime.now(UTC))
     try:
         await activity.client().get_workflow_handle(grant.holder).signal(EVENT_SIGNAL, envelope)
     except RPCError as error:
