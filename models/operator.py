@@ -207,6 +207,7 @@ class OperatorStatus(BaseModel):
     operator: str
     target: Target
     state: str
+    phase: str = Field(default="", description="the phase the state is shown as (Flagger's)")
     final: bool
     settled: bool
     outcome: str = Field(description="running, waiting, succeeded or failed")
@@ -241,6 +242,7 @@ class StepInput(BaseModel, Generic[SpecT, DataT]):
     workflow_id: str
     target: Target
     state: str
+    phase: str = Field(default="", description="the phase users know the state by")
     step_key: str
     spec: SpecT
     data: DataT

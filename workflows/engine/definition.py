@@ -136,6 +136,12 @@ class StateDef:
     failed: bool = False
     doc: str = ""
     waits_for: str = ""
+    phase: str = ""
+
+    @property
+    def shown_phase(self) -> str:
+        """The phase shown to users (webhooks, the target's status): ``phase`` or the name."""
+        return self.phase or self.name
 
     @property
     def outcome(self) -> str:
@@ -229,6 +235,7 @@ class Operator(Generic[SpecT, DataT]):
         failed: bool = False,
         doc: str = "",
         waits_for: str = "",
+        phase: str = "",
     ) -> StateDef:
         """Declare a state, the workers run on entering it and an optional timer.
 
@@ -238,7 +245,8 @@ class Operator(Generic[SpecT, DataT]):
         ``failed`` says that a final or settled state is a failure (exit code, colour).
         ``waits_for`` names what else the state waits for when it is neither (an event from
         another workflow, say); status shows it, and it satisfies the load check that every
-        running machine waits for something.
+        running machine waits for something. ``phase`` is the name users of a peer tool know
+        the state by (the canary's are Flagger's); status, workers and resources show it.
         """
         if name in self.states:
             self._declared_problems.append(f"state {name!r} is declared twice")
@@ -253,6 +261,7 @@ class Operator(Generic[SpecT, DataT]):
             failed=failed,
             doc=doc,
             waits_for=waits_for,
+            phase=phase,
         )
         self.states[name] = definition
         if then is not None:
