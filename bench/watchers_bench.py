@@ -43,8 +43,9 @@ from kubernetes import client, config
 
 from devcluster.crds import install_autopilot_crds
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
-from watchers.config import WatchersSettings
-from watchers.delivery import Delivery, RetryPolicy, connect
+from service.settings import WatchersSettings
+from service.temporal import connect
+from watchers.delivery import Delivery, RetryPolicy
 from watchers.runner import Runner
 
 ANALYSIS: dict[str, Any] = {

@@ -164,9 +164,7 @@ def resolve(address: str | None = None, namespace: str | None = None) -> Endpoin
     if address:
         source = "--address"
     elif config.address:
-        address, source = config.address, "AUTOPILOT_TEMPORAL_ADDRESS"
-    elif os.environ.get("TEMPORAL_ADDRESS"):
-        address, source = os.environ["TEMPORAL_ADDRESS"], "TEMPORAL_ADDRESS"
+        address, source = config.address, "AUTOPILOT_TEMPORAL_ADDRESS or TEMPORAL_ADDRESS"
     elif dev is not None:
         (address, ui), source = dev, "the running dev cluster ('autopilot dev status')"
     elif embedded is not None:

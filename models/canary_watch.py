@@ -75,6 +75,6 @@ class CanaryStatus(BaseModel):
     )
 
 
-#: States in which the canary machine acts on a ``MetricSample`` (see ``workflows/canary/machine.py``):
-#: the Prometheus watcher samples only rollouts in these states.
+#: States in which the canary machine acts on a ``MetricSample`` (see
+#: ``workflows/canary/machine.py``): the Prometheus watcher samples only rollouts in these states.
 METRIC_SAMPLE_STATES = ("Progressing", "AwaitingStep", "AwaitingPromotion")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -36,33 +34,7 @@ from models.rollout_slots import (
     namespace_scope,
     slots_workflow_id,
 )
-
-
-class CapSettings(BaseSettings):
-    """The worker's concurrency caps (``AUTOPILOT_CANARY_*``); None means no cap."""
-
-    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_CANARY_", extra="ignore")
-
-    max_concurrent: int | None = Field(default=None, ge=1, description="rollouts at once")
-    max_concurrent_per_namespace: int | None = Field(
-        default=None, ge=1, description="rollouts at once in one namespace"
-    )
-    slots_check_seconds: float = Field(
-        default=60.0, gt=0, description="how often a semaphore checks its holders are alive"
-    )
-
-    def scopes(self, namespace: str) -> list[tuple[str, int]]:
-        """The permits a rollout in ``namespace`` needs, in the order it takes them.
-
-        Always namespace first, then global: one order for everyone means two rollouts can
-        never each hold the permit the other waits for.
-        """
-        wanted: list[tuple[str, int]] = []
-        if self.max_concurrent_per_namespace is not None:
-            wanted.append((namespace_scope(namespace), self.max_concurrent_per_namespace))
-        if self.max_concurrent is not None:
-            wanted.append((GLOBAL_SCOPE, self.max_concurrent))
-        return wanted
+from service.settings import CapSettings
 
 
 def _not_found(error: RPCError) -> bool:

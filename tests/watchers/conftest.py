@@ -18,9 +18,9 @@ from kubernetes import client
 from temporalio.client import Client
 
 from devcluster.crds import install_autopilot_crds
+from service.temporal import connect
 from tests.watchers.standin import standin_worker
 from tests.watchers.support import Cluster, terminate_all
-from watchers.delivery import connect
 
 
 @pytest.fixture(scope="session")

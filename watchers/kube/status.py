@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from models.canary import flagger_phase
 from models.canary_watch import PENDING_PHASE
 from models.operator import STATUS_QUERY, OperatorStatus
-from watchers.config import WatchersSettings
+from service.settings import WatchersSettings
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.index import CanaryIndex
 from watchers.kube.objects import CanaryObject
