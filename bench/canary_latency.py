@@ -37,8 +37,8 @@ from kubernetes import client, config, watch
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities import kube as activities_kube
 from activities.canary import ACTIVITIES
-from activities.canary import kube as canary_kube
 from cli.kube import new_revision_patch
 from models.operator import (
     COMMAND_UPDATE,
@@ -148,7 +148,7 @@ async def _until(handle: WorkflowHandle[Any, Any], check: Any, what: str) -> Ope
 async def run(rounds: int, env: dict[str, str]) -> list[float]:
     """Measure ``rounds`` decisions; return their latencies in seconds."""
     os.environ.update(env)
-    canary_kube.api_client.cache_clear()
+    activities_kube.api_client.cache_clear()
     api = config.new_client_from_config(config_file=env["KUBECONFIG"])
     namespace = f"bench-{secrets.token_hex(3)}"
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)

@@ -20,7 +20,6 @@ import copy
 import hashlib
 import itertools
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -59,6 +58,7 @@ from models.limits import (
     format_size,
 )
 from models.operator import StepInput
+from models.promql import BUILTIN_QUERIES, TEMPLATE_VARIABLES, VARIABLE
 
 #: A Flagger field we refuse loudly rather than ignore (ignoring it would change behaviour).
 Unsupported = Annotated[SkipJsonSchema[Any], Field(default=None, exclude=True)]
@@ -187,10 +187,7 @@ class NoDataPolicy(StrEnum):
 
 
 #: Built-in metric names (Flagger's, for Istio).
-BUILTIN_METRICS = ("request-success-rate", "request-duration")
-#: Variables a PromQL template may use, as ``{{ name }}``.
-TEMPLATE_VARIABLES = ("namespace", "target", "service", "interval", "name", "primary", "canary")
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+BUILTIN_METRICS = tuple(BUILTIN_QUERIES)
 
 
 class TemplateRef(_Spec):
@@ -264,7 +261,7 @@ class CanaryMetric(_Spec):
 
 def check_template_variables(query: str, variables: Mapping[str, str]) -> None:
     """Refuse a query that uses a ``{{ variable }}`` no one will fill in."""
-    for name in _VARIABLE.findall(query):
+    for name in VARIABLE.findall(query):
         if name in TEMPLATE_VARIABLES:
             continue
         if name.startswith("variables.") and name.removeprefix("variables.") in variables:

@@ -33,3 +33,11 @@ def field_errors(error: ValidationError, prefix: str = "") -> list[str]:
 def describe(error: ValidationError, prefix: str = "") -> str:
     """All problems in ``error`` on one line each, joined for a message."""
     return "; ".join(field_errors(error, prefix))
+
+
+#: ``ApplicationError.type`` of an activity failure no retry can fix: the engine's retry
+#: policy lists it, so Temporal stops retrying and the machine gets ``ActivityFailed`` at once.
+#: Workflow histories record the name: it must never change.
+NON_RETRYABLE = "NonRetryable"
+#: ``ApplicationError.type`` of a workflow started with a spec that does not validate.
+INVALID_SPEC = "InvalidSpec"

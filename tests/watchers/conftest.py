@@ -52,7 +52,7 @@ async def standin_queue(temporal: Client) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def canary_worker_env(kubeconfig_path: Path, prometheus_url: str) -> Iterator[None]:
     """Point the canary activities at the session's cluster, as the worker's env would."""
-    from activities.canary import kube
+    from activities import kube
 
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PROMETHEUS_URL")}
     os.environ["KUBECONFIG"] = str(kubeconfig_path)
