@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +44,7 @@ from models.quarantine import (
     evidence_name,
     policy_name,
 )
+from service.settings import QuarantineSettings
 
 #: Label on a quarantined Deployment (and on the objects we create for it).
 QUARANTINED = "autopilot.dev/quarantined"
@@ -59,8 +59,6 @@ ISTIO_SECURITY_GROUP = "security.istio.io"
 ISTIO_SECURITY_VERSION = "v1"
 AUTHORIZATION_POLICIES = "authorizationpolicies"
 
-#: Used when the spec names no notify URL (a worker-wide default).
-NOTIFY_URL_ENV = "AUTOPILOT_QUARANTINE_NOTIFY_URL"
 NOTIFY_TIMEOUT_S = 10.0
 
 _MERGE_PATCH = "application/merge-patch+json"
@@ -458,7 +456,7 @@ async def notify_security(step: QuarantineStep) -> SecurityNotified:
     alert = f"{first.alertname} ({first.severity or 'no severity'})" if first else "no alert"
     isolated = f"isolated by {data.policy}" if data.policy else "NOT isolated"
     message = f"{alert}; {isolated}; {data.escalation_reason or 'escalated'}"
-    url = step.spec.notify_url or os.environ.get(NOTIFY_URL_ENV) or None
+    url = step.spec.notify_url or QuarantineSettings().notify_url or None
     status: int | None = None
     if url:
         status = await _post(url, notification(step), step.step_key)

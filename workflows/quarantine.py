@@ -25,6 +25,7 @@ from typing import TypeVar
 from temporalio import workflow
 
 from models.durations import format_duration
+from models.errors import NON_RETRYABLE
 from models.operator import CommandRequest, OperatorInput, OperatorStatus
 from models.quarantine import (
     AlertRecord,
@@ -202,7 +203,7 @@ def escalate_on_command(ctx: On[CommandRequest]) -> QuarantineData:
 
 def escalate_on_failure(ctx: On[ActivityFailed]) -> QuarantineData:
     """The DENY policy could not be applied: the workload is NOT isolated."""
-    message = str(ctx.event.message).removeprefix("NonRetryable: ")  # the error type, not news
+    message = str(ctx.event.message).removeprefix(f"{NON_RETRYABLE}: ")  # the error type, not news
     problem = f"isolation failed: {message}"
     return _escalate(ctx, problem, problem)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,10 +36,8 @@ from models.canary import (
 )
 from models.operator import Target
 from models.promql import MetricQuery, value_of
+from service.settings import PrometheusSettings
 
-#: Environment variable naming the Prometheus the worker queries.
-PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 #: Seconds a single query may take before it counts as no data.
 QUERY_TIMEOUT = 5.0
 
@@ -51,8 +48,8 @@ def query_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> str:
 
 
 def prometheus_url(query: MetricQuery) -> str:
-    """The template's own address, else ``PROMETHEUS_URL``, else the local default."""
-    return query.address or os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
+    """The template's own address, else the ``prometheus`` section's url (``PROMETHEUS_URL``)."""
+    return query.address or PrometheusSettings().url
 
 
 def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -> MetricResult:

@@ -1,31 +1,23 @@
 """One Kubernetes API client per worker process, shared by every operator's activities.
 
-Built once from ``KUBECONFIG`` (or ``~/.kube/config``), else from the in-cluster service
-account, and reused: a worker holds one connection pool however many rollouts and
-quarantines it drives.
+Built once by the project's one factory (:func:`service.kube.api_client`: an explicit
+kubeconfig, else the pod's ServiceAccount, else ``~/.kube/config``) and reused: a worker
+holds one connection pool however many rollouts and quarantines it drives.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
-from kubernetes import client, config
+from kubernetes import client
+
+from service import kube
 
 
 @functools.cache
 def api_client() -> client.ApiClient:
-    """The process-wide API client: ``KUBECONFIG`` (or ~/.kube/config), else in-cluster."""
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        # Read KUBECONFIG now: the client's default was frozen when it was imported.
-        config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
-        )
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
+    """The process-wide API client (read when first needed, then shared)."""
+    return kube.api_client()
 
 
 def apps() -> client.AppsV1Api:

@@ -30,7 +30,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from models.errors import describe
+from models.errors import INVALID_SPEC, NON_RETRYABLE, describe
 from models.operator import (
     APPLIED,
     COMMAND_UPDATE,
@@ -283,7 +283,7 @@ class OperatorWorkflow:
         if self._spec is None:
             raise ApplicationError(
                 f"invalid {self.operator.name} spec: {self._spec_error}",
-                type="InvalidSpec",
+                type=INVALID_SPEC,
                 non_retryable=True,
             )
         self._publish()
@@ -629,7 +629,7 @@ class OperatorWorkflow:
                 initial_interval=ref.initial_retry_interval,
                 maximum_interval=ref.maximum_retry_interval,
                 maximum_attempts=ref.max_attempts,
-                non_retryable_error_types=["InvalidSpec", "NonRetryable"],
+                non_retryable_error_types=[INVALID_SPEC, NON_RETRYABLE],
             ),
             summary=ref.summary or f"{ref.name} in {self._state}",
         )
