@@ -48,12 +48,12 @@ from models.canary import (
     load_canary_spec,
     oversize_manifest,
     parse_manifest,
-    pod_template_revision,
     spec_differences,
 )
 from models.errors import describe
 from models.limits import MAX_MANIFEST_BYTES, TEMPORAL_PAYLOAD_LIMIT, format_size
 from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target
+from models.revisions import pod_template_revision
 
 #: The workflow type of the canary operator.
 CANARY = "canary"

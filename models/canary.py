@@ -16,8 +16,6 @@ spec with these models, the activities receive them, the CLI and watchers load t
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import itertools
 import json
 from collections import Counter
@@ -876,24 +874,6 @@ FLAGGER_PHASES: dict[str, str] = {
 def flagger_phase(state: str) -> str:
     """The Flagger phase a state corresponds to (unknown states map to themselves)."""
     return FLAGGER_PHASES.get(state, state)
-
-
-#: Pod-template annotations that do not make a new revision (``kubectl rollout restart``).
-IGNORED_TEMPLATE_ANNOTATIONS = ("kubectl.kubernetes.io/restartedAt",)
-
-
-def pod_template_revision(template: Mapping[str, Any]) -> str:
-    """The revision of a Deployment's pod template: a short, stable hash.
-
-    Watchers send it in :class:`NewRevision` so the workflow can tell a new template from
-    a replayed event for the one it is already rolling out; the workers compute the same.
-    """
-    canonical = copy.deepcopy(dict(template))
-    annotations = (canonical.get("metadata") or {}).get("annotations") or {}
-    for key in IGNORED_TEMPLATE_ANNOTATIONS:
-        annotations.pop(key, None)
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: The one argument of every canary activity.

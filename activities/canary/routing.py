@@ -50,9 +50,6 @@ class Router(Protocol):
     async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
         """Write a split, reconciling from what is live."""
 
-    async def finalize(self) -> None:
-        """Send everything to the primary (before the canary resource goes away)."""
-
 
 class IstioRouter:
     """Routes a canary with an Istio VirtualService and two DestinationRules."""
@@ -247,7 +244,3 @@ class IstioRouter:
         return Routes(
             primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
         )
-
-    async def finalize(self) -> None:
-        """Route everything to the primary."""
-        await self.set_routes(100, 0)

@@ -26,7 +26,7 @@ from temporalio import activity
 from activities import kube
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.errors import non_retryable
-from models.canary import pod_template_revision
+from models.revisions import pod_template_revision
 
 #: Label keys that carry the app name, in the order Flagger looks for them.
 SELECTOR_KEYS = ("app", "app.kubernetes.io/name", "name")
