@@ -25,12 +25,10 @@ import asyncio
 import os
 import secrets
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
@@ -39,6 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities import kube as activities_kube
 from activities.canary import ACTIVITIES
+from bench.cluster import bench_cluster
 from cli.kube import new_revision_patch
 from models.operator import (
     COMMAND_UPDATE,
@@ -223,22 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    needed = ("KUBECONFIG", "TEMPORAL_ADDRESS", "PROMETHEUS_URL")
-    cluster = None
-    if all(os.environ.get(k) for k in needed):
-        env = {k: os.environ[k] for k in needed}
-    else:
-        from devcluster.cluster import DevCluster
-        from devcluster.state import Ports
-
-        cluster = DevCluster(Path(tempfile.mkdtemp(prefix="canary-bench-")), Ports.all_free())
-        cluster.up()
-        env = cluster.env()
-    try:
+    with bench_cluster("canary-bench-") as env:
         latencies = asyncio.run(run(args.rounds, env))
-    finally:
-        if cluster is not None:
-            cluster.down()
     ms = [x * 1000 for x in latencies]
     print(f"rounds: {len(ms)}")
     print(f"median: {statistics.median(ms):.0f} ms")

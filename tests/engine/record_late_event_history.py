@@ -11,49 +11,44 @@ continues as new). Both must replay with today's code.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-import uuid
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from tests.engine.helpers import command, send, start, wait_for
 from tests.engine.ticket_operator import TICKET_ACTIVITIES, TicketWorkflow, release_apply
-from tests.temporal_env import start_dev_server
-from worker_main import make_worker
+from tests.replay import record_history
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
+async def _late_vote(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
+    handle = await start(
+        client, "ticket", task_queue, spec={"required_votes": 1, "hold_apply": True}
+    )
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    await command(handle, "approve", by="carol")
+    await wait_for(handle, "Applying")
+    await send(handle, "Vote", "late", voter="bob")
+    release_apply(handle.id)
+    first = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+    for _ in range(200):
+        if (await first.describe()).status != WorkflowExecutionStatus.RUNNING:
+            break
+        await asyncio.sleep(0.05)
+    latest = client.get_workflow_handle(handle.id)
+    if (await latest.describe()).status == WorkflowExecutionStatus.RUNNING:
+        await latest.terminate("recorded")
+    return first
+
+
 async def record(name: str) -> None:
-    env = await start_dev_server()
-    try:
-        task_queue = f"record-{uuid.uuid4().hex[:6]}"
-        async with make_worker(env.client, task_queue, [TicketWorkflow], TICKET_ACTIVITIES):
-            handle = await start(
-                env.client, "ticket", task_queue, spec={"required_votes": 1, "hold_apply": True}
-            )
-            await send(handle, "Vote", "v1", voter="ann")
-            await wait_for(handle, "InReview")
-            await command(handle, "approve", by="carol")
-            await wait_for(handle, "Applying")
-            await send(handle, "Vote", "late", voter="bob")
-            release_apply(handle.id)
-            first = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
-            for _ in range(200):
-                if (await first.describe()).status != WorkflowExecutionStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.05)
-            history = await first.fetch_history()
-            latest = env.client.get_workflow_handle(handle.id)
-            if (await latest.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await latest.terminate("recorded")
-        path = HISTORIES / f"{name}.json"
-        path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-        print(f"recorded {len(history.events)} events into {path.name}")
-    finally:
-        await env.shutdown()
+    await record_history(
+        HISTORIES / f"{name}.json", [TicketWorkflow], TICKET_ACTIVITIES, _late_vote
+    )
 
 
 if __name__ == "__main__":
