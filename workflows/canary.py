@@ -26,6 +26,7 @@ Guards and effects are pure (no I/O, no clock but ``ctx.now``); the workers run 
 """
 
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
+import hashlib
 from datetime import timedelta
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from temporalio import workflow
 
 from models import canary as m
 from models.canary import AnalysisOutcome, CanaryData, CanarySpec, HookType, MetricStatus
+from models.canary_watch import DATA_HASH_ATTRIBUTE
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
 from workflows.engine import (
@@ -528,13 +530,9 @@ def pre_rollout_failed(ctx: C) -> CanaryData:
     failures = ctx.event.hooks.failures() if ctx.event.hooks else ctx.event.message
     count = ctx.data.failed_checks + 1
     threshold = ctx.spec.analysis.threshold
-    failure = f"pre-rollout hooks failed {count} times: {failures}"
-    return _with(
-        ctx,
-        failed_checks=count,
-        message=f"pre-rollout hooks failed ({count}/{threshold}): {failures}",
-        failure=failure if count >= threshold else None,
-    )
+    message = f"pre-rollout hooks failed ({count}/{threshold}): {failures}"
+    failure = message if count >= threshold else None
+    return _with(ctx, failed_checks=count, message=message, failure=failure)
 
 
 def not_ready_in_time(ctx: C) -> CanaryData:
@@ -810,6 +808,24 @@ def details(ctx: C) -> str:
     return "\n\n".join(lines)
 
 
+#: Temporal patch: rollouts started before ``CanaryDataHash`` existed replay without it.
+DATA_HASH_PATCH = "canary-data-hash"
+
+
+def data_hash(ctx: C) -> str | None:
+    """``CanaryDataHash``: 16 hex digits of the data; they change whenever the data does.
+
+    Why: the status mirror reads one visibility listing per interval and asks for the full
+    status only of the rollouts whose listing changed. State and weight alone miss what
+    stays in one state (a failed pre-rollout hook, an analysis at the same weight, an
+    approval at a gate), which ``kubectl get canaries`` then showed up to a minute late.
+    None (nothing upserted) when replaying a history recorded before the attribute existed.
+    """
+    if workflow.in_workflow() and not workflow.patched(DATA_HASH_PATCH):
+        return None
+    return hashlib.sha256(ctx.data.model_dump_json().encode()).hexdigest()[:16]
+
+
 # =============================================================================
 # The machine
 # =============================================================================
@@ -820,7 +836,10 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     data=CanaryData,
     initial="Initializing",
     events=[NewRevision, TargetDeleted, MetricSample],
-    search_attributes={"CanaryWeight": lambda ctx: ctx.data.canary_weight},
+    search_attributes={
+        "CanaryWeight": lambda ctx: ctx.data.canary_weight,
+        DATA_HASH_ATTRIBUTE: data_hash,
+    },
     details=details,
     description=(
         "Progressive delivery on Istio, at Flagger's level: shifts traffic from the stable "
