@@ -166,13 +166,13 @@ def _make(name: str, summary: str) -> Callable[..., None]:
                 f"{name} accepted from {by} for {workflow}; the machine acts on it when its "
                 f"current step ends ('autopilot status {workflow}' shows it)"
             )
-            if output == Format.TABLE:
-                console().print(f"[yellow]✓[/] {message}")
+            if output.human:
+                console(output).print(f"[yellow]✓[/] {message}")
             else:
                 dump({"command": name, "by": by, "accepted": True, "applied": None}, output)
             return
-        if output == Format.TABLE:
-            console().print(receipt_view(receipt, workflow))
+        if output.human:
+            console(output).print(receipt_view(receipt, workflow))
         else:
             dump(receipt.model_dump(mode="json"), output)
 
