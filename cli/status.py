@@ -88,13 +88,13 @@ def watch_command(
 ) -> None:
     """Follow one operator instance live until it stops moving on its own.
 
-    Prints a line for every step, analysis (metric values against thresholds), failed
-    check or hook, weight change and gate, as it happens. On a terminal the status is
-    also redrawn in place below them; with -o plain or a pipe, lines only; with -o json,
-    one JSON object per line.
+    A line for every step, analysis (metric values against thresholds),
+    failed check or hook, weight change and gate, as it happens. On a
+    terminal the status is redrawn below them; with -o plain or in a pipe,
+    lines only; with -o json, one JSON object per line.
 
-    Exit codes: 0 succeeded, 1 failed (e.g. rolled back), 3 waiting (settled, e.g. for a
-    human), 4 unknown target, 5 Temporal unreachable.
+    Exit codes: 0 succeeded, 1 failed (e.g. rolled back), 3 waiting
+    (settled, e.g. for a human), 4 unknown target, 5 Temporal unreachable.
     """
     workflow = workflow_id_of(target, namespace, operator)
     endpoint = resolve(address, temporal_namespace)

@@ -311,7 +311,7 @@ def step_line(record: TransitionRecord, workflow: str) -> Text:
 
 def step_text(record: TransitionRecord) -> Text:
     """``InReview → Applying on /approve by ann``, ``Open (stays) on Vote``: one transition."""
-    by = f" on {record.event}" + (f" by {record.by}" if record.by else "")
+    how = f" on {record.event}" + (f" by {record.by}" if record.by else "")
     if record.target == record.source:
-        return Text.assemble((record.source, "bold"), f" (stays){by}")
-    return Text.assemble(f"{record.source} → ", (record.target, "bold"), by)
+        return Text.assemble((record.source, "bold"), f" (stays){how}")
+    return Text.assemble(f"{record.source} → ", (record.target, "bold"), how)
