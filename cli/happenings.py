@@ -114,7 +114,7 @@ def between(
         seen_at: when this look was taken (the time of happenings no transition dates).
     """
     at = new[-1].at if new else seen_at
-    told = [step(record) for record in new if record.target != record.source]
+    told = [step(record) for record in new if _told_as_step(record, after)]
     decided: list[Happening] = []
     if "canary_weight" in after.data:
         decided = _canary(before, after, at)
@@ -132,21 +132,30 @@ def between(
     if after.paused != before.paused and not after.final:
         kind = "paused" if after.paused else "resumed"
         told.append(Happening(at, kind, kind, {"paused": after.paused}))
-    if not told:
-        # An operator without a message: say at least which events it took in place.
-        told = [step(r) for r in new if r.target == r.source and r.event != "Timeout"]
     return told
 
 
 def opening(status: OperatorStatus, recent: int = 5) -> list[Happening]:
-    """What ``watch`` tells first: the last few moves and the machine's current message."""
-    moves = [r for r in status.transitions if r.target != r.source][-recent:]
-    told = [step(record) for record in moves]
+    """What ``watch`` tells first: the last few steps and the machine's current message."""
+    steps = [r for r in status.transitions if _told_as_step(r, status)][-recent:]
+    told = [step(record) for record in steps]
     message = status.data.get("message")
     if isinstance(message, str) and message:
         at = status.transitions[-1].at if status.transitions else status.since
         told.append(Happening(at, "message", message))
     return told
+
+
+def _told_as_step(record: TransitionRecord, status: OperatorStatus) -> bool:
+    """A move to another state always; an event taken in place when no message tells it.
+
+    An operator whose data has a ``message`` (the canary) narrates what it did in place,
+    so its in-place transitions would only repeat it; another operator gets the step
+    (``Open (stays) on Vote``). A timer that re-enters its state says nothing new.
+    """
+    if record.target != record.source:
+        return True
+    return "message" not in status.data and record.event != "Timeout"
 
 
 def _canary(before: OperatorStatus, after: OperatorStatus, at: datetime) -> list[Happening]:

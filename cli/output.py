@@ -75,11 +75,6 @@ def plain_console() -> Console:
     )
 
 
-def is_plain(out: Console) -> bool:
-    """Whether ``out`` is a plain console (no live redraw, no styling)."""
-    return not out.is_terminal
-
-
 def dump(data: Any, fmt: Format) -> None:
     """Print ``data`` as JSON or YAML on stdout, nothing else."""
     if fmt == Format.JSON:

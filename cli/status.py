@@ -115,12 +115,13 @@ class _Teller:
         """The first look: which workflow, where it is, its last moves and message."""
         status = found.status
         if self.out is None:
+            text = f"watching {self.workflow}: {status.state}"
             record = {"at": datetime.now(UTC).isoformat(), "workflow": self.workflow}
-            dump_line({**record, "kind": "watching", "state": status.state}, self.fmt)
-        elif self.out.is_terminal:
-            self.live = Live(status_view(found), console=self.out, refresh_per_second=4)
-            self.live.start()
-        if self.out is not None:
+            dump_line({**record, "kind": "watching", "text": text, "state": status.state}, self.fmt)
+        else:
+            if self.out.is_terminal:  # a plain console never is
+                self.live = Live(status_view(found), console=self.out, refresh_per_second=4)
+                self.live.start()
             self.out.print(Text.assemble(f"watching {self.workflow}: ", (status.state, "bold")))
         self.tell(opening(status))
 
@@ -156,6 +157,7 @@ class _Teller:
                     "at": datetime.now(UTC).isoformat(),
                     "workflow": self.workflow,
                     "kind": "stopped",
+                    "text": f"{self.workflow} stopped in state {status.state}: {found.outcome}",
                     "state": status.state,
                     "outcome": found.outcome,
                     "reason": reason,
@@ -188,7 +190,7 @@ async def _watch(endpoint: Endpoint, workflow: str, interval: float, teller: _Te
     # shown from Temporal's records alone has no data or steps to compare).
     answered = found.status if found.note is None else None
     try:
-        while found.outcome == "running":
+        while found.outcome == "running" or _finishing(found):
             await asyncio.sleep(interval)
             found = await _look_again(client, endpoint, workflow)
             teller.redraw(found)
@@ -204,6 +206,15 @@ async def _watch(endpoint: Endpoint, workflow: str, interval: float, teller: _Te
         teller.close()
     teller.stop(found)
     return found
+
+
+def _finishing(found: Snapshot) -> bool:
+    """In a final state whose work still runs (e.g. post-rollout hooks): wait for the end.
+
+    Why: ``watch && autopilot canary start --image ...`` would otherwise find the workflow
+    still running and send it the new revision instead of starting the next rollout.
+    """
+    return found.status.final and found.running and found.note is None
 
 
 async def _look_again(client: Client, endpoint: Endpoint, workflow: str) -> Snapshot:

@@ -267,15 +267,6 @@ async def watching(env: dict[str, str | None], *args: str) -> asyncio.subprocess
     return watch
 
 
-async def line_with(watch: asyncio.subprocess.Process, text: str) -> str:
-    """The next line ``watch`` prints that contains ``text`` (a functional wait)."""
-    assert watch.stdout is not None
-    while line := (await watch.stdout.readline()).decode():
-        if text in line:
-            return line.rstrip("\n")
-    raise AssertionError(f"watch ended without printing {text!r}")
-
-
 async def rest_of(watch: asyncio.subprocess.Process) -> tuple[int, str]:
     """The exit code and everything ``watch`` printed after its first line."""
     assert watch.stdout is not None
@@ -354,20 +345,23 @@ async def test_output_plain_has_no_escape_codes_even_on_a_terminal(
 
 
 async def test_watch_tells_an_event_taken_in_place_not_only_state_changes(
-    temporal_env, isolated_state, tickets
+    autopilot, temporal_env, tickets
 ):
     handle = await tickets.start(required_votes=2)
     await wait_for(handle, "Open")
-    watch = await watching({**isolated_state, **temporal_env, **PIPE}, handle.id)
 
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", env={**temporal_env, **PIPE})
+    )
     await send(handle, "Vote", "v1", voter="ann")  # counted; the ticket stays Open
-    assert (await line_with(watch, " on Vote")).endswith(f"{handle.id}: Open (stays) on Vote")
     await send(handle, "Vote", "v2", voter="bob")
-    assert (await line_with(watch, " on Vote")).endswith(f"{handle.id}: Open → InReview on Vote")
+    await wait_for(handle, "InReview")
     await command(handle, "approve", by="carol")
-    code, rest = await rest_of(watch)
-    assert code == 0, rest
-    assert "InReview → Applying on /approve by carol" in rest
+    result = await watching
+    assert result.exit_code == 0, result.output
+    votes = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if " on Vote" in line]
+    assert votes == ["Open (stays) on Vote", "Open → InReview on Vote"]  # each told once
+    assert "InReview → Applying on /approve by carol" in result.stdout
 
 
 async def test_watch_as_json_prints_one_record_per_line_from_watching_to_stopped(

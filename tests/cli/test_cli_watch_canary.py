@@ -18,7 +18,7 @@ from tests.canary.hooks import hook_receiver
 from tests.canary.specs import spec_dict
 from tests.canary.test_canary_e2e import V2, deployed
 from tests.cli.test_cli_canary import SUCCESS_RATE, cluster_cli  # noqa: F401 - a fixture
-from tests.cli.test_cli_status import PIPE, rest_of, watching
+from tests.cli.test_cli_status import PIPE
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
 
@@ -61,36 +61,32 @@ async def test_watch_tells_every_analysis_against_its_thresholds_and_each_weight
     rollouts,  # noqa: F811
     kube_api,
     namespace,
-    isolated_state,
 ):
     spec = spec_dict("podinfo", interval="2s", threshold=2, maxWeight=30, metrics=[SUCCESS_RATE])
     await deployed(rollouts, kube_api, namespace, spec)
     new_revision(kube_api, namespace, "podinfo", V2)
     handle = await rollouts.start(namespace, "podinfo", spec)
-    # Two watchers at once: JSON records in a process of its own, lines in this one.
-    as_json = await watching({**isolated_state, **cluster_cli}, handle.id, "-o", "json")
-    watched = await autopilot("watch", handle.id, "--interval", "0.2", env={**cluster_cli, **PIPE})
-    code, records_text = await rest_of(as_json)
+    # As JSON: each record's text is the sentence a plain line ends with.
+    watched = await autopilot(
+        "watch", handle.id, "--interval", "0.2", "-o", "json", env={**cluster_cli, **PIPE}
+    )
 
     assert watched.exit_code == 0, watched.output
-    lines = watched.stdout.splitlines()
-    passed = (
-        r"analysis \d+ passed: request-success-rate [\d.]+ \(pass; min 99\); failed checks 0/2$"
-    )
-    assert any(re.search(passed, line) for line in lines), watched.stdout
-    weights = [line.split(":   ", 1)[1] for line in lines if ":   weight " in line]
-    # The last steps of the plan (the first may be over before this watcher's first look).
-    assert weights[-2:] == ["weight 20% → 30%", "weight 30% → 0%"]
-    assert any(line.endswith("routing 70/30 (primary/canary)") for line in lines)
-
-    assert code == 0, records_text
-    records = [json.loads(line) for line in records_text.splitlines()]
-    analyses = [r for r in records if r["kind"] == "analysis"]
+    records = [json.loads(line) for line in watched.stdout.splitlines()]
+    analyses = [r for r in records if r["kind"] == "analysis" and r["outcome"] == "passed"]
     assert analyses, records
+    # (A loaded machine may fit two analyses in one look: the text then says so at its end.)
+    passed = (
+        r"^analysis \d+ passed: request-success-rate [\d.]+ \(pass; min 99\); failed checks 0/2"
+    )
+    assert all(re.search(passed, r["text"]) for r in analyses), analyses
     metric = analyses[-1]["metrics"][0]
     assert metric["name"] == "request-success-rate" and metric["status"] == "pass"
     assert metric["min"] == 99 and isinstance(metric["value"], float)
     assert analyses[-1]["failed_checks"] == 0 and analyses[-1]["threshold"] == 2
+    # The last step of the plan, then back to the primary (earlier steps may be over before
+    # the first look).
     moved = [(r["from"], r["to"]) for r in records if r["kind"] == "weight"]
-    assert moved[-2:] == [(20, 30), (30, 0)]
+    assert [to for _, to in moved][-2:] == [30, 0], moved
+    assert any(r["text"] == "routing 70/30 (primary/canary)" for r in records)
     assert records[-1]["kind"] == "stopped" and records[-1]["outcome"] == "succeeded"
