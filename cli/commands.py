@@ -179,16 +179,16 @@ def _make(name: str, summary: str) -> Callable[..., None]:
                 f"handled it {waited}, as a worker of its current step is still running; it "
                 f"will, and 'autopilot status {workflow}' shows the outcome"
             )
-            if output == Format.TABLE:
-                console().print(f"[yellow]…[/] {message}")
+            if output.human:
+                console(output).print(f"[yellow]…[/] {message}")
             else:
                 dump(
                     {"command": name, "by": by, "accepted": True, "outcome": None},
                     output,
                 )
             raise typer.Exit(0 if wait == 0 else Exit.WAITING)
-        if output == Format.TABLE:
-            console().print(receipt_view(receipt, workflow))
+        if output.human:
+            console(output).print(receipt_view(receipt, workflow))
         else:
             dump(receipt.model_dump(mode="json"), output)
         if receipt.outcome != APPLIED:

@@ -166,13 +166,9 @@ def pre_rollout_failed(ctx: On[m.Started]) -> CanaryData:
     failures = ctx.event.hooks.failures() if ctx.event.hooks else ctx.event.message
     count = ctx.data.failed_checks + 1
     threshold = ctx.spec.analysis.threshold
-    failure = f"pre-rollout hooks failed {count} times: {failures}"
-    return _with(
-        ctx,
-        failed_checks=count,
-        message=f"pre-rollout hooks failed ({count}/{threshold}): {failures}",
-        failure=failure if count >= threshold else None,
-    )
+    message = f"pre-rollout hooks failed ({count}/{threshold}): {failures}"
+    failure = message if count >= threshold else None
+    return _with(ctx, failed_checks=count, message=message, failure=failure)
 
 
 def not_ready_in_time(ctx: On[m.Started | m.WeightApplied]) -> CanaryData:

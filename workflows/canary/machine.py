@@ -26,7 +26,7 @@ from models.canary import (
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
 from workflows.canary import effects, guards, replay, workers
-from workflows.canary.details import details
+from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
 from workflows.engine import ANY, ActivityFailed, Command, Operator, OperatorWorkflow, Timeout
 from workflows.registry import register
@@ -37,7 +37,7 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     data=CanaryData,
     initial="Initializing",
     events=[NewRevision, TargetDeleted, MetricSample],
-    search_attributes={"CanaryWeight": lambda ctx: ctx.data.canary_weight},
+    search_attributes=SEARCH_ATTRIBUTES,
     details=details,
     description=(
         "Progressive delivery on Istio, at Flagger's level: shifts traffic from the stable "
