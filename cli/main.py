@@ -2,12 +2,14 @@
 
 One Typer application; each command lives in a module of its own (``cli/status.py``,
 ``cli/commands.py``, ...) and is mounted here, so this file reads as the table of contents.
-Exit codes are documented in :class:`cli.errors.Exit` and ``docs/cli.md``.
+Exit codes are documented in :class:`cli.errors.Exit` and ``docs/cli.md``; the console
+script is :func:`main`, which ends the process through :func:`cli.errors.leave`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -16,7 +18,7 @@ from cli.commands import CALLBACKS, COMMANDS
 from cli.demo import demo
 from cli.describe import describe_command
 from cli.dev import dev_app
-from cli.errors import CliError, friendly
+from cli.errors import CliError, Exit, documented, friendly, leave
 from cli.listing import list_command
 from cli.new import new_app
 from cli.status import status_command, watch_command
@@ -97,3 +99,22 @@ def worker_command(
 
 app.add_typer(dev_app, name="dev")
 app.command("demo", epilog=_epilog("autopilot demo", "autopilot demo --keep"))(demo)
+
+
+def run(args: list[str] | None = None) -> Exit:
+    """Run one ``autopilot`` command line to its end; the documented exit code it ends with."""
+    try:
+        app(args=args, prog_name="autopilot")
+    except SystemExit as exiting:
+        return documented(exiting.code)
+    except KeyboardInterrupt:
+        return Exit.INTERRUPTED
+    except Exception as error:  # escaped friendly(), e.g. with AUTOPILOT_DEBUG=1: a traceback
+        sys.excepthook(type(error), error, error.__traceback__)
+        return Exit.FAILED
+    return Exit.OK
+
+
+def main() -> NoReturn:
+    """The ``autopilot`` console script (and ``python -m cli``): run, then :func:`leave`."""
+    leave(run())
