@@ -9,7 +9,6 @@ The process itself ends through :func:`leave`, so that its exit code is always o
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import functools
@@ -110,6 +109,8 @@ def friendly(command: Callable[_P, _R]) -> Callable[_P, _R]:
 
 def run(coroutine: Coroutine[Any, Any, _R]) -> _R:
     """Run one command's async body to completion (commands are sync for Typer)."""
+    import asyncio  # here, not at the top: ``--help`` and ``describe`` never need it
+
     return asyncio.run(coroutine)
 
 
