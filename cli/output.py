@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 
 
@@ -80,6 +79,8 @@ def dump(data: Any, fmt: Format) -> None:
     if fmt == Format.JSON:
         typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
     else:
+        import yaml  # here: only -o yaml needs it
+
         typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
 
 

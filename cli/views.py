@@ -9,7 +9,7 @@ last metric values against their thresholds and the gate it waits at.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich import box
@@ -20,8 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.targets import Snapshot
-from models.canary import CanarySpec
 from models.operator import CommandReceipt, OperatorStatus, TransitionRecord
+
+if TYPE_CHECKING:
+    from models.canary import CanarySpec
 
 #: Colour of each outcome.
 OUTCOME_STYLE = {
@@ -173,6 +175,8 @@ def canary_spec_of(spec: dict[str, Any]) -> CanarySpec | None:
     """The canary spec in a status, or None (another operator, or a spec that no longer loads)."""
     if not spec:
         return None
+    from models.canary import CanarySpec  # here: only canaries need its models (and YAML)
+
     try:
         return CanarySpec.model_validate(spec)
     except ValidationError:
