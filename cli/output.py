@@ -89,4 +89,6 @@ def dump_line(data: Any, fmt: Format) -> None:
     if fmt == Format.JSON:
         typer.echo(json.dumps(data, sort_keys=False, default=str))
     else:
+        import yaml  # here: only -o yaml needs it
+
         typer.echo("---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
