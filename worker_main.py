@@ -296,4 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Leave like the CLI does: without the interpreter teardown that Temporal's core threads
+    # can crash (temporalio/sdk-python#300), once the worker has stopped what it started.
+    from cli.errors import Exit, leave
+
+    code = main()
+    leave(Exit(code) if code in {member.value for member in Exit} else Exit.FAILED)
