@@ -22,15 +22,12 @@ import os
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.text import Text
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.converter import DataConverter
 
-from cli import kube
 from cli.connection import (
     AddressOption,
     Endpoint,
@@ -40,7 +37,6 @@ from cli.connection import (
 )
 from cli.errors import CliError, Exit, friendly, run
 from cli.output import console
-from cli.targets import Snapshot, snapshot, temporal_errors
 from models.canary import (
     CanarySpec,
     CanarySpecError,
@@ -54,6 +50,12 @@ from models.errors import describe
 from models.limits import MAX_MANIFEST_BYTES, TEMPORAL_PAYLOAD_LIMIT, format_size
 from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target
 from models.revisions import pod_template_revision
+
+if TYPE_CHECKING:  # clients are imported once the spec file has passed its checks
+    from temporalio.client import Client
+    from temporalio.converter import DataConverter
+
+    from cli.targets import Snapshot
 
 #: The workflow type of the canary operator.
 CANARY = "canary"
@@ -178,6 +180,8 @@ async def start_canary(
     with the differences named, before anything changes; an identical one is accepted. A
     running workflow already handling this revision is left alone.
     """
+    from cli.targets import temporal_errors
+
     client = await open_client(endpoint, identity=by)
     workflow = target.workflow_id(CANARY)
     current = await _after_finishing(client, endpoint, await _current(client, endpoint, workflow))
@@ -289,6 +293,8 @@ async def refuse_oversize(
 
 async def _current(client: Client, endpoint: Endpoint, workflow: str) -> Snapshot | None:
     """The latest run of ``workflow``, running or not; ``None`` if there never was one."""
+    from cli.targets import snapshot
+
     try:
         return await snapshot(client, endpoint, workflow)
     except CliError as error:
@@ -306,6 +312,10 @@ async def _after_finishing(
     rather than start a new run, so the revision (and the file) would be dropped unsaid;
     ``abort`` followed at once by ``canary start`` is just that case.
     """
+    from temporalio.client import WorkflowFailureError
+
+    from cli.targets import temporal_errors
+
     if current is None or not current.running or not current.status.final:
         return current
     workflow = current.status.workflow_id
@@ -339,6 +349,8 @@ def _new_revision(
     target: Target, image: str | None, container: str | None
 ) -> tuple[dict[str, Any], bool]:
     """The Deployment, after setting ``image`` if given; and whether that changed it."""
+    from cli import kube
+
     api = kube.api_client()
     try:
         if image is None:

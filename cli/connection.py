@@ -22,21 +22,21 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
-from temporalio.client import Client
-from temporalio.runtime import Runtime, TelemetryConfig
 
 from cli.errors import CliError, Exit
 from devcluster import paths as dev_paths
-from devcluster import temporal as dev_temporal
 from devcluster.state import ClusterState
 from models.errors import describe
 from service.settings import TemporalSettings
-from service.temporal import connect
+
+if TYPE_CHECKING:  # the Temporal SDK is imported by the commands that connect, not before
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 #: The file an embedded Temporal server's address is written to, in ``state_dir``.
 EMBEDDED_FILE = "embedded-temporal.json"
@@ -105,6 +105,8 @@ def settings() -> TemporalSettings:
 
 def _dev_cluster() -> tuple[str, str] | None:
     """Address and UI of the dev cluster's Temporal, if its recorded process is alive."""
+    from devcluster import temporal as dev_temporal
+
     try:
         state = ClusterState.load(dev_paths.default_state_dir() / "cluster.json")
     except (OSError, ValueError):
@@ -194,11 +196,15 @@ def quiet_runtime() -> Runtime:
     colour-coded log lines on the terminal; every failure the CLI reports is already one
     line of its own that says what to do.
     """
+    from temporalio.runtime import Runtime, TelemetryConfig
+
     return Runtime(telemetry=TelemetryConfig(logging=None))
 
 
 async def open_client(endpoint: Endpoint, identity: str | None = None) -> Client:
     """Connect to ``endpoint``; an unreachable server is a :class:`CliError` (exit 5)."""
+    from service.temporal import connect
+
     try:
         return await connect(
             endpoint.address,

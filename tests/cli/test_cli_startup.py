@@ -56,6 +56,18 @@ async def test_status_imports_temporal_but_not_kubernetes_nor_the_workflows(isol
     assert sorted(modules & {"kubernetes", "workflows.registry", "devcluster.cluster"}) == []
 
 
+async def test_an_oversize_manifest_is_refused_before_any_client_is_imported(
+    isolated_state, tmp_path
+):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("spec:\n  analysis:\n    metrics:\n" + "    - name: m\n" * 30_000)
+    code, modules = await loaded_by(
+        "canary", "start", "podinfo", "-n", "shop", "-f", str(huge), env=isolated_state
+    )
+    assert code == Exit.INVALID
+    assert sorted(modules & {"temporalio.client", "kubernetes"}) == []
+
+
 @pytest.mark.parametrize("entry", table(), ids=lambda entry: entry.name)
 def test_the_summary_read_from_the_source_is_the_commands_own(entry):
     summary = summary_in_source(entry)
