@@ -38,6 +38,7 @@ from pathlib import Path
 
 from devcluster import paths
 from devcluster.compile_progress import (
+    GO_LIST_FORMAT,
     CompilePlan,
     CompileProgress,
     CompileStatus,
@@ -462,7 +463,7 @@ def _compile_plan(
     go: str, flags: list[str], package: str, workdir: Path, log: Path, report: _Reporter
 ) -> CompilePlan:
     """Ask ``go list`` which packages the build needs and which are not compiled yet."""
-    listing = ["list", "-deps", *flags, "-f", "{{.ImportPath}} {{.Standard}} {{.Stale}}", package]
+    listing = ["list", "-deps", *flags, "-f", GO_LIST_FORMAT, package]
     return parse_go_list_deps(_go(go, listing, workdir, log, report))
 
 

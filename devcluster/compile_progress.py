@@ -3,9 +3,10 @@
 Why: the first build of kube-apiserver runs for minutes, and one line saying "the first build
 takes minutes" cannot tell a slow build from a stuck one. Go gives two honest numbers:
 
-* ``go list -deps -f '{{.ImportPath}} {{.Standard}} {{.Stale}}' PKG`` (with the build's own
-  flags) names every package in the build and whether Go's build cache already holds it
-  compiled (``Stale`` is false then);
+* ``go list -deps -f '{{.ImportPath}} {{.Standard}} {{.Stale}} {{.StaleReason}}' PKG`` (with
+  the build's own flags) names every package in the build and whether Go's build cache already
+  holds it compiled (``Stale`` is false then, or the reason says the cache has it: a command is
+  always "not installed", as ``go build -o`` never installs);
 * ``go build -v`` prints the import path of each package as it compiles it, and prints nothing
   for a package it takes from the cache.
 
@@ -47,25 +48,36 @@ class CompilePlan:
     def describe(self) -> str:
         """One sentence for the step line, saying what the count means."""
         cached = self.packages - len(self.to_compile)
+        if not self.to_compile:
+            return f"all {self.packages} packages are in Go's build cache; linking"
         return (
             f"{len(self.to_compile)} of {self.packages} packages to compile "
             f"({cached} already in Go's build cache)"
         )
 
 
-def parse_go_list_deps(output: str) -> CompilePlan:
-    """Read the lines of ``go list -deps -f '{{.ImportPath}} {{.Standard}} {{.Stale}}'``.
+#: The ``go list`` template :func:`parse_go_list_deps` reads.
+GO_LIST_FORMAT = "{{.ImportPath}} {{.Standard}} {{.Stale}} {{.StaleReason}}"
 
-    Lines that do not have those three fields (a warning, an empty line) are skipped.
+#: The ``StaleReason`` of a package whose compiled form is in the cache (a command's, which
+#: ``go build -o`` links but never installs).
+_IN_BUILD_CACHE = "not installed but available in build cache"
+
+
+def parse_go_list_deps(output: str) -> CompilePlan:
+    """Read the lines ``go list -deps -f GO_LIST_FORMAT`` prints.
+
+    Lines without a ``true``/``false`` third field (a warning, an empty line) are skipped.
     """
     packages = 0
     stale: set[str] = set()
     for line in output.splitlines():
-        fields = line.split()
-        if len(fields) != 3 or fields[2] not in ("true", "false"):
+        fields = line.split(maxsplit=3)
+        if len(fields) < 3 or fields[2] not in ("true", "false"):
             continue
         packages += 1
-        if fields[2] == "true":
+        reason = fields[3] if len(fields) == 4 else ""
+        if fields[2] == "true" and not reason.startswith(_IN_BUILD_CACHE):
             stale.add(fields[0])
     return CompilePlan(packages=packages, to_compile=frozenset(stale))
 

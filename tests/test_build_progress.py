@@ -18,15 +18,17 @@ from devcluster.compile_progress import (
     parse_go_list_deps,
 )
 
-#: ``go list -deps -f '{{.ImportPath}} {{.Standard}} {{.Stale}}'``: two standard packages are
-#: cached, one is not (archive/tar was never needed before), two of the module's are not.
+#: ``go list -deps -f GO_LIST_FORMAT``: two standard packages are cached, one is not
+#: (archive/tar was never needed before), two of the module's are not, one is, and the command
+#: is compiled already (only its link is left).
 GO_LIST = """\
 errors true false
 internal/bytealg true false
-archive/tar true true
-github.com/Masterminds/semver/v3 false true
-github.com/gofrs/flock false true
+archive/tar true true build ID mismatch
+github.com/Masterminds/semver/v3 false true not installed
+github.com/gofrs/flock false true stale dependency: github.com/gofrs/flock/internal
 github.com/pkg/errors false false
+helm.sh/helm/v3/cmd/helm false true not installed but available in build cache
 """
 
 #: What ``go build -v`` printed on stderr, with a download and a compiler error mixed in.
@@ -70,13 +72,21 @@ def plan_of(count: int) -> CompilePlan:
 def test_the_total_counts_only_the_packages_missing_from_gos_build_cache() -> None:
     plan = parse_go_list_deps(GO_LIST + "go: warning about nothing\n\n")
 
-    assert plan.packages == 6
+    assert plan.packages == 7
     assert plan.to_compile == {
         "archive/tar",
         "github.com/Masterminds/semver/v3",
         "github.com/gofrs/flock",
     }
-    assert plan.describe() == "3 of 6 packages to compile (3 already in Go's build cache)"
+    assert plan.describe() == "3 of 7 packages to compile (4 already in Go's build cache)"
+
+
+def test_a_build_whose_packages_are_all_cached_says_it_only_links() -> None:
+    plan = parse_go_list_deps(
+        "errors true false\ncmd/x false true " + "not installed but available in build cache\n"
+    )
+
+    assert plan.describe() == "all 2 packages are in Go's build cache; linking"
 
 
 def test_each_package_go_build_names_counts_once_and_other_lines_do_not() -> None:
