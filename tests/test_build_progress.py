@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from devcluster.build import helm_version_ldflags, helm_wrapper_gomod, parse_client_go_minor
+from typer.testing import CliRunner
+
+from cli.dev import dev_app
+from devcluster.build import (
+    helm_path,
+    helm_version_ldflags,
+    helm_wrapper_gomod,
+    parse_client_go_minor,
+)
 from devcluster.compile_progress import (
     CompilePlan,
     CompileProgress,
@@ -165,3 +173,12 @@ def test_helm_is_built_from_its_own_module_with_its_makefiles_version_stamps() -
     assert "require helm.sh/helm/v3 v3.22.0" in helm_wrapper_gomod("1.26.0")
     assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in ldflags
     assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37" in ldflags
+
+
+def test_dev_build_names_kube_apiserver_etcd_and_helm_and_builds_nothing_twice() -> None:
+    first = CliRunner().invoke(dev_app, ["build"])  # builds what is missing (CI: nothing)
+    again = CliRunner().invoke(dev_app, ["build"])
+
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert str(helm_path()) in again.output.replace("\n", "")  # Rich may wrap a long path
+    assert "Compiling" not in again.output  # cached: no step compiles
