@@ -137,6 +137,7 @@ class OperatorWorkflow:
         for envelope in snap.pending:
             self._queue_for(envelope).append(envelope)
         self._events.extend(input.carried)
+        self._carried = {envelope.id for envelope in input.carried}
         self._transitions = list(snap.transitions)
         self._command_log = list(snap.commands)
         self._events_processed = snap.events_processed
@@ -342,26 +343,29 @@ class OperatorWorkflow:
                 )
 
     def _late_events(self) -> list[EventEnvelope]:
-        """Watcher events still queued at the end that a fresh machine would act on.
+        """Watcher events still queued at the end that the machine would still act on.
 
         Each would have started a new run had it arrived a moment later, so it is handed to
-        one rather than lost with the finished run. An event the initial state ignores, or
-        that would end a fresh machine at once (a deletion), has nothing to do there.
+        one rather than lost with the finished run (a new revision that arrived while the
+        promotion finished). Asked of the initial state with what the machine knows now: an
+        event it would ignore (the revision just rolled out, the very event that started
+        this run), or that would end a fresh machine at once (a deletion), is dropped; so is
+        one this run was handed and did not need, so that runs never hand events on forever.
         """
         op = self.operator
-        fresh: Ctx[Any, Any] = Ctx(
-            spec=self._spec, data=op.data(), state=op.initial, now=workflow.now()
+        now: Ctx[Any, Any] = Ctx(
+            spec=self._spec, data=self._data, state=op.initial, now=workflow.now()
         )
         late: list[EventEnvelope] = []
         for envelope in self._events:
             model = op.event_models().get(envelope.type)
-            if model is None or envelope.id in self._seen:
+            if model is None or envelope.id in self._seen or envelope.id in self._carried:
                 continue
             try:
                 event = model.model_validate(envelope.payload)
             except ValidationError:
                 continue
-            taken = decision.choose(op, dataclasses.replace(fresh, event=event), model)
+            taken = decision.choose(op, dataclasses.replace(now, event=event), model)
             if taken is not None and (taken.target is None or not op.states[taken.target].final):
                 late.append(envelope)
         return late
