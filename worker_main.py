@@ -19,7 +19,6 @@ import asyncio
 import importlib
 import json
 import logging
-import os
 import pkgutil
 import signal
 import sys
@@ -71,28 +70,27 @@ def make_worker(
     )
 
 
-def all_activities() -> list[Callable[..., Any]]:
+def all_activities(extra: Sequence[str] = ()) -> list[Callable[..., Any]]:
     """Every activity the worker serves: the ``ACTIVITIES`` list of every module in the
-    ``activities`` package, and of every module named in ``AUTOPILOT_OPERATOR_MODULES``
-    (an operator kept outside this project may hold its activities beside its machine)."""
+    ``activities`` package, and of every module in ``extra`` (the ``operator_modules``
+    setting: an operator kept outside this project may hold its activities beside its
+    machine)."""
     import activities
 
     names = [m.name for m in pkgutil.walk_packages(activities.__path__, "activities.")]
-    extra = os.environ.get("AUTOPILOT_OPERATOR_MODULES", "")
-    names += [n.strip() for n in extra.split(",") if n.strip()]
     found: list[Callable[..., Any]] = []
-    for name in names:
+    for name in [*names, *extra]:
         module = importlib.import_module(name)
         found.extend(getattr(module, "ACTIVITIES", []))
     unique: dict[int, Callable[..., Any]] = {id(fn): fn for fn in found}
     return list(unique.values())
 
 
-def all_workflows() -> list[type[Any]]:
-    """Every registered operator workflow."""
+def all_workflows(extra: Sequence[str] = ()) -> list[type[Any]]:
+    """Every registered operator workflow (those of the ``extra`` modules too)."""
     from workflows.registry import workflows
 
-    return list(workflows().values())
+    return list(workflows(extra).values())
 
 
 def support_workflows() -> list[type[Any]]:
@@ -143,7 +141,7 @@ def settings_from(args: argparse.Namespace) -> tuple[TemporalSettings, WorkerSet
     """Flags override environment, which overrides defaults."""
     temporal = TemporalSettings()
     overrides: dict[str, Any] = {}
-    address = args.address or temporal.address or os.environ.get("TEMPORAL_ADDRESS")
+    address = args.address or temporal.address
     if address:
         overrides["address"] = address
     if args.namespace:
@@ -233,8 +231,8 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
         tasks = []
         if worker_settings.run_worker:
             try:
-                workflows = all_workflows()
-                activities = all_activities()
+                workflows = all_workflows(worker_settings.operator_modules)
+                activities = all_activities(worker_settings.operator_modules)
             except Exception as error:  # a user's operator module that does not import
                 print(f"error: could not load the operators: {error!r}", file=sys.stderr)
                 return 2
@@ -298,4 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Leave like the CLI does: without the interpreter teardown that Temporal's core threads
+    # can crash (temporalio/sdk-python#300), once the worker has stopped what it started.
+    from cli.errors import Exit, leave
+
+    code = main()
+    leave(Exit(code) if code in {member.value for member in Exit} else Exit.FAILED)

@@ -18,28 +18,24 @@ Every object carries ``app.kubernetes.io/managed-by: autopilot`` and the annotat
 name that lacks them belongs to someone else: it is never replaced or deleted.
 
 Each activity is idempotent, because Temporal may run it more than once: writes compare
-before they write, create treats 409 as "already there", delete treats 404 as done. The
-official ``kubernetes`` client is synchronous, so each call runs in a thread.
+before they write, create treats 409 as "already there", delete treats 404 as done. Calls,
+marks and 409 retries are :mod:`activities.kube`'s, shared with the canary operator.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.kube_client import api_client, apps, core, custom
+from activities import kube
+from activities.errors import non_retryable
 from models.quarantine import (
     EvidenceRecorded,
     PolicyApplied,
@@ -48,116 +44,32 @@ from models.quarantine import (
     evidence_name,
     policy_name,
 )
+from service.settings import QuarantineSettings
 
-#: Field manager recorded for every write (visible in ``managedFields``).
-FIELD_MANAGER = "autopilot-quarantine"
-#: Annotation on every object we write; its value names the operator.
-MANAGED_BY = "autopilot.dev/managed-by"
-MANAGED_BY_VALUE = "quarantine"
-#: Annotation naming the workflow that wrote the object.
-WORKFLOW = "autopilot.dev/workflow"
-#: Annotation on the evidence ConfigMap: which incident it belongs to.
-INCIDENT = "autopilot.dev/incident"
-#: The standard label for objects a tool manages.
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_LABEL_VALUE = "autopilot"
 #: Label on a quarantined Deployment (and on the objects we create for it).
 QUARANTINED = "autopilot.dev/quarantined"
+#: ``autopilot.dev/managed-by: quarantine``, field manager ``autopilot-quarantine``. A refusal
+#: (400, 401, 403, 422) fails at once: no retry fixes a policy the API server rejects.
+QUARANTINE = kube.Owner("quarantine", labels={QUARANTINED: "true"}, refusals_are_final=True)
+#: Annotation on the evidence ConfigMap: which incident it belongs to.
+INCIDENT = "autopilot.dev/incident"
 
 #: Istio's security API.
 ISTIO_SECURITY_GROUP = "security.istio.io"
 ISTIO_SECURITY_VERSION = "v1"
 AUTHORIZATION_POLICIES = "authorizationpolicies"
 
-#: Used when the spec names no notify URL (a worker-wide default).
-NOTIFY_URL_ENV = "AUTOPILOT_QUARANTINE_NOTIFY_URL"
 NOTIFY_TIMEOUT_S = 10.0
 
 _MERGE_PATCH = "application/merge-patch+json"
-#: HTTP statuses from the API server that no retry will fix.
-_FINAL_STATUSES = {400, 401, 403, 422}
-_MAX_CONFLICTS = 10
 
-Json = dict[str, Any]
-
-
-# =============================================================================
-# Kubernetes plumbing
-# =============================================================================
-
-
-async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one blocking client call in a thread; an error no retry can fix stops retries."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except ApiException as error:
-        if error.status in _FINAL_STATUSES:
-            raise ApplicationError(
-                f"the API server refused: {error.status} {_reason(error)}",
-                type="NonRetryable",
-                non_retryable=True,
-            ) from error
-        raise
-
-
-def _reason(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except ValueError:
-        return str(error.reason)
-
-
-def _status(error: BaseException) -> int | None:
-    return error.status if isinstance(error, ApiException) else None
-
-
-def _json(obj: Any) -> Json:
-    """A client model (``V1Deployment``...) as the JSON the API server sent."""
-    if isinstance(obj, dict):
-        return obj
-    result: Json = api_client().sanitize_for_serialization(obj)
-    return result
-
-
-async def _get(read: Callable[..., Any], *args: Any) -> Json | None:
-    """Read an object, or ``None`` when it does not exist."""
-    try:
-        return _json(await _call(read, *args))
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def _meta(step: QuarantineStep, name: str, extra: dict[str, str] | None = None) -> Json:
-    return {
-        "name": name,
-        "namespace": step.target.namespace,
-        "labels": {MANAGED_LABEL: MANAGED_LABEL_VALUE, QUARANTINED: "true"},
-        "annotations": {MANAGED_BY: MANAGED_BY_VALUE, WORKFLOW: step.workflow_id, **(extra or {})},
-    }
-
-
-def is_managed(obj: Json) -> bool:
-    """Whether the quarantine operator wrote this object."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(MANAGED_BY) == MANAGED_BY_VALUE
-
-
-def _refuse_foreign(obj: Json) -> None:
-    if not is_managed(obj):
-        meta = obj["metadata"]
-        raise ApplicationError(
-            f"{obj.get('kind', 'object')} {meta['namespace']}/{meta['name']} exists and is not "
-            f"managed by autopilot (no {MANAGED_BY}={MANAGED_BY_VALUE} annotation); "
-            "refusing to replace it",
-            type="NonRetryable",
-            non_retryable=True,
-        )
+Json = kube.Json
 
 
 async def _deployment(step: QuarantineStep) -> Json | None:
-    return await _get(apps().read_namespaced_deployment, step.target.name, step.target.namespace)
+    return await QUARANTINE.read_or_none(
+        kube.apps().read_namespaced_deployment, step.target.name, step.target.namespace
+    )
 
 
 # =============================================================================
@@ -180,14 +92,14 @@ async def _selector(step: QuarantineStep) -> tuple[dict[str, str], str]:
         template = (deployment["spec"].get("template") or {}).get("metadata") or {}
         if template.get("labels"):
             return dict(template["labels"]), "deployment"
-    service = await _get(core().read_namespaced_service, step.target.name, step.target.namespace)
+    service = await QUARANTINE.read_or_none(
+        kube.core().read_namespaced_service, step.target.name, step.target.namespace
+    )
     if service is not None and (service.get("spec") or {}).get("selector"):
         return dict(service["spec"]["selector"]), "service"
-    raise ApplicationError(
+    raise non_retryable(
         f"nothing to isolate: no Deployment or Service {step.target.namespace}/"
-        f"{step.target.name} with a selector; set spec.selector to the pods' labels",
-        type="NonRetryable",
-        non_retryable=True,
+        f"{step.target.name} with a selector; set spec.selector to the pods' labels"
     )
 
 
@@ -206,7 +118,9 @@ def deny_policy(step: QuarantineStep, selector: dict[str, str]) -> Json:
     return {
         "apiVersion": f"{ISTIO_SECURITY_GROUP}/{ISTIO_SECURITY_VERSION}",
         "kind": "AuthorizationPolicy",
-        "metadata": _meta(step, policy_name(step.target), extra),
+        "metadata": QUARANTINE.metadata(
+            policy_name(step.target), step.target.namespace, step.workflow_id, annotations=extra
+        ),
         "spec": {"selector": {"matchLabels": selector}, "action": "DENY", "rules": [rule]},
     }
 
@@ -221,8 +135,8 @@ def _policy_api(step: QuarantineStep) -> tuple[str, str, str, str]:
 
 
 async def _read_policy(step: QuarantineStep) -> Json | None:
-    return await _get(
-        custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
+    return await QUARANTINE.read_or_none(
+        kube.custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
     )
 
 
@@ -247,83 +161,64 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
     selector, selected_by = await _selector(step)
     wanted = deny_policy(step, selector)
     name = wanted["metadata"]["name"]
-    api = custom()
-    for _ in range(_MAX_CONFLICTS):
-        live = await _read_policy(step)
-        try:
-            if live is None:
-                await _call(
-                    api.create_namespaced_custom_object,
-                    *_policy_api(step),
-                    wanted,
-                    field_manager=FIELD_MANAGER,
-                )
-            elif _needs_update(live, wanted):
-                _refuse_foreign(live)
-                meta = live["metadata"]
-                body = {
-                    **wanted,
-                    "metadata": {
-                        **meta,
-                        "labels": {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]},
-                        "annotations": {
-                            **(meta.get("annotations") or {}),
-                            **wanted["metadata"]["annotations"],
-                        },
-                    },
-                }
-                await _call(
-                    api.replace_namespaced_custom_object,
-                    *_policy_api(step),
-                    name,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                )
-            else:
-                _refuse_foreign(live)
-                return PolicyApplied(
-                    name=name, selector=selector, selected_by=selected_by, changed=False
-                )
-        except ApiException as error:
-            if _status(error) == 409:  # created or changed meanwhile: look again
-                continue
-            raise
+    api = kube.custom()
+
+    def correct(live: Json) -> bool:
+        QUARANTINE.refuse_foreign(live, "refusing to replace it")
+        if not _needs_update(live, wanted):
+            return False
+        meta = live["metadata"]
+        meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
+        meta["annotations"] = {
+            **(meta.get("annotations") or {}),
+            **wanted["metadata"]["annotations"],
+        }
+        live["spec"] = wanted["spec"]
+        return True
+
+    changed = await kube.ensure(
+        wanted,
+        lambda: _read_policy(step),
+        lambda body: QUARANTINE.call(
+            api.create_namespaced_custom_object,
+            *_policy_api(step),
+            body,
+            field_manager=QUARANTINE.field_manager,
+        ),
+        correct,
+        lambda body: QUARANTINE.call(
+            api.replace_namespaced_custom_object,
+            *_policy_api(step),
+            name,
+            body,
+            field_manager=QUARANTINE.field_manager,
+        ),
+    )
+    if changed:
         activity.logger.info("DENY policy %s/%s applied", step.target.namespace, name)
-        return PolicyApplied(name=name, selector=selector, selected_by=selected_by, changed=True)
-    raise RuntimeError(f"AuthorizationPolicy {name} kept changing; giving up for this attempt")
+    return PolicyApplied(name=name, selector=selector, selected_by=selected_by, changed=changed)
 
 
 @activity.defn(name="quarantine.remove_deny_policy")
 async def remove_deny_policy(step: QuarantineStep) -> None:
     """Delete our DENY policy; an absent one, or one that is not ours, is left as it is."""
     name = policy_name(step.target)
-    for _ in range(_MAX_CONFLICTS):
+
+    async def attempt() -> bool:
         live = await _read_policy(step)
         if live is None:
-            return
-        if not is_managed(live):
+            return False
+        if not QUARANTINE.owns(live):
             activity.logger.warning("AuthorizationPolicy %s is not ours; leaving it", name)
-            return
-        meta = live["metadata"]
-        preconditions = client.V1Preconditions(
-            uid=meta["uid"], resource_version=meta["resourceVersion"]
+            return False
+        # Deleted exactly as read: a policy replaced meanwhile is 409, and decided on again.
+        return await QUARANTINE.delete_exactly(
+            live, kube.custom().delete_namespaced_custom_object, *_policy_api(step), name
         )
-        try:
-            await _call(
-                custom().delete_namespaced_custom_object,
-                *_policy_api(step),
-                name,
-                body=client.V1DeleteOptions(preconditions=preconditions),
-            )
-        except ApiException as error:
-            if _status(error) == 404:
-                return
-            if _status(error) == 409:  # replaced meanwhile: decide again on what is there now
-                continue
-            raise
+
+    removed, _ = await kube.retry_conflicts(attempt, f"AuthorizationPolicy {name}")
+    if removed:
         activity.logger.info("DENY policy %s/%s removed", step.target.namespace, name)
-        return
-    raise RuntimeError(f"AuthorizationPolicy {name} kept changing; giving up for this attempt")
 
 
 # =============================================================================
@@ -375,10 +270,11 @@ def _evidence(step: QuarantineStep, deployment: Json | None) -> Json:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(
-            step,
+        "metadata": QUARANTINE.metadata(
             evidence_name(step.target),
-            {INCIDENT: _incident(step), "autopilot.dev/captured-at": captured},
+            step.target.namespace,
+            step.workflow_id,
+            annotations={INCIDENT: _incident(step), "autopilot.dev/captured-at": captured},
         ),
         "immutable": True,
         "data": {
@@ -400,46 +296,34 @@ async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
     """
     name = evidence_name(step.target)
     namespace = step.target.namespace
-    core_api = core()
-    for _ in range(_MAX_CONFLICTS):
-        live = await _get(core_api.read_namespaced_config_map, name, namespace)
+    api = kube.core()
+
+    async def attempt() -> EvidenceRecorded:
+        live = await QUARANTINE.read_or_none(api.read_namespaced_config_map, name, namespace)
         if live is not None:
-            _refuse_foreign(live)
+            QUARANTINE.refuse_foreign(live, "refusing to replace it")
             annotations = live["metadata"].get("annotations") or {}
             if annotations.get(INCIDENT) == _incident(step):
                 images = (live.get("data") or {}).get("images.txt", "").splitlines()
                 workload = (live.get("data") or {}).get("workload.json", "null") != "null"
                 return EvidenceRecorded(config_map=name, images=images, workload_found=workload)
-            meta = live["metadata"]
-            preconditions = client.V1Preconditions(
-                uid=meta["uid"], resource_version=meta["resourceVersion"]
-            )
-            try:  # immutable: an older incident's evidence is replaced by delete + create
-                await _call(
-                    core_api.delete_namespaced_config_map,
-                    name,
-                    namespace,
-                    body=client.V1DeleteOptions(preconditions=preconditions),
-                )
-            except ApiException as error:
-                if _status(error) not in (404, 409):
-                    raise
-            continue
+            # Immutable: an older incident's evidence is replaced by delete + create.
+            await QUARANTINE.delete_exactly(live, api.delete_namespaced_config_map, name, namespace)
         deployment = await _deployment(step)
         body = _evidence(step, deployment)
-        try:
-            await _call(
-                core_api.create_namespaced_config_map, namespace, body, field_manager=FIELD_MANAGER
-            )
-        except ApiException as error:
-            if _status(error) == 409:
-                continue
-            raise
+        await QUARANTINE.call(
+            api.create_namespaced_config_map,
+            namespace,
+            body,
+            field_manager=QUARANTINE.field_manager,
+        )
         activity.logger.info("evidence written to ConfigMap %s/%s", namespace, name)
         return EvidenceRecorded(
             config_map=name, images=_images(deployment), workload_found=deployment is not None
         )
-    raise RuntimeError(f"ConfigMap {name} kept changing; giving up for this attempt")
+
+    recorded, _ = await kube.retry_conflicts(attempt, f"ConfigMap {namespace}/{name}")
+    return recorded
 
 
 # =============================================================================
@@ -450,16 +334,16 @@ async def snapshot_evidence(step: QuarantineStep) -> EvidenceRecorded:
 async def _patch_deployment(step: QuarantineStep, metadata: Json) -> bool:
     """Merge-patch the Deployment's own metadata; False when it does not exist."""
     try:
-        await _call(
-            apps().patch_namespaced_deployment,
+        await QUARANTINE.call(
+            kube.apps().patch_namespaced_deployment,
             step.target.name,
             step.target.namespace,
             {"metadata": metadata},
-            field_manager=FIELD_MANAGER,
+            field_manager=QUARANTINE.field_manager,
             _content_type=_MERGE_PATCH,
         )
-    except ApiException as error:
-        if error.status == 404:
+    except Exception as error:
+        if kube.is_not_found(error):
             return False
         raise
     return True
@@ -517,10 +401,8 @@ async def _post(url: str, body: Json, key: str) -> int:
         if response.status in (408, 429) or response.status >= 500:
             raise RuntimeError(f"POST {url} answered {response.status}; will retry")
         if response.status >= 400:
-            raise ApplicationError(
-                f"POST {url} answered {response.status}: {(await response.text())[:200]}",
-                type="NonRetryable",
-                non_retryable=True,
+            raise non_retryable(
+                f"POST {url} answered {response.status}: {(await response.text())[:200]}"
             )
         return response.status
 
@@ -547,7 +429,7 @@ async def _record_event(step: QuarantineStep, message: str) -> str:
     event = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": _meta(step, name),
+        "metadata": QUARANTINE.metadata(name, namespace, step.workflow_id),
         "involvedObject": involved,
         "type": "Warning",
         "reason": "QuarantineEscalated",
@@ -557,11 +439,7 @@ async def _record_event(step: QuarantineStep, message: str) -> str:
         "lastTimestamp": now,
         "count": 1,
     }
-    try:
-        await _call(core().create_namespaced_event, namespace, event, field_manager=FIELD_MANAGER)
-    except ApiException as error:
-        if error.status != 409:
-            raise
+    await QUARANTINE.create_or_none(kube.core().create_namespaced_event, namespace, event)
     return f"{namespace}/{name}"
 
 
@@ -578,7 +456,7 @@ async def notify_security(step: QuarantineStep) -> SecurityNotified:
     alert = f"{first.alertname} ({first.severity or 'no severity'})" if first else "no alert"
     isolated = f"isolated by {data.policy}" if data.policy else "NOT isolated"
     message = f"{alert}; {isolated}; {data.escalation_reason or 'escalated'}"
-    url = step.spec.notify_url or os.environ.get(NOTIFY_URL_ENV) or None
+    url = step.spec.notify_url or QuarantineSettings().notify_url or None
     status: int | None = None
     if url:
         status = await _post(url, notification(step), step.step_key)

@@ -25,20 +25,19 @@ import asyncio
 import os
 import secrets
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities import kube as activities_kube
 from activities.canary import ACTIVITIES
-from activities.canary import kube as canary_kube
+from bench.cluster import bench_cluster
 from cli.kube import new_revision_patch
 from models.operator import (
     COMMAND_UPDATE,
@@ -148,7 +147,7 @@ async def _until(handle: WorkflowHandle[Any, Any], check: Any, what: str) -> Ope
 async def run(rounds: int, env: dict[str, str]) -> list[float]:
     """Measure ``rounds`` decisions; return their latencies in seconds."""
     os.environ.update(env)
-    canary_kube.api_client.cache_clear()
+    activities_kube.api_client.cache_clear()
     api = config.new_client_from_config(config_file=env["KUBECONFIG"])
     namespace = f"bench-{secrets.token_hex(3)}"
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -223,22 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    needed = ("KUBECONFIG", "TEMPORAL_ADDRESS", "PROMETHEUS_URL")
-    cluster = None
-    if all(os.environ.get(k) for k in needed):
-        env = {k: os.environ[k] for k in needed}
-    else:
-        from devcluster.cluster import DevCluster
-        from devcluster.state import Ports
-
-        cluster = DevCluster(Path(tempfile.mkdtemp(prefix="canary-bench-")), Ports.all_free())
-        cluster.up()
-        env = cluster.env()
-    try:
+    with bench_cluster("canary-bench-") as env:
         latencies = asyncio.run(run(args.rounds, env))
-    finally:
-        if cluster is not None:
-            cluster.down()
     ms = [x * 1000 for x in latencies]
     print(f"rounds: {len(ms)}")
     print(f"median: {statistics.median(ms):.0f} ms")

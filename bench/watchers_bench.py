@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -41,10 +39,12 @@ from typing import Any
 
 from kubernetes import client, config
 
+from bench.cluster import bench_cluster
 from devcluster.crds import install_autopilot_crds
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
-from watchers.config import WatchersSettings
-from watchers.delivery import Delivery, RetryPolicy, connect
+from service.settings import WatchersSettings
+from service.temporal import connect
+from watchers.delivery import Delivery, RetryPolicy
 from watchers.runner import Runner
 
 ANALYSIS: dict[str, Any] = {
@@ -239,23 +239,9 @@ def main() -> None:
     parser.add_argument("--targets", type=int, nargs="+", default=[1, 50, 500])
     parser.add_argument("--ticks", type=int, default=3)
     args = parser.parse_args()
-    needed = ("KUBECONFIG", "TEMPORAL_ADDRESS", "PROMETHEUS_URL")
-    cluster = None
-    if all(os.environ.get(k) for k in needed):
-        env = {k: os.environ[k] for k in needed}
-    else:
-        from devcluster.cluster import DevCluster
-        from devcluster.state import Ports
-
-        cluster = DevCluster(Path(tempfile.mkdtemp(prefix="watchers-bench-")), Ports.all_free())
-        cluster.up()
-        env = cluster.env()
-    try:
+    with bench_cluster("watchers-bench-") as env:
         install_autopilot_crds(config.new_client_from_config(config_file=env["KUBECONFIG"]))
         rows = asyncio.run(_run(args.targets, args.ticks, env))
-    finally:
-        if cluster is not None:
-            cluster.down()
     _print(rows)
 
 

@@ -1,5 +1,5 @@
 """``python -m cli``: the ``autopilot`` command without the console script."""
 
-from cli.main import app
+from cli.main import main
 
-app(prog_name="autopilot")
+main()

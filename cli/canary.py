@@ -7,23 +7,27 @@ Deployment's pod-template revision and generation: a repeated ``start`` for the 
 revision is ignored by the workflow, a new one restarts the analysis on it.
 
 The spec is checked here first, with the same loader the workflow uses, so a mistake is
-reported with its field before anything changes in the cluster. With ``--image`` the
-Deployment's image is changed first, so the revision is real.
+reported with its field before anything changes in the cluster; so are its size bounds,
+and a start Temporal would refuse for its size is not sent. A running workflow keeps the
+spec it started with (it is the workflow's input), so a file with another spec is refused
+with the differences named rather than ignored. With ``--image`` the Deployment's image is
+changed first, so the revision is real.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.text import Text
-from temporalio.client import Client
 
-from cli import kube
 from cli.connection import (
     AddressOption,
     Endpoint,
@@ -33,19 +37,30 @@ from cli.connection import (
 )
 from cli.errors import CliError, Exit, friendly, run
 from cli.output import console
-from cli.targets import Snapshot, snapshot, temporal_errors
 from models.canary import (
     CanarySpec,
     CanarySpecError,
     NewRevision,
     load_canary_spec,
-    pod_template_revision,
+    oversize_manifest,
+    parse_manifest,
+    spec_differences,
 )
 from models.errors import describe
+from models.limits import MAX_MANIFEST_BYTES, TEMPORAL_PAYLOAD_LIMIT, format_size
 from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target
+from models.revisions import pod_template_revision
+
+if TYPE_CHECKING:  # clients are imported once the spec file has passed its checks
+    from temporalio.client import Client
+    from temporalio.converter import DataConverter
+
+    from cli.targets import Snapshot
 
 #: The workflow type of the canary operator.
 CANARY = "canary"
+#: How long ``start`` waits for a run in a final state to close before a new one starts.
+FINISHING_WAIT = timedelta(seconds=30)
 
 canary_app = typer.Typer(
     name="canary",
@@ -61,32 +76,57 @@ class SpecFile:
 
     spec: CanarySpec
     namespace: str | None
+    path: Path
+
+
+#: Problems shown for one spec file; the rest are counted.
+MAX_PROBLEMS_SHOWN = 20
 
 
 def load_spec_file(path: Path) -> SpecFile:
     """Load and check a canary spec file (a ``Canary`` manifest or a bare spec).
+
+    Why read with a bound: a file over the manifest limit is refused before a byte of it
+    is parsed, and the YAML is parsed once, so a wrong file fails in well under a second.
 
     Raises:
         CliError: The file cannot be read, or the spec is invalid; every problem names its
             field (exit code 2).
     """
     try:
-        text = path.read_text()
+        with path.open("rb") as stream:
+            content = stream.read(MAX_MANIFEST_BYTES + 1)
+            on_disk = os.fstat(stream.fileno()).st_size
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror or error}", Exit.INVALID) from None
     try:
-        spec = load_canary_spec(text)
+        if len(content) > MAX_MANIFEST_BYTES:
+            raise CanarySpecError([oversize_manifest(on_disk if on_disk > len(content) else None)])
+        try:
+            text = content.decode()
+        except UnicodeDecodeError as error:
+            raise CanarySpecError([f"(document): not UTF-8 text ({error.reason})"]) from None
+        raw: Any = parse_manifest(text)
+        spec = load_canary_spec(raw)
     except CanarySpecError as error:
-        problems = "\n".join(f"  {line}" for line in error.problems)
         raise CliError(
-            f"invalid canary spec in {path}:\n{problems}",
+            f"invalid canary spec in {path}:\n{_listed(error.problems)}",
             Exit.INVALID,
-            hint="docs/operators/canary.md describes every field",
+            hint="docs/operators/canary.md describes every field and its bounds",
         ) from None
-    raw: Any = yaml.safe_load(text)
     metadata = raw.get("metadata") if isinstance(raw, dict) and "spec" in raw else None
     namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-    return SpecFile(spec=spec, namespace=namespace if isinstance(namespace, str) else None)
+    return SpecFile(
+        spec=spec, namespace=namespace if isinstance(namespace, str) else None, path=path
+    )
+
+
+def _listed(problems: list[str]) -> str:
+    """Problems one per line, indented; after :data:`MAX_PROBLEMS_SHOWN`, a count."""
+    lines = [f"  {line}" for line in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+    return "\n".join(lines)
 
 
 def _target(deployment: str, namespace: str | None, loaded: SpecFile | None) -> Target:
@@ -126,7 +166,7 @@ class Started:
 async def start_canary(
     endpoint: Endpoint,
     target: Target,
-    spec: CanarySpec | None,
+    loaded: SpecFile | None,
     *,
     image: str | None,
     container: str | None,
@@ -136,12 +176,19 @@ async def start_canary(
     """Signal-with-start the canary workflow of ``target`` with its current revision.
 
     Without a spec, a workflow that is not running starts with the spec of its previous
-    run. A running workflow already handling this revision is left alone.
+    run. A running workflow keeps its spec: a file that differs from it is refused (exit 1)
+    with the differences named, before anything changes; an identical one is accepted. A
+    running workflow already handling this revision is left alone.
     """
+    from cli.targets import temporal_errors
+
     client = await open_client(endpoint, identity=by)
     workflow = target.workflow_id(CANARY)
-    current = await _current(client, endpoint, workflow)
+    current = await _after_finishing(client, endpoint, await _current(client, endpoint, workflow))
     running = current is not None and current.running
+    spec = loaded.spec if loaded is not None else None
+    if running and current is not None and loaded is not None:
+        _refuse_another_spec(current, loaded)
     reused = False
     if not running and spec is None:
         spec = _spec_of(current)
@@ -179,9 +226,12 @@ async def start_canary(
             # ended meanwhile is reported as gone instead of restarted without a spec.
             await client.get_workflow_handle(workflow).signal(EVENT_SIGNAL, envelope)
         else:
+            start = OperatorInput(target=target, spec=spec.model_dump(mode="json", by_alias=True))
+            path = loaded.path if loaded else None
+            await refuse_oversize(client.data_converter, start, envelope, path)
             await client.start_workflow(
                 CANARY,
-                OperatorInput(target=target, spec=spec.model_dump(mode="json", by_alias=True)),
+                start,
                 id=workflow,
                 task_queue=task_queue,
                 start_signal=EVENT_SIGNAL,
@@ -190,14 +240,99 @@ async def start_canary(
     return started
 
 
+def _refuse_another_spec(current: Snapshot, loaded: SpecFile) -> None:
+    """Refuse a file whose spec is not the one the running workflow has (exit 1).
+
+    Why refuse: the spec is the workflow's input, fixed for its run (a ``Failed`` canary
+    keeps running, waiting for ``retry`` or a new revision); a signal cannot change it, so
+    sending the file would ignore it without a word.
+    """
+    status = current.status
+    workflow = status.workflow_id
+    hint = (
+        f"to roll out with the spec of {loaded.path}: 'autopilot abort {workflow}', then run "
+        f"this again (with --image for a new revision, or follow it with 'autopilot retry "
+        f"{workflow}')"
+    )
+    if status.outcome != "failed":
+        hint += f"; or run this again once the rollout succeeded ('autopilot watch {workflow}')"
+    if not status.spec:
+        raise CliError(
+            f"cannot tell whether {loaded.path} has the spec {workflow} runs with: "
+            f"{current.note or 'its status shows no spec'}",
+            hint=f"start the worker, or leave out -f to keep the running spec; {hint}",
+        )
+    changes = spec_differences(status.spec, loaded.spec)
+    if changes:
+        raise CliError(
+            f"{workflow} (state {status.state}) runs with another spec than {loaded.path}, "
+            f"and a running canary keeps the spec it started with:\n{_listed(changes)}",
+            hint=hint,
+        )
+
+
+async def refuse_oversize(
+    converter: DataConverter, start: OperatorInput, envelope: EventEnvelope, path: Path | None
+) -> None:
+    """Refuse a start Temporal would refuse for its size, before it is sent (exit 2).
+
+    Temporal rejects a request whose payloads pass its blob limit, with a message that
+    names neither file nor field; the spec is what can grow, so it is what is named.
+    """
+    payloads = await converter.encode([start, envelope])
+    size = sum(payload.ByteSize() for payload in payloads)
+    if size > TEMPORAL_PAYLOAD_LIMIT:
+        where = f"{path}: " if path is not None else ""
+        raise CliError(
+            f"{where}spec: the workflow input would be {format_size(size)}; Temporal "
+            f"accepts at most {format_size(TEMPORAL_PAYLOAD_LIMIT)}",
+            Exit.INVALID,
+            hint="docs/operators/canary.md lists the bounds of a canary spec",
+        )
+
+
 async def _current(client: Client, endpoint: Endpoint, workflow: str) -> Snapshot | None:
     """The latest run of ``workflow``, running or not; ``None`` if there never was one."""
+    from cli.targets import snapshot
+
     try:
         return await snapshot(client, endpoint, workflow)
     except CliError as error:
         if error.code == Exit.UNKNOWN_TARGET:
             return None
         raise
+
+
+async def _after_finishing(
+    client: Client, endpoint: Endpoint, current: Snapshot | None
+) -> Snapshot | None:
+    """``current`` once closed, if it is finishing (a final state, its last workers running).
+
+    Why wait: a finishing run takes no new event, and signal-with-start would signal it
+    rather than start a new run, so the revision (and the file) would be dropped unsaid;
+    ``abort`` followed at once by ``canary start`` is just that case.
+    """
+    from temporalio.client import WorkflowFailureError
+
+    from cli.targets import temporal_errors
+
+    if current is None or not current.running or not current.status.final:
+        return current
+    workflow = current.status.workflow_id
+    handle = client.get_workflow_handle(workflow)
+    with (
+        temporal_errors(endpoint, workflow),
+        contextlib.suppress(WorkflowFailureError, TimeoutError),
+    ):
+        await asyncio.wait_for(handle.result(), FINISHING_WAIT.total_seconds())
+    later = await _current(client, endpoint, workflow)
+    if later is not None and later.running and later.status.final:
+        raise CliError(
+            f"{workflow} is finishing (state {later.status.state}) and has not closed "
+            f"after {FINISHING_WAIT.total_seconds():g}s",
+            hint=f"try again once 'autopilot status {workflow}' shows it closed",
+        )
+    return later
 
 
 def _spec_of(previous: Snapshot | None) -> CanarySpec | None:
@@ -214,6 +349,8 @@ def _new_revision(
     target: Target, image: str | None, container: str | None
 ) -> tuple[dict[str, Any], bool]:
     """The Deployment, after setting ``image`` if given; and whether that changed it."""
+    from cli import kube
+
     api = kube.api_client()
     try:
         if image is None:
@@ -250,7 +387,8 @@ def start_command(
             "--file",
             "-f",
             help="Canary spec: a Canary manifest (Flagger's fields) or a bare spec. "
-            "Needed to start; a running canary keeps the spec it has.",
+            "Needed to start; a running canary keeps its spec, so a different one is "
+            "refused (exit 1).",
             show_default=False,
         ),
     ] = None,
@@ -275,8 +413,9 @@ def start_command(
 ) -> None:
     """Start the canary of DEPLOYMENT, or send its new revision to the running one.
 
-    The spec is checked first (exit 2 names the field). Exit codes: 4 no such Deployment,
-    5 Temporal unreachable, 6 Kubernetes unreachable.
+    The spec is checked first (exit 2 names the field or the bound). A spec that differs
+    from the one a running canary has is refused (exit 1, naming the differences). Exit
+    codes: 4 no such Deployment, 5 Temporal unreachable, 6 Kubernetes unreachable.
     """
     loaded = load_spec_file(file) if file is not None else None
     target = _target(deployment, namespace, loaded)
@@ -286,7 +425,7 @@ def start_command(
         start_canary(
             endpoint,
             target,
-            loaded.spec if loaded else None,
+            loaded,
             image=image,
             container=container,
             task_queue=task_queue or endpoint.settings.task_queue,
@@ -305,6 +444,8 @@ def start_command(
                 "nothing to send",
             )
         )
+        if loaded is not None:
+            out.print(f"  {loaded.path} has the spec it already runs with")
         out.print(f"  to roll it out again after a failure: autopilot retry {started.workflow_id}")
         return
     verb = "started" if started.new_workflow else "sent the new revision to"
@@ -319,9 +460,6 @@ def start_command(
     if started.reused_spec:
         out.print("  with the spec of its previous run (give -f to change it)")
     if loaded is not None and not started.new_workflow:
-        out.print(
-            "[yellow]note:[/] the running canary keeps its spec; to change it, "
-            f"'autopilot abort {started.workflow_id}' and start again"
-        )
+        out.print(f"  {loaded.path} has the spec it already runs with")
     out.print(f"  follow it:  autopilot watch {started.workflow_id}")
     out.print(f"  Temporal UI: {endpoint.workflow_url(started.workflow_id)}")

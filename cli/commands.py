@@ -7,8 +7,12 @@ the CLI prints that message as it is and exits 1. An accepted command is recorde
 workflow (status shows who and why), and the receipt says what it did.
 
 Two stages, so that a busy machine does not leave the user guessing: first the command is
-*accepted* (validated and durably recorded), then the machine *acts* on it, which may wait
-for the worker running the current step.
+*accepted* (validated and durably recorded), then the machine *handles* it, which may wait
+for the worker running the current step. Every accepted command gets an outcome: *applied*,
+or *superseded* when the machine had moved on by the time it was handled (for example an
+``abort`` accepted while the promotion's workers ran, after which the canary had already
+succeeded). The CLI waits up to ``--wait`` seconds for that outcome and prints it; the exit
+code says which it was (0 applied, 1 superseded, 3 still queued when the wait ran out).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from cli.targets import (
 )
 from cli.views import receipt_view
 from models.errors import describe
-from models.operator import COMMAND_UPDATE, CommandReceipt, CommandRequest
+from models.operator import APPLIED, COMMAND_UPDATE, CommandReceipt, CommandRequest
 
 #: The commands, with what each one asks of the machine (``--help`` text).
 COMMANDS: dict[str, str] = {
@@ -80,10 +84,14 @@ WaitOption = Annotated[
     float,
     typer.Option(
         "--wait",
-        min=1,
-        help="Seconds to wait for the machine to act on an accepted command.",
+        min=0,
+        help="Seconds to wait for the outcome of an accepted command (0: return once it is "
+        "accepted). Exit 0 applied, 1 superseded, 3 still queued.",
     ),
 ]
+
+#: However short ``--wait`` is, a worker gets this long to accept or refuse the command.
+ACCEPT_TIMEOUT_S = 30.0
 
 
 def refused(request: CommandRequest, error: WorkflowUpdateFailedError) -> CliError:
@@ -118,15 +126,18 @@ async def send_command(
                     wait_for_stage=WorkflowUpdateStage.ACCEPTED,
                     result_type=CommandReceipt,
                 ),
-                timeout=wait,
+                timeout=max(wait, ACCEPT_TIMEOUT_S),
             )
     except WorkflowUpdateFailedError as error:
         raise refused(request, error) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise CliError(
-            f"{workflow} did not answer within {wait:g}s; the command was not accepted",
+            f"{workflow} did not answer within {max(wait, ACCEPT_TIMEOUT_S):g}s; the command "
+            "was not accepted",
             hint="is a worker running? 'autopilot worker' starts one",
         ) from None
+    if wait == 0:
+        return None
     try:
         receipt: CommandReceipt = await asyncio.wait_for(update.result(), timeout=wait)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
@@ -162,19 +173,26 @@ def _make(name: str, summary: str) -> Callable[..., None]:
             raise CliError(f"invalid command: {describe(error)}", Exit.INVALID) from None
         receipt = run(send_command(endpoint, workflow, request, wait))
         if receipt is None:
+            waited = f"within {wait:g}s" if wait else "yet (--wait 0)"
             message = (
-                f"{name} accepted from {by} for {workflow}; the machine acts on it when its "
-                f"current step ends ('autopilot status {workflow}' shows it)"
+                f"{name} accepted from {by} for {workflow} and queued: the machine has not "
+                f"handled it {waited}, as a worker of its current step is still running; it "
+                f"will, and 'autopilot status {workflow}' shows the outcome"
             )
-            if output == Format.TABLE:
-                console().print(f"[yellow]✓[/] {message}")
+            if output.human:
+                console(output).print(f"[yellow]…[/] {message}")
             else:
-                dump({"command": name, "by": by, "accepted": True, "applied": None}, output)
-            return
-        if output == Format.TABLE:
-            console().print(receipt_view(receipt, workflow))
+                dump(
+                    {"command": name, "by": by, "accepted": True, "outcome": None},
+                    output,
+                )
+            raise typer.Exit(0 if wait == 0 else Exit.WAITING)
+        if output.human:
+            console(output).print(receipt_view(receipt, workflow))
         else:
             dump(receipt.model_dump(mode="json"), output)
+        if receipt.outcome != APPLIED:
+            raise typer.Exit(Exit.FAILED)
 
     command.__name__ = f"{name}_command"
     command.__doc__ = (

@@ -17,24 +17,26 @@ the workflows expect.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
-from temporalio.client import Client
 
 from cli.errors import CliError, Exit
 from devcluster import paths as dev_paths
-from devcluster import temporal as dev_temporal
 from devcluster.state import ClusterState
 from models.errors import describe
 from service.settings import TemporalSettings
-from service.temporal import connect
+
+if TYPE_CHECKING:  # the Temporal SDK is imported by the commands that connect, not before
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 #: The file an embedded Temporal server's address is written to, in ``state_dir``.
 EMBEDDED_FILE = "embedded-temporal.json"
@@ -103,6 +105,8 @@ def settings() -> TemporalSettings:
 
 def _dev_cluster() -> tuple[str, str] | None:
     """Address and UI of the dev cluster's Temporal, if its recorded process is alive."""
+    from devcluster import temporal as dev_temporal
+
     try:
         state = ClusterState.load(dev_paths.default_state_dir() / "cluster.json")
     except (OSError, ValueError):
@@ -162,9 +166,7 @@ def resolve(address: str | None = None, namespace: str | None = None) -> Endpoin
     if address:
         source = "--address"
     elif config.address:
-        address, source = config.address, "AUTOPILOT_TEMPORAL_ADDRESS"
-    elif os.environ.get("TEMPORAL_ADDRESS"):
-        address, source = os.environ["TEMPORAL_ADDRESS"], "TEMPORAL_ADDRESS"
+        address, source = config.address, "AUTOPILOT_TEMPORAL_ADDRESS or TEMPORAL_ADDRESS"
     elif dev is not None:
         (address, ui), source = dev, "the running dev cluster ('autopilot dev status')"
     elif embedded is not None:
@@ -186,8 +188,23 @@ def resolve(address: str | None = None, namespace: str | None = None) -> Endpoin
     )
 
 
+@functools.cache
+def quiet_runtime() -> Runtime:
+    """The Temporal runtime of the CLI's clients: the SDK core writes no logs of its own.
+
+    Why: the core prints warnings (a payload near its limit, a retried call) as raw,
+    colour-coded log lines on the terminal; every failure the CLI reports is already one
+    line of its own that says what to do.
+    """
+    from temporalio.runtime import Runtime, TelemetryConfig
+
+    return Runtime(telemetry=TelemetryConfig(logging=None))
+
+
 async def open_client(endpoint: Endpoint, identity: str | None = None) -> Client:
     """Connect to ``endpoint``; an unreachable server is a :class:`CliError` (exit 5)."""
+    from service.temporal import connect
+
     try:
         return await connect(
             endpoint.address,
@@ -195,6 +212,7 @@ async def open_client(endpoint: Endpoint, identity: str | None = None) -> Client
             api_key=endpoint.settings.api_key,
             tls=endpoint.settings.tls,
             identity=identity,
+            runtime=quiet_runtime(),
         )
     except Exception as error:
         reason = str(error)

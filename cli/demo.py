@@ -373,7 +373,3 @@ def _clean_up(started: Started, out: Console) -> None:
         signal.signal(signal.SIGINT, previous)
         if done:
             out.print("cleaned up: " + "; ".join(done))
-
-
-if __name__ == "__main__":  # ``python -m cli.demo``, until ``autopilot demo`` is mounted
-    typer.run(demo)

@@ -28,7 +28,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from cli.errors import CliError
 from cli.kube import new_revision_patch
 from devcluster import temporal as dev_temporal
-from models.canary import load_canary_spec, pod_template_revision
+from models.canary import load_canary_spec
 from models.operator import (
     EVENT_SIGNAL,
     STATUS_QUERY,
@@ -37,6 +37,7 @@ from models.operator import (
     OperatorStatus,
     Target,
 )
+from models.revisions import pod_template_revision
 from service.settings import DEFAULT_TASK_QUEUE
 from service.temporal import connect
 

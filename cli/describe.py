@@ -16,6 +16,7 @@ from rich.text import Text
 
 from cli.errors import CliError, Exit, friendly
 from cli.output import console
+from service.settings import settings as load_settings
 from workflows.engine.diagram import engine_notes, mermaid, state_rows, transition_rows
 from workflows.registry import operators
 
@@ -30,7 +31,7 @@ def describe_command(
     ] = False,
 ) -> None:
     """Show an operator's states (final / settled / failed, workers, timer) and transitions."""
-    known = operators()
+    known = operators(load_settings().worker.operator_modules)
     if operator not in known:
         raise CliError(
             f"no operator {operator!r}",

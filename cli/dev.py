@@ -26,9 +26,10 @@ from rich.table import Table
 
 from devcluster import build
 from devcluster.cluster import DevCluster, PartStatus
+from devcluster.compile_progress import LOG_INTERVAL_S, CompileStatus, Throttle
 from devcluster.paths import STATE_DIR_ENV
 from devcluster.state import DEFAULT_PORTS, Ports
-from devcluster.versions import ETCD_VERSION, ISTIO_API_VERSION, KUBERNETES_VERSION
+from devcluster.versions import ETCD_VERSION, HELM_VERSION, ISTIO_API_VERSION, KUBERNETES_VERSION
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -107,17 +108,37 @@ def _friendly_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
 def build_command(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
-    """Build (once) and cache kube-apiserver and etcd; used by CI to warm the cache.
+    """Build (once) and cache kube-apiserver, etcd and helm; used by CI to warm the cache.
+
+    A compile shows the packages compiled out of those not yet in Go's build cache, the time
+    elapsed and an estimate: live on a terminal, a line every few seconds in a log.
 
     Example: autopilot dev build
     """
     started = time.monotonic()
     with _progress_display() as (step, detail):
+        compiled = _compile_progress(step, detail)
         step(f"kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION}")
-        binaries = build.ensure_binaries(step, output=detail, force=force)
+        binaries = build.ensure_binaries(step, output=detail, compiled=compiled, force=force)
+        step(f"helm {HELM_VERSION}")
+        helm = build.ensure_helm(step, output=detail, compiled=compiled, force=force)
     console.print(f"[green]ready[/] in {time.monotonic() - started:.1f}s:")
     console.print(f"  kube-apiserver  {binaries.kube_apiserver}", highlight=False)
     console.print(f"  etcd            {binaries.etcd}", highlight=False)
+    console.print(f"  helm            {helm}", highlight=False)
+
+
+def _compile_progress(
+    step: Callable[[str], None], detail: Callable[[str], None]
+) -> build.CompileCallback:
+    """Show compile progress live beside the step on a terminal, else as throttled lines."""
+    if console.is_terminal:
+        return lambda status: detail(status.describe())
+
+    def log_line(status: CompileStatus) -> None:
+        step(f"  {status.describe()}")
+
+    return Throttle(log_line, LOG_INTERVAL_S, time.monotonic).offer
 
 
 @dev_app.command()
@@ -253,7 +274,10 @@ def _progress_display() -> Iterator[tuple[Callable[[str], None], Callable[[str],
         started = time.monotonic()
 
         def plain(line: str) -> None:
-            console.print(f"[{time.monotonic() - started:6.1f}s] {line}", highlight=False)
+            # soft_wrap: a log line stays one line, whatever width Rich guesses for a pipe
+            console.print(
+                f"[{time.monotonic() - started:6.1f}s] {line}", highlight=False, soft_wrap=True
+            )
 
         yield plain, lambda _line: None
         return
@@ -274,7 +298,7 @@ def _progress_display() -> Iterator[tuple[Callable[[str], None], Callable[[str],
 
         def detail(line: str) -> None:
             if current:
-                progress.update(current[-1], detail=line[:70])
+                progress.update(current[-1], detail=line[:80])
 
         try:
             yield step, detail

@@ -2,8 +2,9 @@
 
 ``autopilot canary start --image`` makes the new revision real before the canary starts,
 exactly as ``kubectl set image`` would, so what the workflow rolls out is what the cluster
-runs. The client is configured like kubectl (``KUBECONFIG``, then ``~/.kube/config``), with
-one addition: with neither, the running dev cluster's kubeconfig. Failures become
+runs. The client comes from the project's one factory (``service/kube.py``: a kubeconfig
+set in the environment, the pod's ServiceAccount, ``~/.kube/config``), with the running dev
+cluster's kubeconfig last. Failures become
 :class:`~cli.errors.CliError` with exit code 6 (unreachable) or 4 (no such Deployment).
 """
 
@@ -11,17 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from cli.errors import CliError, Exit
 from devcluster import paths as dev_paths
 from devcluster.state import ClusterState
+from service import kube
 
 #: What to do when Kubernetes is missing.
 KUBE_HINT = (
@@ -51,29 +52,17 @@ def _dev_kubeconfig() -> Path | None:
 
 
 def api_client() -> client.ApiClient:
-    """A client configured like kubectl; a :class:`CliError` (exit 6) when there is none."""
-    configuration = client.Configuration()
-    explicit = os.environ.get("KUBECONFIG")
-    default = Path.home() / ".kube" / "config"
+    """A client by the project's one precedence (:mod:`service.kube`), the running dev
+    cluster last; a :class:`CliError` (exit 6) when there is none."""
+    dev = _dev_kubeconfig()
     try:
-        if explicit:
-            config.load_kube_config(config_file=explicit, client_configuration=configuration)
-        elif default.is_file():
-            config.load_kube_config(config_file=str(default), client_configuration=configuration)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        elif (dev := _dev_kubeconfig()) is not None:
-            config.load_kube_config(config_file=str(dev), client_configuration=configuration)
-        else:
-            raise CliError("Kubernetes is not configured", Exit.NO_KUBERNETES, hint=KUBE_HINT)
-    except CliError:
-        raise
+        return kube.api_client(fallbacks=[dev] if dev is not None else [], retries=1)
+    except kube.KubernetesNotConfigured:
+        raise CliError("Kubernetes is not configured", Exit.NO_KUBERNETES, hint=KUBE_HINT) from None
     except Exception as error:
         raise CliError(
             f"cannot load the Kubernetes configuration: {error}", Exit.NO_KUBERNETES, hint=KUBE_HINT
         ) from None
-    configuration.retries = 1
-    return client.ApiClient(configuration)
 
 
 def _call(api: client.ApiClient, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -121,10 +121,10 @@ def list_command(
     query = visibility_query(operator, state, namespace, everything)
     endpoint = resolve(address, temporal_namespace)
     rows = [_row(e) for e in run(_list(endpoint, query, limit))]
-    if output != Format.TABLE:
+    if not output.human:
         dump(rows, output)
         return
-    out = console()
+    out = console(output)
     if not rows:
         out.print(f"no operator workflows match [dim]{query}[/]")
         return

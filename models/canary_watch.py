@@ -37,6 +37,12 @@ CANARY_FINALIZER = "autopilot.dev/abort-rollout"
 #: between analyses (opt-in: the workflow's own ``canary.analyse`` activity always runs).
 METRIC_SAMPLES_ANNOTATION = "autopilot.dev/metric-samples"
 
+#: Search attribute of every canary workflow: a short hash of its data, new whenever the
+#: rollout's status changes (an analysis, a failed hook, a message) even in the same state,
+#: so that the status mirror, which reads one visibility listing per interval, knows which
+#: rollouts to ask for their status. See ``workflows/canary.py`` (``data_hash``).
+DATA_HASH_ATTRIBUTE = "CanaryDataHash"
+
 #: ``status.phase`` when the spec does not load; the workflow is not started.
 INVALID_PHASE = "Invalid"
 #: ``status.phase`` before the first workflow status is known.
@@ -75,6 +81,6 @@ class CanaryStatus(BaseModel):
     )
 
 
-#: States in which the canary machine acts on a ``MetricSample`` (see ``workflows/canary.py``):
-#: the Prometheus watcher samples only rollouts in these states.
+#: States in which the canary machine acts on a ``MetricSample`` (see
+#: ``workflows/canary/machine.py``): the Prometheus watcher samples only rollouts in these states.
 METRIC_SAMPLE_STATES = ("Progressing", "AwaitingStep", "AwaitingPromotion")

@@ -23,6 +23,8 @@ _UNITS = {
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 #: The pattern a duration string must match (also in the CRD schema).
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+#: The longest duration string accepted (``1h30m`` is 5; nobody writes 64).
+MAX_DURATION_LENGTH = 64
 
 
 def parse_duration(value: object) -> timedelta:
@@ -34,12 +36,20 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(f"{value!r} seconds is longer than any duration can be") from None
+    if isinstance(value, str) and len(value) > MAX_DURATION_LENGTH:
+        raise ValueError(f"a duration may be at most {MAX_DURATION_LENGTH} characters")
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
         raise ValueError(f"{value!r} is not a duration; write it like '30s', '1m' or '1m30s'")
     total = timedelta()
-    for number, unit in _PART.findall(value.strip()):
-        total += float(number) * _UNITS[unit]
+    try:
+        for number, unit in _PART.findall(value.strip()):
+            total += float(number) * _UNITS[unit]
+    except OverflowError:
+        raise ValueError(f"{value!r} is longer than any duration can be") from None
     return total
 
 
@@ -65,5 +75,7 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_DURATION_LENGTH}
+    ),
 ]

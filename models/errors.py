@@ -7,13 +7,24 @@ Used at every edge (CLI, workflow start, webhooks) so a user reads
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+
+def error_field(item: ErrorDetails) -> list[str]:
+    """The part a model-wide error blames (its context's ``field``), as a location suffix.
+
+    A model validator can only fail the whole model; a size bound
+    (:func:`models.limits.check_json_size`) names the part to blame this way instead.
+    """
+    field = (item.get("ctx") or {}).get("field")
+    return [field] if isinstance(field, str) and field else []
 
 
 def field_errors(error: ValidationError, prefix: str = "") -> list[str]:
     """One ``path: message`` line per problem in ``error``."""
     lines = []
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"])
+    for item in error.errors(include_input=False):
+        path = ".".join(str(p) for p in [*item["loc"], *error_field(item)])
         where = ".".join(p for p in (prefix, path) if p) or "(root)"
         lines.append(f"{where}: {item['msg']}")
     return lines
@@ -22,3 +33,11 @@ def field_errors(error: ValidationError, prefix: str = "") -> list[str]:
 def describe(error: ValidationError, prefix: str = "") -> str:
     """All problems in ``error`` on one line each, joined for a message."""
     return "; ".join(field_errors(error, prefix))
+
+
+#: ``ApplicationError.type`` of an activity failure no retry can fix: the engine's retry
+#: policy lists it, so Temporal stops retrying and the machine gets ``ActivityFailed`` at once.
+#: Workflow histories record the name: it must never change.
+NON_RETRYABLE = "NonRetryable"
+#: ``ApplicationError.type`` of a workflow started with a spec that does not validate.
+INVALID_SPEC = "InvalidSpec"

@@ -81,8 +81,19 @@ class CommandRequest(BaseModel):
         return value.strip()
 
 
+#: A command the machine acted on: it took a transition, or the engine paused, resumed or
+#: retried.
+APPLIED = "applied"
+#: A command accepted in one state that no longer applied when the machine reached it: an
+#: earlier event (a worker's result, a watcher's event) had moved the machine on, possibly
+#: to a final state. Nothing changed because of it; ``detail`` says why.
+SUPERSEDED = "superseded"
+#: Every outcome a command can have once the machine handled it.
+OUTCOMES = (APPLIED, SUPERSEDED)
+
+
 class CommandReceipt(BaseModel):
-    """What the workflow answers to an accepted command."""
+    """What the workflow answers to an accepted command, once the machine handled it."""
 
     command: str
     by: str
@@ -92,6 +103,10 @@ class CommandReceipt(BaseModel):
     applied: bool = Field(
         default=True,
         description="False when an earlier event had already moved the machine on",
+    )
+    outcome: str = Field(default=APPLIED, description="applied or superseded")
+    detail: str | None = Field(
+        default=None, max_length=1024, description="why a superseded command changed nothing"
     )
 
 
@@ -107,13 +122,21 @@ class TransitionRecord(BaseModel):
 
 
 class CommandRecord(BaseModel):
-    """One accepted command with who gave it and why."""
+    """One accepted command with who gave it, why, and what came of it.
+
+    ``state`` is the state the machine was in when it handled the command; ``accepted_in``
+    the one the validator accepted it in (they differ when a worker was running).
+    ``outcome`` is ``None`` only on records written before outcomes were recorded.
+    """
 
     at: datetime
     command: str
     by: str
     reason: str | None = None
     state: str
+    accepted_in: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
 
 
 class EngineSettings(BaseModel):
@@ -138,7 +161,6 @@ class MachineSnapshot(BaseModel):
     timer_due: datetime | None = None
     paused: bool = False
     paused_timer_remaining_s: float | None = None
-    paused_by: str | None = None
     error: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
     pending: list[EventEnvelope] = Field(default_factory=list)
@@ -146,6 +168,10 @@ class MachineSnapshot(BaseModel):
     commands: list[CommandRecord] = Field(default_factory=list)
     events_processed: int = 0
     runs: int = 1
+
+
+#: At most this many late watcher events are handed from a finished run to the next one.
+MAX_CARRIED_EVENTS = 100
 
 
 class OperatorInput(BaseModel):
@@ -160,6 +186,18 @@ class OperatorInput(BaseModel):
     spec: dict[str, Any] = Field(default_factory=dict)
     resume: MachineSnapshot | None = None
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    carried: list[EventEnvelope] = Field(
+        default_factory=list,
+        max_length=MAX_CARRIED_EVENTS,
+        description="watcher events that reached the previous run after it had finished; "
+        "this fresh run handles them first",
+    )
+    first_entry_seq: int = Field(
+        default=0,
+        ge=0,
+        description="where a fresh run that follows a finished one counts state entries from, "
+        "so its workers' step keys never repeat the finished run's",
+    )
 
 
 class OperatorStatus(BaseModel):
@@ -169,6 +207,7 @@ class OperatorStatus(BaseModel):
     operator: str
     target: Target
     state: str
+    phase: str = Field(default="", description="the phase the state is shown as (Flagger's)")
     final: bool
     settled: bool
     outcome: str = Field(description="running, waiting, succeeded or failed")
@@ -181,6 +220,11 @@ class OperatorStatus(BaseModel):
     spec: dict[str, Any] = Field(default_factory=dict)
     transitions: list[TransitionRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
+    waiting_for: list[str] = Field(
+        default_factory=list,
+        description="what a running machine waits for: its worker, its timer, a command, "
+        "an event; empty once final",
+    )
     details: str = ""
 
 
@@ -198,6 +242,7 @@ class StepInput(BaseModel, Generic[SpecT, DataT]):
     workflow_id: str
     target: Target
     state: str
+    phase: str = Field(default="", description="the phase users know the state by")
     step_key: str
     spec: SpecT
     data: DataT

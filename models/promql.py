@@ -1,13 +1,23 @@
-"""Flagger's built-in Istio queries and the ``{{ variable }}`` templating of PromQL.
+"""The canary's PromQL, once: built-in queries, template lookup, variables, rendering, values.
 
-One copy, shared by the canary worker (one query per rollout) and the Prometheus watcher
-(one grouped query for all rollouts), so both always ask Prometheus the same question.
+The canary worker (one query per rollout) and the Prometheus watcher (one grouped query for
+all rollouts) both start from :meth:`MetricQuery.of`, so both ask Prometheus the same
+question; ``tests/canary/test_promql_identity.py`` holds them to it. The spec model checks
+templates against :data:`TEMPLATE_VARIABLES`, the same names :meth:`MetricQuery.values` fills.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from models.durations import format_duration
+
+if TYPE_CHECKING:  # models.canary imports this module for TEMPLATE_VARIABLES
+    from models.canary import CanaryMetric, CanarySpec
 
 #: Flagger's built-in Istio queries for one target, with Flagger's variable names.
 BUILTIN_QUERIES: dict[str, str] = {
@@ -34,6 +44,76 @@ BUILTIN_QUERIES: dict[str, str] = {
 
 #: ``{{ name }}`` in a template.
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+#: Prefix of a metric's own ``templateVariables`` (``{{ variables.tier }}``).
+CUSTOM_PREFIX = "variables."
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One metric of one rollout, ready to render: the template and what fills it in.
+
+    Attributes:
+        template: the PromQL template (inline, from ``metricTemplates``, or built in).
+        namespace: the target's namespace.
+        target: the target Deployment.
+        service: the apex Service.
+        interval: the rate window, as Flagger writes it (``1m30s``).
+        variables: the metric's ``templateVariables``, sorted.
+        address: the template's own Prometheus, or None for the default one.
+    """
+
+    template: str
+    namespace: str
+    target: str
+    service: str
+    interval: str
+    variables: tuple[tuple[str, str], ...] = ()
+    address: str | None = None
+
+    @classmethod
+    def of(cls, metric: CanaryMetric, spec: CanarySpec, namespace: str) -> MetricQuery:
+        """The query of ``metric`` for the canary ``spec`` in ``namespace``."""
+        if metric.query is not None:
+            template, address = metric.query, None
+        elif metric.template_ref is not None:
+            declared = spec.analysis.metric_templates[metric.template_ref.name]
+            template, address = declared.query, declared.address
+        else:  # the spec model allows no other name here
+            template, address = BUILTIN_QUERIES[metric.name], None
+        return cls(
+            template=template,
+            namespace=namespace,
+            target=spec.target_ref.name,
+            service=spec.apex,
+            interval=format_duration(metric.interval),
+            variables=tuple(sorted(metric.template_variables.items())),
+            address=address,
+        )
+
+    def values(self) -> dict[str, str]:
+        """Every variable a template may use, with this rollout's values."""
+        values = {name: value(self) for name, value in _VALUES.items()}
+        values.update({f"{CUSTOM_PREFIX}{key}": value for key, value in self.variables})
+        return values
+
+    def promql(self) -> str:
+        """The query for this rollout alone, as the canary worker sends it."""
+        return render(self.template, self.values())
+
+
+#: How each ``{{ variable }}`` is filled in (Flagger's names: ``name`` and ``canary`` are the
+#: target, as in Flagger's templates).
+_VALUES: Mapping[str, Callable[[MetricQuery], str]] = {
+    "namespace": lambda q: q.namespace,
+    "target": lambda q: q.target,
+    "service": lambda q: q.service,
+    "interval": lambda q: q.interval,
+    "name": lambda q: q.target,
+    "primary": lambda q: f"{q.target}-primary",
+    "canary": lambda q: q.target,
+}
+#: Variables a PromQL template may use, as ``{{ name }}`` (besides ``variables.*``).
+TEMPLATE_VARIABLES = tuple(_VALUES)
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -46,3 +126,20 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return values[key]
 
     return VARIABLE.sub(substitute, template)
+
+
+def number(series: Mapping[str, Any]) -> float | None:
+    """The value of one instant-vector series, or None when it has none (or NaN, or ±Inf)."""
+    raw = series.get("value")
+    if not raw or len(raw) < 2:
+        return None
+    try:
+        value = float(raw[1])
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def value_of(result: list[dict[str, Any]]) -> float | None:
+    """The single value of an instant-query result, or None when there is none (or NaN)."""
+    return number(result[0]) if result else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator
@@ -21,10 +21,13 @@ from pydantic.alias_generators import to_camel
 
 from models.durations import Duration
 from models.events import Event
+from models.limits import MAX_ENTRIES, MAX_LABEL, MAX_NAME, MAX_URL
 from models.operator import StepInput, Target
 
 #: Kubernetes object names are DNS subdomains: at most 253 characters.
-_MAX_NAME = 253
+_MAX_NAME = MAX_NAME
+#: A label key: an optional DNS-subdomain prefix and ``/``, then a name of up to 63.
+_MAX_LABEL_KEY = MAX_NAME + 1 + MAX_LABEL
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -80,6 +83,7 @@ class QuarantineSpec(BaseModel):
     )
     notify_url: str | None = Field(
         default=None,
+        max_length=MAX_URL,
         description=(
             "HTTP(S) endpoint that receives a JSON POST on escalation; unset: the worker's "
             "AUTOPILOT_QUARANTINE_NOTIFY_URL, else a Kubernetes Event only"
@@ -87,13 +91,15 @@ class QuarantineSpec(BaseModel):
     )
     selector: dict[str, str] | None = Field(
         default=None,
+        max_length=MAX_ENTRIES,
         description=(
             "pod labels to isolate; unset: the Deployment's selector (or the Service's, when "
             "the alert names a Service)"
         ),
     )
-    exempt_namespaces: list[str] = Field(
+    exempt_namespaces: list[Annotated[str, Field(max_length=MAX_LABEL)]] = Field(
         default_factory=list,
+        max_length=MAX_ENTRIES,
         description="namespaces still allowed to reach the workload, e.g. a forensics namespace",
     )
 
@@ -124,7 +130,12 @@ class QuarantineSpec(BaseModel):
                 "must name at least one label; an empty selector would match every pod"
             )
         for key, label in value.items():
-            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(label) or len(label) > 63:
+            if len(key) > _MAX_LABEL_KEY or len(label) > MAX_LABEL:
+                raise ValueError(
+                    f"a label key may be at most {_MAX_LABEL_KEY} characters and a value "
+                    f"at most {MAX_LABEL}"
+                )
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(label):
                 raise ValueError(f"{key}={label!r} is not a valid label selector")
         return value
 
@@ -132,7 +143,7 @@ class QuarantineSpec(BaseModel):
     @classmethod
     def _namespaces(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _NAMESPACE.match(name) or len(name) > 63:
+            if not _NAMESPACE.match(name):
                 raise ValueError(f"{name!r} is not a namespace name")
         return value
 

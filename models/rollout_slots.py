@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from models.events import Event
+from models.operator import EventEnvelope
 
 #: Workflow type of the semaphore.
 SLOTS_WORKFLOW = "rollout-slots"
@@ -101,3 +102,18 @@ class SlotGranted(Event):
     """The semaphore of ``scope`` gave this rollout a permit."""
 
     scope: str
+
+
+def granted_envelope(grant: SlotGrant, at: datetime) -> EventEnvelope:
+    """The ``SlotGranted`` event a semaphore sends to a rollout, with a stable ID.
+
+    The ID names the scope and the request, so a grant delivered twice (a retried activity,
+    a semaphore that continued as new) moves the rollout once.
+    """
+    return EventEnvelope(
+        id=f"slot-granted:{grant.scope}:{grant.request_id}",
+        type=SlotGranted.type_name(),
+        payload=SlotGranted(scope=grant.scope).model_dump(mode="json"),
+        source=slots_workflow_id(grant.scope),
+        observed_at=at,
+    )

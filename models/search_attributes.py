@@ -15,4 +15,5 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "AutopilotState": "Keyword",
     "AutopilotPaused": "Bool",
     "CanaryWeight": "Int",
+    "CanaryDataHash": "Keyword",
 }

@@ -1,16 +1,30 @@
-"""Configuration of every Autopilot process, from flags or ``AUTOPILOT_*`` environment.
+"""Every setting of every Autopilot process, in one tree, from flags or the environment.
 
-One pydantic-settings model so the worker, the watchers and the CLI agree on where
-Temporal is, which task queue the operators listen on and who is acting.
+Why one tree (in the spirit of kopf's ``OperatorSettings``): the worker, the watchers, the
+webhook server, the activities and the CLI must agree on where Temporal, Kubernetes and
+Prometheus are. Each section reads its own environment prefix, so the variables keep the
+names ``deploy/`` and the docs use; :func:`settings` builds the whole tree, and nothing else
+in the project reads the environment for configuration. ``docs/configuration.md`` lists
+every variable; a test keeps the two equal.
+
+Sections: ``temporal`` (``AUTOPILOT_TEMPORAL_*``), ``worker`` (``AUTOPILOT_*``),
+``kubernetes``, ``prometheus``, ``watchers`` (``AUTOPILOT_WATCH_*``), ``webhooks``
+(``AUTOPILOT_WEBHOOK_*``), ``cap`` (``AUTOPILOT_CANARY_*``), ``quarantine``
+(``AUTOPILOT_QUARANTINE_*``).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+import socket
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.rollout_slots import GLOBAL_SCOPE, namespace_scope
 
 #: The task queue every built-in operator's worker polls.
 DEFAULT_TASK_QUEUE = "autopilot"
@@ -24,8 +38,6 @@ def _default_identity() -> str:
 
 
 def _default_state_dir() -> Path:
-    import os
-
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "autopilot"
 
@@ -40,15 +52,25 @@ class TemporalSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOPILOT_TEMPORAL_", extra="ignore")
 
     address: str | None = Field(
-        default=None, description="host:port of the Temporal frontend (env TEMPORAL_ADDRESS too)"
+        default=None,
+        validation_alias=AliasChoices("AUTOPILOT_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS", "address"),
+        description="host:port of the Temporal frontend (env TEMPORAL_ADDRESS too)",
     )
-    namespace: str = "default"
-    task_queue: str = DEFAULT_TASK_QUEUE
+    namespace: str = Field(default="default", description="the Temporal namespace")
+    task_queue: str = Field(
+        default=DEFAULT_TASK_QUEUE, description="the task queue the operators' workers poll"
+    )
     api_key: str | None = Field(default=None, description="Temporal Cloud API key")
-    tls: bool = False
+    tls: bool = Field(default=False, description="TLS to the frontend (on with an API key)")
     ui_url: str | None = Field(default=None, description="base URL of the Temporal UI")
-    state_dir: Path = Field(default_factory=_default_state_dir)
-    identity: str = Field(default_factory=_default_identity, description="who acts (commands)")
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="where the embedded server keeps its data ($XDG_STATE_HOME/autopilot)",
+    )
+    identity: str = Field(
+        default_factory=_default_identity,
+        description="who acts: recorded with commands (default: the local user)",
+    )
 
 
 class WorkerSettings(BaseSettings):
@@ -57,7 +79,296 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTOPILOT_", extra="ignore")
 
     metrics_port: int | None = Field(default=9465, description="Prometheus endpoint; None: off")
-    run_worker: bool = True
-    run_watchers: bool = True
-    embedded_port: int = 7233
-    embedded_ui_port: int = 8233
+    run_worker: bool = Field(default=True, description="run the operators' Temporal worker")
+    run_watchers: bool = Field(default=True, description="run the watchers beside it")
+    embedded_port: int = Field(
+        default=7233, description="port of the embedded Temporal server (no address set)"
+    )
+    embedded_ui_port: int = Field(default=8233, description="port of its Temporal UI")
+    operator_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="modules with more operators (and their ACTIVITIES), comma separated",
+    )
+
+    @field_validator("operator_modules", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
+class KubernetesSettings(BaseSettings):
+    """Which Kubernetes API to use; :func:`service.kube.api_client` applies the precedence.
+
+    ``kubeconfig`` (``AUTOPILOT_KUBECONFIG``, else ``KUBECONFIG``) wins; without one, a
+    process in a pod uses its ServiceAccount; elsewhere ``~/.kube/config``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_", extra="ignore")
+
+    kubeconfig: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AUTOPILOT_KUBECONFIG", "KUBECONFIG", "kubeconfig"),
+        description="kubeconfig file (env AUTOPILOT_KUBECONFIG, else KUBECONFIG)",
+    )
+    in_cluster: bool = Field(
+        default_factory=lambda: bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
+        validation_alias=AliasChoices("AUTOPILOT_IN_CLUSTER", "in_cluster"),
+        description="running in a pod (KUBERNETES_SERVICE_HOST is set): use its ServiceAccount",
+    )
+
+
+class PrometheusSettings(BaseSettings):
+    """The Prometheus the canary's checks and the Prometheus watcher query."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_PROMETHEUS_", extra="ignore")
+
+    url: str = Field(
+        default="http://127.0.0.1:9090",
+        validation_alias=AliasChoices("AUTOPILOT_PROMETHEUS_URL", "PROMETHEUS_URL", "url"),
+        description="base URL (env PROMETHEUS_URL too)",
+    )
+
+
+class CapSettings(BaseSettings):
+    """The worker's concurrency caps on canary rollouts; None means no cap."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_CANARY_", extra="ignore")
+
+    max_concurrent: int | None = Field(default=None, ge=1, description="rollouts at once")
+    max_concurrent_per_namespace: int | None = Field(
+        default=None, ge=1, description="rollouts at once in one namespace"
+    )
+    slots_check_seconds: float = Field(
+        default=60.0, gt=0, description="how often a semaphore checks its holders are alive"
+    )
+
+    def scopes(self, namespace: str) -> list[tuple[str, int]]:
+        """The permits a rollout in ``namespace`` needs, in the order it takes them.
+
+        Always namespace first, then global: one order for everyone means two rollouts can
+        never each hold the permit the other waits for.
+        """
+        wanted: list[tuple[str, int]] = []
+        if self.max_concurrent_per_namespace is not None:
+            wanted.append((namespace_scope(namespace), self.max_concurrent_per_namespace))
+        if self.max_concurrent is not None:
+            wanted.append((GLOBAL_SCOPE, self.max_concurrent))
+        return wanted
+
+
+class QuarantineSettings(BaseSettings):
+    """Defaults of the quarantine operator's workers."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_QUARANTINE_", extra="ignore")
+
+    notify_url: str | None = Field(
+        default=None, description="where security is notified when a spec names no notifyUrl"
+    )
+
+
+# -- watchers ------------------------------------------------------------------
+
+#: Where a pod finds its own namespace.
+_POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _default_state_namespace() -> str:
+    """The pod's own namespace when in a cluster, else ``default`` (which always exists)."""
+    try:
+        return _POD_NAMESPACE_FILE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _replica_identity() -> str:
+    """``<hostname>-<pid>``: unique per replica, readable in the Lease and in histories."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WatchersSettings(BaseSettings):
+    """What the watchers watch, how often, and how replicas share the work.
+
+    Lists are given as JSON in the environment, e.g.
+    ``AUTOPILOT_WATCH_NAMESPACES='["shop","pay"]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_WATCH_", extra="ignore")
+
+    # -- which watchers run ----------------------------------------------------
+    kubernetes: bool = Field(default=True, description="run the Kubernetes watcher")
+    prometheus: bool = Field(default=True, description="run the Prometheus watcher")
+    webhooks: bool = Field(default=True, description="run the webhook server")
+
+    # -- Kubernetes ------------------------------------------------------------
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig to use; unset: $KUBECONFIG, then in-cluster, then ~/.kube/config",
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="namespaces to watch; empty watches all"
+    )
+    state_namespace: str = Field(
+        default_factory=_default_state_namespace,
+        description="namespace of the Lease and of the checkpoint ConfigMap (must exist); "
+        "default: the pod's namespace, else 'default'",
+    )
+    state_name: str = Field(
+        default="autopilot-watchers", description="name of the Lease and the ConfigMap"
+    )
+    identity: str = Field(
+        default_factory=_replica_identity, description="this replica's name in the Lease"
+    )
+    watch_timeout_s: int = Field(
+        default=300, ge=1, description="server-side timeout of one watch request"
+    )
+    checkpoint_interval_s: float = Field(
+        default=5.0, gt=0, description="least time between two checkpoint writes"
+    )
+    api_concurrency: int = Field(
+        default=8, ge=1, description="Kubernetes API calls in flight at once"
+    )
+
+    # -- status mirror -----------------------------------------------------------
+    status_interval_s: float = Field(
+        default=2.0, gt=0, description="how often Temporal visibility is read for status"
+    )
+    status_refresh_s: float = Field(
+        default=60.0, gt=0, description="re-query every workflow's status at least this often"
+    )
+
+    # -- leadership --------------------------------------------------------------
+    leader_election: bool = Field(
+        default=True, description="use a Lease so that one replica watches at a time"
+    )
+    lease_duration_s: float = Field(default=15.0, gt=0, description="how long a Lease holds")
+    lease_renew_deadline_s: float = Field(
+        default=10.0, gt=0, description="a leader that cannot renew within this steps down"
+    )
+    lease_retry_s: float = Field(default=2.0, gt=0, description="how often others try")
+
+    # -- Prometheus --------------------------------------------------------------
+    prometheus_url: str = Field(
+        default_factory=lambda: PrometheusSettings().url,
+        description="Prometheus to query; defaults to the prometheus section's url",
+    )
+    sample_interval_s: float = Field(
+        default=15.0, ge=1, description="one query per metric template per this interval"
+    )
+    query_timeout_s: float = Field(default=5.0, gt=0, description="one PromQL query's limit")
+
+
+# -- webhooks ------------------------------------------------------------------
+
+#: Operator names are workflow type names: lower-case, dash-separated.
+OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+#: Event types are PascalCase identifiers, as the engine declares them.
+EVENT_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{0,127}$"
+
+#: One MiB: large enough for an Alertmanager group or a GitHub push, small enough to parse.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+class WebhookSettings(BaseSettings):
+    """How the webhook server listens, authenticates and maps incoming requests.
+
+    Every field can be set from the environment with the ``AUTOPILOT_WEBHOOK_`` prefix,
+    for example ``AUTOPILOT_WEBHOOK_PORT=8088``; lists and maps are given as JSON.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_WEBHOOK_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="address to bind; loopback by default")
+    port: int = Field(default=8088, ge=0, le=65535, description="0 picks a free port")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, ge=1, description="bodies above this answer 413"
+    )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="how long a body may take to arrive before 408"
+    )
+    response_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long a request waits for delivery before answering 503",
+    )
+    max_inflight: int = Field(
+        default=64,
+        ge=1,
+        description="deliveries allowed in flight at once; beyond this requests answer 503",
+    )
+
+    events_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of POST /v1/events"
+    )
+    alertmanager_token: SecretStr | None = Field(
+        default=None, description="bearer token Alertmanager sends to POST /v1/alertmanager"
+    )
+    github_secret: SecretStr | None = Field(
+        default=None, description="the GitHub webhook secret of POST /v1/github"
+    )
+
+    allowed_event_types: dict[str, list[str]] | None = Field(
+        default=None,
+        description=(
+            "operator -> event types POST /v1/events accepts; unset accepts any operator "
+            "and any PascalCase type"
+        ),
+    )
+
+    alert_operator: str = Field(
+        default="quarantine",
+        pattern=OPERATOR_NAME_PATTERN,
+        description="the operator a firing Alertmanager alert starts",
+    )
+    alert_namespace_label: str = Field(
+        default="namespace", min_length=1, description="the alert label naming the namespace"
+    )
+    alert_name_labels: list[str] = Field(
+        default_factory=lambda: ["deployment", "workload", "service", "app"],
+        min_length=1,
+        description="alert labels that name the target, first present wins",
+    )
+
+    github_operator: str = Field(
+        default="autoroute",
+        pattern=OPERATOR_NAME_PATTERN,
+        description="the operator a GitHub push starts",
+    )
+    github_services_prefix: str = Field(
+        default="services/",
+        min_length=1,
+        description="pushed files under <prefix><namespace>/<name>.yaml are services",
+    )
+
+    @field_validator("events_secret", "alertmanager_token", "github_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        """Treat an empty variable as unset, so an endpoint is never keyed with ''."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("github_services_prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str) -> str:
+        """Normalise the prefix to end with one slash, so ``services`` means ``services/``."""
+        return value.strip("/") + "/"
+
+
+class AutopilotSettings(BaseModel):
+    """The whole tree: one section per part of Autopilot."""
+
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    watchers: WatchersSettings = Field(default_factory=lambda: WatchersSettings())
+    webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings())
+    cap: CapSettings = Field(default_factory=CapSettings)
+    quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
+
+
+def settings() -> AutopilotSettings:
+    """Every section, read from the environment now."""
+    return AutopilotSettings()

@@ -14,7 +14,8 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.runtime import Runtime
+from temporalio.service import RetryConfig, RPCError
 
 from models.search_attributes import SEARCH_ATTRIBUTES
 
@@ -28,6 +29,17 @@ _INDEXED_TYPES = {
 }
 
 
+#: The client's own (core) retries stay short and bounded: callers keep the retry loops they
+#: reason about (the watchers' :class:`~watchers.delivery.Delivery`, Temporal's retries of
+#: an activity, the CLI's exit code 5) instead of hanging inside one call.
+CORE_RETRY = RetryConfig(
+    initial_interval_millis=100,
+    max_interval_millis=1000,
+    max_elapsed_time_millis=2000,
+    max_retries=2,
+)
+
+
 async def connect(
     address: str,
     namespace: str = "default",
@@ -35,17 +47,34 @@ async def connect(
     api_key: str | None = None,
     tls: bool | TLSConfig = False,
     identity: str | None = None,
+    runtime: Runtime | None = None,
+    lazy: bool = False,
 ) -> Client:
-    """A client that speaks pydantic models, as every workflow and activity expects."""
+    """The one way every Autopilot process connects: pydantic payloads, short core retries.
+
+    Args:
+        address: ``host:port`` of the Temporal frontend.
+        namespace: the Temporal namespace the operators run in.
+        api_key: a Temporal Cloud API key (turns TLS on).
+        tls: TLS on, or its configuration.
+        identity: how this client shows up in workflow histories; defaults to the SDK's.
+        runtime: the SDK runtime (the CLI passes one whose core logs stay quiet).
+        lazy: connect on first use instead of now, so a process can start while Temporal
+            is still coming up.
+    """
     options: dict[str, object] = {}
     if identity:
         options["identity"] = identity
+    if runtime is not None:
+        options["runtime"] = runtime
     return await Client.connect(
         address,
         namespace=namespace,
         api_key=api_key,
         tls=tls or bool(api_key),
         data_converter=pydantic_data_converter,
+        retry_config=CORE_RETRY,
+        lazy=lazy,
         **options,  # type: ignore[arg-type]
     )
 

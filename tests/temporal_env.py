@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.search_attributes import SEARCH_ATTRIBUTES
 from service.temporal import register_search_attributes
+
+#: How long a server may take to answer after it starts. The SDK waits 5 s by default, which
+#: a shared 2-core machine under load exceeds now and then ("did not start within 5s").
+STARTUP_TIMEOUT = timedelta(seconds=60)
 
 _FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -45,6 +50,7 @@ async def start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=executable("temporal-test-server"),
+        test_server_startup_timeout=STARTUP_TIMEOUT,
     )
     await register_search_attributes(env.client)
     return env
@@ -57,4 +63,5 @@ async def start_dev_server() -> WorkflowEnvironment:
         dev_server_existing_path=executable("temporal"),
         search_attributes=[_FACTORIES[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()],
         ui=False,
+        dev_server_startup_timeout=STARTUP_TIMEOUT,
     )

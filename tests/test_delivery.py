@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from models.operator import EventEnvelope, Target, workflow_id
+from service.temporal import connect
 from tests.recording_workflows import STOP_EVENT, recorded, recording_worker, unique_name
 from watchers.delivery import (
     Delivery,
@@ -24,7 +25,6 @@ from watchers.delivery import (
     DeliveryRequest,
     Outcome,
     RetryPolicy,
-    connect,
 )
 
 pytestmark = pytest.mark.temporal

@@ -40,7 +40,7 @@ class Demo:
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "COLUMNS": "160", "AUTOPILOT_DEBUG": ""}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.demo", "--interval", "2", *args],
+            [sys.executable, "-m", "cli", "demo", "--interval", "2", *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

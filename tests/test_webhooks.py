@@ -26,9 +26,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from models.operator import workflow_id
+from service.settings import WebhookSettings
+from service.temporal import connect
 from tests.recording_workflows import exists, recorded, recording_worker, unique_name
-from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy, connect
-from watchers.settings import WebhookSettings
+from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
 from watchers.webhooks import WebhookServer, serve_webhooks, sign
 
 pytestmark = pytest.mark.temporal

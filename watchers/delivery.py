@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from temporalio.client import Client
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target, workflow_id
 
@@ -43,7 +43,6 @@ __all__ = [
     "DeliveryResult",
     "Outcome",
     "RetryPolicy",
-    "connect",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,44 +59,6 @@ _TRANSIENT_CODES = frozenset(
         RPCStatusCode.CANCELLED,
     }
 )
-
-#: The client's own (core) retries stay short; :class:`Delivery` is the retry loop we reason
-#: about, bounded by :attr:`RetryPolicy.deadline_s`.
-_CORE_RETRY = RetryConfig(
-    initial_interval_millis=100,
-    max_interval_millis=1000,
-    max_elapsed_time_millis=2000,
-    max_retries=2,
-)
-
-
-async def connect(
-    address: str,
-    namespace: str = "default",
-    *,
-    lazy: bool = False,
-    identity: str | None = None,
-) -> Client:
-    """Connect a Temporal client the way every Autopilot component must: pydantic payloads.
-
-    Args:
-        address: ``host:port`` of the Temporal frontend.
-        namespace: the Temporal namespace the operators run in.
-        lazy: connect on first use instead of now, so a process can start while Temporal
-            is still coming up (delivery then fails over to its retries and 503s).
-        identity: how this client shows up in workflow histories; defaults to the SDK's.
-
-    Returns:
-        A client whose data converter is ``pydantic_data_converter``.
-    """
-    return await Client.connect(
-        address,
-        namespace=namespace,
-        data_converter=pydantic_data_converter,
-        retry_config=_CORE_RETRY,
-        lazy=lazy,
-        identity=identity,
-    )
 
 
 class Outcome(enum.StrEnum):
@@ -293,7 +254,7 @@ class Delivery:
             raise ValueError(
                 "the Temporal client must be connected with "
                 "temporalio.contrib.pydantic.pydantic_data_converter; "
-                "use watchers.delivery.connect()"
+                "use service.temporal.connect()"
             )
         if not task_queue:
             raise ValueError("task_queue must name the workers' task queue")

@@ -26,7 +26,7 @@ from kubernetes.config.config_exception import ConfigException
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
-from watchers.config import WatchersSettings
+from service.settings import WatchersSettings, WebhookSettings
 from watchers.delivery import Delivery
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.client import KubeCalls, api_client
@@ -35,7 +35,6 @@ from watchers.kube.status import StatusMirror
 from watchers.kube.watcher import KubeWatcher
 from watchers.lease import LeaderElector
 from watchers.prometheus.watcher import PrometheusWatcher
-from watchers.settings import WebhookSettings
 from watchers.visibility import WorkflowDirectory
 from watchers.webhooks import serve_webhooks
 

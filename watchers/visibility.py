@@ -3,8 +3,9 @@
 Why one listing: the status mirror needs each workflow's state and weight, and the
 Prometheus watcher needs to know which rollouts are in a state that takes metric samples.
 Both read this directory, which costs **one** ``ListWorkflowExecutions`` (paged) per
-interval however many canaries there are - the engine upserts ``AutopilotState`` and
-``CanaryWeight`` as search attributes for exactly this - instead of one query per workflow.
+interval however many canaries there are - the engine upserts ``AutopilotState``,
+``CanaryWeight`` and ``CanaryDataHash`` as search attributes for exactly this - instead of one
+query per workflow.
 
 The first listing also looks back a day for closed runs, so a rollout that finished while
 no watcher ran still gets its final phase mirrored; later listings look back one interval
@@ -21,9 +22,12 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey
 
+from models.canary_watch import DATA_HASH_ATTRIBUTE
+
 #: Search attributes the engine upserts (see models/search_attributes.py).
 STATE_KEY = SearchAttributeKey.for_keyword("AutopilotState")
 WEIGHT_KEY = SearchAttributeKey.for_int("CanaryWeight")
+DATA_HASH_KEY = SearchAttributeKey.for_keyword(DATA_HASH_ATTRIBUTE)
 
 #: How far back the first listing looks for closed runs.
 FIRST_LOOKBACK = timedelta(days=1)
@@ -42,6 +46,8 @@ class WorkflowSummary:
     canary_weight: int | None
     start_time: datetime
     close_time: datetime | None
+    #: Changes whenever the workflow's data does (None for runs recorded before it existed).
+    data_hash: str | None = None
 
     @property
     def running(self) -> bool:
@@ -60,6 +66,7 @@ class WorkflowSummary:
             canary_weight=attributes.get(WEIGHT_KEY),
             start_time=execution.start_time,
             close_time=execution.close_time,
+            data_hash=attributes.get(DATA_HASH_KEY),
         )
 
     def newer_than(self, other: WorkflowSummary) -> bool:

@@ -20,11 +20,13 @@ here, never imported.
 
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 
 from models.durations import format_duration
-from models.operator import OperatorInput, OperatorStatus
+from models.errors import NON_RETRYABLE
+from models.operator import CommandRequest, OperatorInput, OperatorStatus
 from models.quarantine import (
     AlertRecord,
     AlertResolved,
@@ -47,7 +49,12 @@ from workflows.engine import (
 )
 from workflows.registry import register
 
+#: What a timer or the details see: spec and data, no particular event.
 Q = Ctx[QuarantineSpec, QuarantineData]
+E = TypeVar("E")
+#: What a guard or effect sees for one trigger: ``On[SecurityAlert]``; mypy checks that the
+#: trigger it is declared for carries that event.
+On = Ctx[QuarantineSpec, QuarantineData, E]
 
 # =============================================================================
 # Workers (activities/quarantine.py), by name
@@ -105,9 +112,9 @@ def escalate_after(ctx: Q) -> timedelta:
     return max(timedelta(0), since + ctx.spec.escalate_after - ctx.now)
 
 
-def isolation_failed(ctx: Q) -> bool:
+def isolation_failed(ctx: On[ActivityFailed]) -> bool:
     """ActivityFailed: the DENY policy could not be applied."""
-    return bool(ctx.event.activity == apply_deny_policy.name)
+    return ctx.event.activity == apply_deny_policy.name
 
 
 def _record(data: QuarantineData, alert: SecurityAlert, now: datetime) -> list[AlertRecord]:
@@ -125,7 +132,7 @@ def _record(data: QuarantineData, alert: SecurityAlert, now: datetime) -> list[A
     return alerts
 
 
-def open_quarantine(ctx: Q) -> QuarantineData:
+def open_quarantine(ctx: On[SecurityAlert]) -> QuarantineData:
     """The first alert: remember it and when isolation began."""
     return ctx.data.model_copy(
         update={
@@ -136,7 +143,7 @@ def open_quarantine(ctx: Q) -> QuarantineData:
     )
 
 
-def record_alert(ctx: Q) -> QuarantineData:
+def record_alert(ctx: On[SecurityAlert]) -> QuarantineData:
     """Another alert while quarantined: remember it, change nothing else."""
     return ctx.data.model_copy(
         update={
@@ -146,9 +153,9 @@ def record_alert(ctx: Q) -> QuarantineData:
     )
 
 
-def record_resolution(ctx: Q) -> QuarantineData:
+def record_resolution(ctx: On[AlertResolved]) -> QuarantineData:
     """An alert stopped firing: mark it resolved. Isolation stays until a human releases."""
-    event: AlertResolved = ctx.event
+    event = ctx.event
     alerts = list(ctx.data.alerts)
     for index in reversed(range(len(alerts))):
         alert = alerts[index]
@@ -162,15 +169,15 @@ def record_resolution(ctx: Q) -> QuarantineData:
     return ctx.data.model_copy(update={"alerts": alerts})
 
 
-def record_policy(ctx: Q) -> QuarantineData:
+def record_policy(ctx: On[PolicyApplied]) -> QuarantineData:
     """The policy is in place."""
-    event: PolicyApplied = ctx.event
+    event = ctx.event
     return ctx.data.model_copy(update={"policy": event.name, "selector": dict(event.selector)})
 
 
-def record_evidence(ctx: Q) -> QuarantineData:
+def record_evidence(ctx: On[EvidenceRecorded]) -> QuarantineData:
     """The evidence ConfigMap is written."""
-    event: EvidenceRecorded = ctx.event
+    event = ctx.event
     return ctx.data.model_copy(update={"evidence": event.config_map, "images": event.images})
 
 
@@ -181,12 +188,12 @@ def _escalate(ctx: Q, reason: str, problem: str | None = None) -> QuarantineData
     )
 
 
-def escalate_on_timer(ctx: Q) -> QuarantineData:
+def escalate_on_timer(ctx: On[Timeout]) -> QuarantineData:
     """Nobody released the workload within ``escalateAfter``."""
     return _escalate(ctx, f"still isolated after {format_duration(ctx.spec.escalate_after)}")
 
 
-def escalate_on_command(ctx: Q) -> QuarantineData:
+def escalate_on_command(ctx: On[CommandRequest]) -> QuarantineData:
     """A human escalated."""
     command = ctx.command
     by = command.by if command else "unknown"
@@ -194,16 +201,16 @@ def escalate_on_command(ctx: Q) -> QuarantineData:
     return _escalate(ctx, f"escalated by {by}{reason}")
 
 
-def escalate_on_failure(ctx: Q) -> QuarantineData:
+def escalate_on_failure(ctx: On[ActivityFailed]) -> QuarantineData:
     """The DENY policy could not be applied: the workload is NOT isolated."""
-    message = str(ctx.event.message).removeprefix("NonRetryable: ")  # the error type, not news
+    message = str(ctx.event.message).removeprefix(f"{NON_RETRYABLE}: ")  # the error type, not news
     problem = f"isolation failed: {message}"
     return _escalate(ctx, problem, problem)
 
 
-def record_notification(ctx: Q) -> QuarantineData:
+def record_notification(ctx: On[SecurityNotified]) -> QuarantineData:
     """How security was told."""
-    event: SecurityNotified = ctx.event
+    event = ctx.event
     told = []
     if event.posted_to:
         told.append(f"POST {event.posted_to} → {event.status}")
@@ -212,7 +219,7 @@ def record_notification(ctx: Q) -> QuarantineData:
     return ctx.data.model_copy(update={"notified": "; ".join(told) or "recorded"})
 
 
-def record_close(ctx: Q) -> QuarantineData:
+def record_close(ctx: On[CommandRequest]) -> QuarantineData:
     """Who released or remediated, and why."""
     command = ctx.command
     return ctx.data.model_copy(
@@ -275,7 +282,7 @@ quarantine = Operator(
     ),
 )
 
-quarantine.state("Detected", doc="waiting for the first SecurityAlert")
+quarantine.state("Detected", settled=True, doc="waiting for the first SecurityAlert")
 quarantine.state(
     "Isolated",
     run=[apply_deny_policy, snapshot_evidence, label_workload],

@@ -2,15 +2,16 @@
 
 Operators register themselves with :func:`register` when their module is imported; the
 registry imports every module of the ``workflows`` package (built-in operators and the
-ones ``autopilot new operator`` scaffolds) plus any module named in
-``AUTOPILOT_OPERATOR_MODULES`` (comma separated), so a new operator needs no edit here.
+ones ``autopilot new operator`` scaffolds) plus the modules it is given (the worker's
+``operator_modules`` setting, ``AUTOPILOT_OPERATOR_MODULES``), so a new operator needs no
+edit here.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
+from collections.abc import Sequence
 from typing import Any
 
 from workflows.engine import Operator, OperatorWorkflow
@@ -25,7 +26,7 @@ def register(workflow_class: type[OperatorWorkflow]) -> type[OperatorWorkflow]:
     return workflow_class
 
 
-def _discover() -> None:
+def _discover(extra: Sequence[str]) -> None:
     import workflows
 
     names = [
@@ -33,18 +34,20 @@ def _discover() -> None:
         for m in pkgutil.iter_modules(workflows.__path__)
         if f"workflows.{m.name}" not in _SKIP
     ]
-    extra = os.environ.get("AUTOPILOT_OPERATOR_MODULES", "")
-    names += [n.strip() for n in extra.split(",") if n.strip()]
-    for name in names:
+    for name in [*names, *extra]:
         importlib.import_module(name)
 
 
-def workflows() -> dict[str, type[OperatorWorkflow]]:
-    """Every registered operator workflow class, by operator name."""
-    _discover()
+def workflows(extra: Sequence[str] = ()) -> dict[str, type[OperatorWorkflow]]:
+    """Every registered operator workflow class, by operator name.
+
+    Args:
+        extra: modules outside this package that hold more operators (imported first).
+    """
+    _discover(extra)
     return dict(_WORKFLOWS)
 
 
-def operators() -> dict[str, Operator[Any, Any]]:
+def operators(extra: Sequence[str] = ()) -> dict[str, Operator[Any, Any]]:
     """Every registered operator definition, by name."""
-    return {name: cls.operator for name, cls in workflows().items()}
+    return {name: cls.operator for name, cls in workflows(extra).items()}

@@ -4,7 +4,9 @@ One workflow per scope (``rollout-slots/global``, ``rollout-slots/ns/<namespace>
 the workflow IDs that own a permit and a FIFO of those waiting. Canaries ask with an
 ``acquire`` signal (sent by an activity with signal-with-start, so the first request starts
 it) and give the permit back with ``release`` when they reach Succeeded, Failed or Aborted.
-A permit is handed out by an activity that signals a ``SlotGranted`` event to the rollout.
+A permit is handed out by a signal from this workflow to the rollout's (``SlotGranted``);
+histories recorded before the ``rollout-slots-grant-by-signal`` patch did it through an
+activity, which stays registered so that they replay.
 
 A holder that vanished (its workflow terminated, or ended without releasing) must not keep
 a permit forever: while anyone holds or waits, the semaphore asks an activity every
@@ -20,8 +22,9 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
+from models.operator import EVENT_SIGNAL
 from models.rollout_slots import (
     ACQUIRE_SIGNAL,
     CLOSED_ACTIVITY,
@@ -35,7 +38,11 @@ from models.rollout_slots import (
     SlotRequest,
     SlotsInput,
     SlotsStatus,
+    granted_envelope,
 )
+
+#: Patch: grants go to the rollout by a workflow-to-workflow signal, not through an activity.
+GRANT_BY_SIGNAL_PATCH = "rollout-slots-grant-by-signal"
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
@@ -135,6 +142,14 @@ class RolloutSlotsWorkflow:
         grant = SlotGrant(
             scope=self._scope, holder=holder.workflow_id, request_id=holder.request_id
         )
+        if workflow.patched(GRANT_BY_SIGNAL_PATCH):
+            rollout = workflow.get_external_workflow_handle(holder.workflow_id)
+            try:
+                await rollout.signal(EVENT_SIGNAL, granted_envelope(grant, workflow.now()))
+            except FailureError as error:  # the rollout's workflow is closed or gone
+                workflow.logger.info("grant to %s not delivered: %s", holder.workflow_id, error)
+                return False
+            return True
         delivered: bool = await workflow.execute_activity(
             GRANT_ACTIVITY,
             grant,

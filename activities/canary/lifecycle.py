@@ -13,8 +13,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.canary import kube, services, webhooks, workloads
+from activities import kube
+from activities.canary import services, webhooks, workloads
+from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.canary.routing import IstioRouter
+from activities.errors import non_retryable
 from models.canary import (
     CanaryStep,
     Finalised,
@@ -41,7 +44,7 @@ async def _target(step: CanaryStep) -> dict[str, Any]:
     namespace, name = _names(step)
     target = await workloads.read_or_none(namespace, name)
     if target is None:
-        raise kube.non_retryable(f"Deployment {namespace}/{name} (targetRef) does not exist")
+        raise non_retryable(f"Deployment {namespace}/{name} (targetRef) does not exist")
     return target
 
 
@@ -65,25 +68,19 @@ async def initialize(step: CanaryStep) -> Initialized:
     A new primary (first run) takes the target's current template: there is nothing to roll
     out, as in Flagger. Traffic starts at 100/0 for every new analysis.
     """
-    namespace, name = _names(step)
+    namespace = step.target.namespace
     target = await _target(step)
     selector = workloads.selector_of(target)
     revision = workloads.target_revision(target)
     primary, bootstrapped = await workloads.ensure_primary(target, revision, step.workflow_id)
-    if not kube.is_managed(primary):
-        raise kube.non_retryable(
-            f"Deployment {namespace}/{workloads.primary_name(name)} exists and is not managed by "
-            f"Autopilot (annotation {kube.MANAGED_BY}={kube.MANAGED_BY_VALUE})"
-        )
+    CANARY.refuse_foreign(primary)
     await services.reconcile(step.spec, namespace, selector, step.workflow_id)
     router = router_for(step)
     await router.reconcile()
     await router.set_routes(100, 0)
     annotations = workloads.annotations_of(primary)
-    stable = annotations.get(kube.REVISION)
-    rejected = (
-        annotations.get(kube.REJECTED_REVISION) == revision and step.data.retry_of != revision
-    )
+    stable = annotations.get(REVISION)
+    rejected = annotations.get(REJECTED_REVISION) == revision and step.data.retry_of != revision
     needs_rollout = revision != stable and not rejected
     if not needs_rollout:
         await _retire_canary(step)
@@ -92,7 +89,7 @@ async def initialize(step: CanaryStep) -> Initialized:
         stable_revision=stable,
         needs_rollout=needs_rollout,
         rejected=rejected,
-        rejected_reason=annotations.get(kube.REJECTED_REASON) if rejected else None,
+        rejected_reason=annotations.get(REJECTED_REASON) if rejected else None,
         bootstrapped=bootstrapped,
         canary_replicas=max(1, (primary.get("spec") or {}).get("replicas") or 1),
     )
@@ -156,7 +153,7 @@ async def promote(step: CanaryStep) -> Promoted:
     target = await _target(step)
     revision = workloads.target_revision(target)
     if step.data.revision and revision != step.data.revision:
-        raise kube.non_retryable(
+        raise non_retryable(
             f"Deployment {namespace}/{name} changed to revision {revision} while revision "
             f"{step.data.revision} was being promoted; starting over"
         )

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,69 +33,23 @@ from models.canary import (
     HookType,
     MetricResult,
     MetricStatus,
-    format_duration,
 )
 from models.operator import Target
-from models.promql import BUILTIN_QUERIES, render
+from models.promql import MetricQuery, value_of
+from service.settings import PrometheusSettings
 
-#: Environment variable naming the Prometheus the worker queries.
-PROMETHEUS_URL_ENV = "PROMETHEUS_URL"
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 #: Seconds a single query may take before it counts as no data.
 QUERY_TIMEOUT = 5.0
 
 
-def template_of(metric: CanaryMetric, spec: CanarySpec) -> str:
-    """The PromQL template of a metric: inline, from metricTemplates, or built in."""
-    if metric.query is not None:
-        return metric.query
-    if metric.template_ref is not None:
-        return spec.analysis.metric_templates[metric.template_ref.name].query
-    return BUILTIN_QUERIES[metric.name]
-
-
-def variables_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> dict[str, str]:
-    """The values of ``{{ namespace }}``, ``{{ target }}``, ``{{ interval }}``... for a metric."""
-    name = spec.target_ref.name
-    values = {
-        "namespace": target.namespace,
-        "name": name,
-        "target": name,
-        "canary": name,
-        "primary": f"{name}-primary",
-        "service": spec.apex,
-        "interval": format_duration(metric.interval),
-    }
-    values.update({f"variables.{k}": v for k, v in metric.template_variables.items()})
-    return values
-
-
 def query_for(metric: CanaryMetric, spec: CanarySpec, target: Target) -> str:
-    """The PromQL a metric sends for this canary."""
-    return render(template_of(metric, spec), variables_for(metric, spec, target))
+    """The PromQL a metric sends for this canary (the watcher renders the same)."""
+    return MetricQuery.of(metric, spec, target.namespace).promql()
 
 
-def prometheus_url(metric: CanaryMetric, spec: CanarySpec) -> str:
-    """The template's own address, else ``PROMETHEUS_URL``, else the local default."""
-    if metric.template_ref is not None:
-        address = spec.analysis.metric_templates[metric.template_ref.name].address
-        if address:
-            return address
-    return os.environ.get(PROMETHEUS_URL_ENV, DEFAULT_PROMETHEUS_URL)
-
-
-def value_of(result: list[dict[str, Any]]) -> float | None:
-    """The single value of an instant-query result, or None when there is none (or NaN)."""
-    if not result:
-        return None
-    raw = result[0].get("value")
-    if not raw or len(raw) < 2:
-        return None
-    try:
-        value = float(raw[1])
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) or math.isinf(value) else value
+def prometheus_url(query: MetricQuery) -> str:
+    """The template's own address, else the ``prometheus`` section's url (``PROMETHEUS_URL``)."""
+    return query.address or PrometheusSettings().url
 
 
 def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -> MetricResult:
@@ -140,8 +92,8 @@ def _query(url: str, query: str) -> list[dict[str, Any]]:
 
 async def check(metric: CanaryMetric, spec: CanarySpec, target: Target) -> MetricResult:
     """Evaluate one metric now; every failure to get a value is "no data", never a pass."""
-    query = query_for(metric, spec, target)
-    url = prometheus_url(metric, spec)
+    wanted = MetricQuery.of(metric, spec, target.namespace)
+    query, url = wanted.promql(), prometheus_url(wanted)
     try:
         result = await asyncio.to_thread(_query, url, query)
     except (requests.RequestException, PrometheusApiClientException, ValueError) as error:

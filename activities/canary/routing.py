@@ -19,7 +19,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from activities.canary import kube
+from activities import kube
+from activities.canary.objects import CANARY, ISTIO_GROUP, ISTIO_VERSION
 from models.canary import CanarySpec
 
 VIRTUAL_SERVICES = "virtualservices"
@@ -49,9 +50,6 @@ class Router(Protocol):
     async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
         """Write a split, reconciling from what is live."""
 
-    async def finalize(self) -> None:
-        """Send everything to the primary (before the canary resource goes away)."""
-
 
 class IstioRouter:
     """Routes a canary with an Istio VirtualService and two DestinationRules."""
@@ -72,9 +70,9 @@ class IstioRouter:
         if self.spec.service.traffic_policy:
             spec["trafficPolicy"] = copy.deepcopy(self.spec.service.traffic_policy)
         return {
-            "apiVersion": f"{kube.ISTIO_GROUP}/{kube.ISTIO_VERSION}",
+            "apiVersion": f"{ISTIO_GROUP}/{ISTIO_VERSION}",
             "kind": "DestinationRule",
-            "metadata": kube.managed_metadata(host, self.namespace, self.workflow_id),
+            "metadata": CANARY.metadata(host, self.namespace, self.workflow_id),
             "spec": spec,
         }
 
@@ -108,9 +106,9 @@ class IstioRouter:
         if self.spec.service.gateways:
             spec["gateways"] = list(self.spec.service.gateways)
         return {
-            "apiVersion": f"{kube.ISTIO_GROUP}/{kube.ISTIO_VERSION}",
+            "apiVersion": f"{ISTIO_GROUP}/{ISTIO_VERSION}",
             "kind": "VirtualService",
-            "metadata": kube.managed_metadata(self.apex, self.namespace, self.workflow_id),
+            "metadata": CANARY.metadata(self.apex, self.namespace, self.workflow_id),
             "spec": spec,
         }
 
@@ -132,60 +130,39 @@ class IstioRouter:
 
     # ------------------------------------------------------------ API calls
 
+    def _api(self, plural: str) -> tuple[str, str, str, str]:
+        return ISTIO_GROUP, ISTIO_VERSION, self.namespace, plural
+
     async def _read(self, plural: str, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = await kube.call(
-            kube.custom().get_namespaced_custom_object,
-            kube.ISTIO_GROUP,
-            kube.ISTIO_VERSION,
-            self.namespace,
-            plural,
-            name,
+        obj: dict[str, Any] = await CANARY.call(
+            kube.custom().get_namespaced_custom_object, *self._api(plural), name
         )
         return obj
 
     async def _replace(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await kube.call(
+        result: dict[str, Any] = await CANARY.call(
             kube.custom().replace_namespaced_custom_object,
-            kube.ISTIO_GROUP,
-            kube.ISTIO_VERSION,
-            self.namespace,
-            plural,
+            *self._api(plural),
             obj["metadata"]["name"],
             obj,
-            field_manager=kube.FIELD_MANAGER,
+            field_manager=CANARY.field_manager,
         )
         return result
 
-    async def _create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create, or return None if it already exists."""
-        try:
-            result: dict[str, Any] = await kube.call(
-                kube.custom().create_namespaced_custom_object,
-                kube.ISTIO_GROUP,
-                kube.ISTIO_VERSION,
-                self.namespace,
-                plural,
-                obj,
-                field_manager=kube.FIELD_MANAGER,
-            )
-            return result
-        except Exception as error:
-            if kube.is_conflict(error):
-                return None
-            raise
+    async def _create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await CANARY.call(
+            kube.custom().create_namespaced_custom_object,
+            *self._api(plural),
+            obj,
+            field_manager=CANARY.field_manager,
+        )
+        return result
 
     async def _ensure(self, plural: str, desired: dict[str, Any], keep_weights: bool) -> None:
-        if await self._create(plural, desired) is not None:
-            return
         name = desired["metadata"]["name"]
 
         def change(live: dict[str, Any]) -> bool:
-            if not kube.is_managed(live):
-                raise kube.non_retryable(
-                    f"{desired['kind']} {self.namespace}/{name} exists and is not managed by "
-                    f"Autopilot; delete it, or annotate it {kube.MANAGED_BY}="
-                    f"{kube.MANAGED_BY_VALUE} to hand it over"
-                )
+            CANARY.refuse_foreign(live)
             wanted = copy.deepcopy(desired["spec"])
             if keep_weights:
                 current = self.weights(live)
@@ -197,8 +174,14 @@ class IstioRouter:
             live["spec"] = wanted
             return True
 
-        await kube.update_with_retry(
-            lambda: self._read(plural, name), change, lambda obj: self._replace(plural, obj)
+        await kube.ensure(
+            desired,
+            lambda: CANARY.read_or_none(
+                kube.custom().get_namespaced_custom_object, *self._api(plural), name
+            ),
+            lambda obj: self._create(plural, obj),
+            change,
+            lambda obj: self._replace(plural, obj),
         )
 
     # ------------------------------------------------------------ the interface
@@ -234,10 +217,7 @@ class IstioRouter:
             raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
 
         def change(obj: dict[str, Any]) -> bool:
-            if not kube.is_managed(obj):
-                raise kube.non_retryable(
-                    f"VirtualService {self.namespace}/{self.apex} is not managed by Autopilot"
-                )
+            CANARY.refuse_foreign(obj)
             http = obj.setdefault("spec", {}).setdefault("http", [])
             ours_only = bool(http) and len(http[0].get("route") or []) == 2
             if ours_only and self.weights(obj) == (primary, canary):
@@ -255,7 +235,7 @@ class IstioRouter:
                         entry["weight"] = canary
             return True
 
-        stored, conflicts = await kube.update_with_retry(
+        stored, conflicts = await kube.read_modify_write(
             lambda: self._read(VIRTUAL_SERVICES, self.apex),
             change,
             lambda obj: self._replace(VIRTUAL_SERVICES, obj),
@@ -264,7 +244,3 @@ class IstioRouter:
         return Routes(
             primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
         )
-
-    async def finalize(self) -> None:
-        """Route everything to the primary."""
-        await self.set_routes(100, 0)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.canary import kube
+from activities import kube
+from activities.canary.objects import CANARY
 from activities.canary.workloads import Selector
 from models.canary import CanarySpec
 
@@ -31,7 +32,7 @@ def _service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": kube.managed_metadata(name, namespace, workflow_id),
+        "metadata": CANARY.metadata(name, namespace, workflow_id),
         "spec": {"type": "ClusterIP", "selector": selector, "ports": [port]},
     }
 
@@ -54,28 +55,12 @@ async def ensure(desired: dict[str, Any]) -> None:
     """Create the Service, or bring selector, ports and our annotations up to date."""
     api = kube.core()
     meta = desired["metadata"]
-    try:
-        await kube.call(
-            api.create_namespaced_service,
-            meta["namespace"],
-            desired,
-            field_manager=kube.FIELD_MANAGER,
-        )
-        return
-    except Exception as error:
-        if not kube.is_conflict(error):
-            raise
-
-    async def read() -> dict[str, Any]:
-        return kube.to_dict(
-            await kube.call(api.read_namespaced_service, meta["name"], meta["namespace"])
-        )
 
     def change(live: dict[str, Any]) -> bool:
         before = (
             live["spec"].get("selector"),
             _ports_key(live["spec"].get("ports")),
-            kube.is_managed(live),
+            CANARY.owns(live),
         )
         after = (desired["spec"]["selector"], _ports_key(desired["spec"]["ports"]), True)
         if before == after:
@@ -87,18 +72,24 @@ async def ensure(desired: dict[str, Any]) -> None:
         live["metadata"]["annotations"] = annotations
         return True
 
-    async def write(live: dict[str, Any]) -> dict[str, Any]:
-        return kube.to_dict(
-            await kube.call(
-                api.replace_namespaced_service,
-                meta["name"],
-                meta["namespace"],
-                live,
-                field_manager=kube.FIELD_MANAGER,
-            )
-        )
-
-    await kube.update_with_retry(read, change, write)
+    await kube.ensure(
+        desired,
+        lambda: CANARY.read_or_none(api.read_namespaced_service, meta["name"], meta["namespace"]),
+        lambda obj: CANARY.call(
+            api.create_namespaced_service,
+            meta["namespace"],
+            obj,
+            field_manager=CANARY.field_manager,
+        ),
+        change,
+        lambda live: CANARY.call(
+            api.replace_namespaced_service,
+            meta["name"],
+            meta["namespace"],
+            live,
+            field_manager=CANARY.field_manager,
+        ),
+    )
 
 
 def _ports_key(ports: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary import CanaryStep
-from models.operator import EVENT_SIGNAL, EventEnvelope
+from models.operator import EVENT_SIGNAL
 from models.rollout_slots import (
     ACQUIRE_SIGNAL,
     CLOSED_ACTIVITY,
@@ -29,40 +27,14 @@ from models.rollout_slots import (
     SLOTS_WORKFLOW,
     QueueJoined,
     SlotGrant,
-    SlotGranted,
     SlotRelease,
     SlotRequest,
     SlotsInput,
+    granted_envelope,
     namespace_scope,
     slots_workflow_id,
 )
-
-
-class CapSettings(BaseSettings):
-    """The worker's concurrency caps (``AUTOPILOT_CANARY_*``); None means no cap."""
-
-    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_CANARY_", extra="ignore")
-
-    max_concurrent: int | None = Field(default=None, ge=1, description="rollouts at once")
-    max_concurrent_per_namespace: int | None = Field(
-        default=None, ge=1, description="rollouts at once in one namespace"
-    )
-    slots_check_seconds: float = Field(
-        default=60.0, gt=0, description="how often a semaphore checks its holders are alive"
-    )
-
-    def scopes(self, namespace: str) -> list[tuple[str, int]]:
-        """The permits a rollout in ``namespace`` needs, in the order it takes them.
-
-        Always namespace first, then global: one order for everyone means two rollouts can
-        never each hold the permit the other waits for.
-        """
-        wanted: list[tuple[str, int]] = []
-        if self.max_concurrent_per_namespace is not None:
-            wanted.append((namespace_scope(namespace), self.max_concurrent_per_namespace))
-        if self.max_concurrent is not None:
-            wanted.append((GLOBAL_SCOPE, self.max_concurrent))
-        return wanted
+from service.settings import CapSettings
 
 
 def _not_found(error: RPCError) -> bool:
@@ -112,14 +84,12 @@ async def release_permits(step: CanaryStep) -> None:
 
 @activity.defn(name=GRANT_ACTIVITY)
 async def grant(grant: SlotGrant) -> bool:
-    """Signal ``SlotGranted`` to the holder; False when its workflow is closed or gone."""
-    envelope = EventEnvelope(
-        id=f"slot-granted:{grant.scope}:{grant.request_id}",
-        type=SlotGranted.type_name(),
-        payload=SlotGranted(scope=grant.scope).model_dump(mode="json"),
-        source=slots_workflow_id(grant.scope),
-        observed_at=datetime.now(UTC),
-    )
+    """Signal ``SlotGranted`` to the holder; False when its workflow is closed or gone.
+
+    Only semaphores whose history predates ``rollout-slots-grant-by-signal`` call it; newer
+    ones signal the rollout themselves. Remove it once no such history is left.
+    """
+    envelope = granted_envelope(grant, datetime.now(UTC))
     try:
         await activity.client().get_workflow_handle(grant.holder).signal(EVENT_SIGNAL, envelope)
     except RPCError as error:

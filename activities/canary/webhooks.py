@@ -28,7 +28,6 @@ from models.canary import (
     HookResult,
     HooksRan,
     HookType,
-    flagger_phase,
 )
 
 #: Longest part of a response body kept in a result.
@@ -42,7 +41,7 @@ def payload(step: CanaryStep, hook: CanaryWebhook, phase: str | None = None) -> 
     return {
         "name": step.target.name,
         "namespace": step.target.namespace,
-        "phase": phase or flagger_phase(step.state),
+        "phase": phase or step.phase or step.state,
         "checksum": step.data.revision or "",
         "metadata": dict(hook.metadata),
     }

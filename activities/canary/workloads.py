@@ -23,8 +23,10 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.canary import kube
-from models.canary import pod_template_revision
+from activities import kube
+from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
+from activities.errors import non_retryable
+from models.revisions import pod_template_revision
 
 #: Label keys that carry the app name, in the order Flagger looks for them.
 SELECTOR_KEYS = ("app", "app.kubernetes.io/name", "name")
@@ -61,7 +63,7 @@ def selector_of(deployment: dict[str, Any]) -> Selector:
         if key in labels:
             return Selector(key, labels[key])
     name = deployment["metadata"]["name"]
-    raise kube.non_retryable(
+    raise non_retryable(
         f"Deployment {name} has no {' / '.join(SELECTOR_KEYS)} label in spec.selector."
         "matchLabels; Autopilot needs one to tell primary pods from canary pods"
     )
@@ -81,13 +83,13 @@ def build_primary(target: dict[str, Any], revision: str, workflow_id: str) -> di
     name = target["metadata"]["name"]
     match_labels = dict(target["spec"]["selector"]["matchLabels"])
     match_labels[selector.key] = selector.primary_value
-    metadata = kube.managed_metadata(
+    metadata = CANARY.metadata(
         primary_name(name),
         target["metadata"]["namespace"],
         workflow_id,
         labels={selector.key: selector.primary_value},
     )
-    metadata["annotations"][kube.REVISION] = revision
+    metadata["annotations"][REVISION] = revision
     spec: dict[str, Any] = {
         "replicas": max(1, target["spec"].get("replicas") or 0),
         "selector": {"matchLabels": match_labels},
@@ -162,52 +164,35 @@ def readiness(deployment: dict[str, Any], *, minimum: int = 0) -> Readiness:
 
 async def read(namespace: str, name: str) -> dict[str, Any]:
     """Read a Deployment as a JSON mapping."""
-    return kube.to_dict(await kube.call(kube.apps().read_namespaced_deployment, name, namespace))
+    return kube.to_dict(await CANARY.call(kube.apps().read_namespaced_deployment, name, namespace))
 
 
 async def read_or_none(namespace: str, name: str) -> dict[str, Any] | None:
     """Read a Deployment, or ``None`` if it does not exist."""
-    try:
-        return await read(namespace, name)
-    except Exception as error:
-        if kube.is_not_found(error):
-            return None
-        raise
+    return await CANARY.read_or_none(kube.apps().read_namespaced_deployment, name, namespace)
 
 
 async def replace(deployment: dict[str, Any]) -> dict[str, Any]:
     """Write a whole Deployment back, guarded by its resourceVersion."""
     meta = deployment["metadata"]
-    result = await kube.call(
+    result = await CANARY.call(
         kube.apps().replace_namespaced_deployment,
         meta["name"],
         meta["namespace"],
         deployment,
-        field_manager=kube.FIELD_MANAGER,
-    )
-    return kube.to_dict(result)
-
-
-async def create(deployment: dict[str, Any]) -> dict[str, Any]:
-    """Create a Deployment."""
-    meta = deployment["metadata"]
-    result = await kube.call(
-        kube.apps().create_namespaced_deployment,
-        meta["namespace"],
-        deployment,
-        field_manager=kube.FIELD_MANAGER,
+        field_manager=CANARY.field_manager,
     )
     return kube.to_dict(result)
 
 
 async def scale(namespace: str, name: str, replicas: int) -> None:
     """Set ``spec.replicas`` through the scale subresource (no other field is touched)."""
-    await kube.call(
+    await CANARY.call(
         kube.apps().patch_namespaced_deployment_scale,
         name,
         namespace,
         {"spec": {"replicas": replicas}},
-        field_manager=kube.FIELD_MANAGER,
+        field_manager=CANARY.field_manager,
     )
 
 
@@ -223,12 +208,13 @@ async def ensure_primary(
     existing = await read_or_none(namespace, primary_name(name))
     if existing is not None:
         return existing, False
-    try:
-        return await create(build_primary(target, revision, workflow_id)), True
-    except Exception as error:
-        if kube.is_conflict(error):  # created by an earlier attempt of this activity
-            return await read(namespace, primary_name(name)), False
-        raise
+    primary = build_primary(target, revision, workflow_id)
+    created = await CANARY.create_or_none(
+        kube.apps().create_namespaced_deployment, namespace, primary
+    )
+    if created is None:  # created by an earlier attempt of this activity
+        return await read(namespace, primary_name(name)), False
+    return created, True
 
 
 async def promote_template(
@@ -242,16 +228,16 @@ async def promote_template(
     def change(primary: dict[str, Any]) -> bool:
         annotations = primary["metadata"].setdefault("annotations", {}) or {}
         primary["metadata"]["annotations"] = annotations
-        if annotations.get(kube.REVISION) == revision and primary["spec"]["template"] == template:
+        if annotations.get(REVISION) == revision and primary["spec"]["template"] == template:
             return False
         primary["spec"]["template"] = copy.deepcopy(template)
-        annotations[kube.REVISION] = revision
+        annotations[REVISION] = revision
         annotations[kube.WORKFLOW] = workflow_id
-        for key in (kube.REJECTED_REVISION, kube.REJECTED_REASON):
+        for key in (REJECTED_REVISION, REJECTED_REASON):
             annotations.pop(key, None)
         return True
 
-    stored, _ = await kube.update_with_retry(
+    stored, _ = await kube.read_modify_write(
         lambda: read(namespace, primary_name(name)), change, replace
     )
     return stored
@@ -263,14 +249,14 @@ async def mark_rejected(namespace: str, name: str, revision: str, reason: str) -
     def change(primary: dict[str, Any]) -> bool:
         annotations = primary["metadata"].get("annotations") or {}
         primary["metadata"]["annotations"] = annotations
-        if annotations.get(kube.REJECTED_REVISION) == revision:
+        if annotations.get(REJECTED_REVISION) == revision:
             return False
-        annotations[kube.REJECTED_REVISION] = revision
-        annotations[kube.REJECTED_REASON] = reason[:1000]
+        annotations[REJECTED_REVISION] = revision
+        annotations[REJECTED_REASON] = reason[:1000]
         return True
 
     try:
-        await kube.update_with_retry(lambda: read(namespace, primary_name(name)), change, replace)
+        await kube.read_modify_write(lambda: read(namespace, primary_name(name)), change, replace)
     except Exception as error:
         if not kube.is_not_found(error):
             raise

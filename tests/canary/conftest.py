@@ -15,7 +15,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.canary import ACTIVITIES, kube
+from activities import kube
+from activities.canary import ACTIVITIES
 from tests.canary.e2e import Rollouts
 from worker_main import make_worker
 from workflows.canary import CanaryWorkflow

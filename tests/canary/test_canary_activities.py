@@ -11,7 +11,9 @@ from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.canary import kube, lifecycle, workloads
+from activities import kube
+from activities.canary import lifecycle, workloads
+from activities.canary.objects import REVISION
 from activities.canary.routing import IstioRouter
 from models.canary import CanarySpec
 from tests.canary.cluster import (
@@ -55,7 +57,7 @@ async def test_initialize_creates_the_primary_services_and_routes_from_the_users
     assert primary["spec"]["template"]["metadata"]["labels"]["app"] == "podinfo-primary"
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V1
     assert primary["metadata"]["annotations"][kube.MANAGED_BY] == "canary"
-    assert primary["metadata"]["annotations"][kube.REVISION] == result.revision
+    assert primary["metadata"]["annotations"][REVISION] == result.revision
     assert deployment(kube_api, namespace, "podinfo")["spec"]["replicas"] == 0  # target retired
 
     core = client.CoreV1Api(kube_api)
@@ -214,7 +216,7 @@ async def test_promotion_copies_the_new_template_and_keeps_the_primary_selector(
     primary = deployment(kube_api, namespace, "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == V2
     assert primary["spec"]["template"]["metadata"]["labels"]["app"] == "podinfo-primary"
-    assert primary["metadata"]["annotations"][kube.REVISION] == promoted.revision
+    assert primary["metadata"]["annotations"][REVISION] == promoted.revision
 
 
 async def test_a_virtual_service_we_do_not_manage_is_not_taken_over(kube_api, namespace):

@@ -15,6 +15,7 @@ from kubernetes import client
 from models.rollout_slots import SLOTS_QUERY, SlotsStatus, slots_workflow_id
 from tests.canary.cluster import new_revision
 from tests.canary.e2e import Rollouts
+from tests.canary.histories import record_if_asked
 from tests.canary.test_canary_e2e import V2, canary_spec, deployed
 from tests.fixtures.cluster import fresh_namespace
 from tests.waiting import eventually
@@ -86,3 +87,5 @@ async def test_with_a_global_cap_of_one_the_second_canary_waits_queued_for_the_f
     # The release is a signal: let the semaphore process it.
     slots = await eventually(slots_now, lambda s: not s.holders, attempts=300, pause=0.1)
     assert slots.holders == [] and slots.waiters == []
+    await record_if_asked(second, "canary_queued_for_a_permit")
+    await record_if_asked(semaphore, "rollout_slots")

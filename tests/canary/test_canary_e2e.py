@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
+from models.canary import NewRevision
+from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target
+from models.revisions import pod_template_revision
 from tests.canary.cluster import (
     ERROR_RATE,
     app_deployment,
@@ -22,6 +25,7 @@ from tests.canary.e2e import Rollouts, WeightRecorder
 from tests.canary.histories import record_if_asked
 from tests.canary.hooks import hook_receiver
 from tests.canary.specs import spec_dict
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
 
@@ -248,3 +252,37 @@ async def test_a_failing_sample_from_the_watcher_rolls_back_before_the_next_inte
     assert weights(virtual_service(kube_api, namespace, "podinfo"))["podinfo-canary"] == 0
     assert "request-success-rate 12.5" in status.data["failure"]
     assert status.data["iterations"] == 0  # no interval analysis was needed
+
+
+async def test_a_first_run_started_by_a_new_revision_completes_and_starts_no_other(
+    rollouts, kube_api, namespace
+):
+    # As the CLI and the watchers start it: signal-with-start of the NewRevision. The first
+    # run only creates the primary from V1, so that event is moot and must not be handed to
+    # a new run (which would hand it on again, for ever).
+    create_app(kube_api, namespace, app_deployment("podinfo", V1))
+    live = deployment(kube_api, namespace, "podinfo")
+    revision = NewRevision(revision=pod_template_revision(live["spec"]["template"]))
+    target = Target(namespace=namespace, name="podinfo")
+    handle = await rollouts.client.start_workflow(
+        "canary",
+        OperatorInput(target=target, spec=canary_spec()),
+        id=target.workflow_id("canary"),
+        task_queue=rollouts.task_queue,
+        start_signal=EVENT_SIGNAL,
+        start_signal_args=[
+            EventEnvelope(
+                id=f"test:{namespace}:v1",
+                type=NewRevision.type_name(),
+                payload=revision.model_dump(mode="json"),
+                source="test",
+            )
+        ],
+    )
+    first_run = rollouts.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+
+    async def closed():
+        return (await first_run.describe()).status
+
+    ended = await eventually(closed, lambda s: s != WorkflowExecutionStatus.RUNNING, what="ended")
+    assert ended == WorkflowExecutionStatus.COMPLETED

@@ -1,7 +1,8 @@
 """The canary machine's decisions, as pure functions: which transition, and what it remembers.
 
-``decide`` picks the transition the engine would (first matching guard, in declaration
-order, own transitions before ``*``) and applies its effect, without Temporal.
+``decide`` is the engine's own pure decision (``workflows.engine.decision``), the one the
+workflow takes: first matching guard, in declaration order, own transitions before ``*``,
+then the effect; without Temporal.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from models.canary import (
     AnalysisResult,
@@ -33,7 +33,7 @@ from models.operator import CommandRequest
 from models.rollout_slots import QueueJoined, SlotGranted
 from tests.canary.specs import make_spec
 from workflows.canary import canary
-from workflows.engine import Command, Ctx, Timeout
+from workflows.engine import Timeout, decision
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -41,18 +41,12 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 def decide(
     state: str, event: Any, spec: CanarySpec, data: CanaryData | None = None, now: datetime = NOW
 ) -> tuple[str, CanaryData]:
-    """(next state, new data) as the engine would compute them."""
-    data = data or CanaryData()
-    trigger: Any = Command(event.command) if isinstance(event, CommandRequest) else type(event)
-    ctx = Ctx(spec=spec, data=data, state=state, now=now, event=event)
-    for transition in canary.transitions_from(state):
-        if transition.trigger != trigger:
-            continue
-        if transition.when is None or transition.when(ctx):
-            new = transition.do(ctx) if transition.do else data
-            assert isinstance(new, BaseModel)
-            return transition.target or state, CanaryData.model_validate(new.model_dump())
-    raise AssertionError(f"no transition from {state} on {trigger}")
+    """(next state, new data): the engine's own decision, as the workflow takes it."""
+    taken = decision.decide(canary, state, event, spec=spec, data=data or CanaryData(), now=now)
+    if taken is None:
+        raise AssertionError(f"no transition from {state} on {type(event).__name__}")
+    assert isinstance(taken.data, CanaryData)
+    return taken.target, taken.data
 
 
 def analysis(*metrics: tuple[str, MetricStatus, float | None], **kw: Any) -> AnalysisResult:

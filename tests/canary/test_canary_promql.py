@@ -6,9 +6,10 @@ import socket
 
 import pytest
 
-from activities.canary.metrics import check, judge, query_for, render, value_of
+from activities.canary.metrics import check, judge, query_for
 from models.canary import MetricStatus, load_canary_spec
 from models.operator import Target
+from models.promql import render, value_of
 from tests.canary.specs import spec_dict
 
 TARGET = Target(namespace="test", name="podinfo")

@@ -9,10 +9,41 @@ from __future__ import annotations
 from tests.canary.histories import HISTORIES
 from tests.replay import replay_failure
 from workflows.canary import CanaryWorkflow
+from workflows.rollout_slots import RolloutSlotsWorkflow
 
 
 async def test_the_recorded_promotion_replays_without_nondeterminism():
     failure = await replay_failure(
         CanaryWorkflow, "canary/replay/podinfo", (HISTORIES / "canary_promoted.json").read_text()
+    )
+    assert failure is None, failure
+
+
+async def test_a_rollout_that_queued_for_a_permit_replays():
+    """Recorded from the cap test: Queued until the first rollout succeeded, then promoted."""
+    failure = await replay_failure(
+        CanaryWorkflow,
+        "canary/replay/queued",
+        (HISTORIES / "canary_queued_for_a_permit.json").read_text(),
+    )
+    assert failure is None, failure
+
+
+async def test_a_semaphore_that_granted_through_the_activity_replays():
+    """Recorded before ``rollout-slots-grant-by-signal``: grants went through an activity."""
+    failure = await replay_failure(
+        RolloutSlotsWorkflow,
+        "rollout-slots/global",
+        (HISTORIES / "rollout_slots_grant_by_activity.json").read_text(),
+    )
+    assert failure is None, failure
+
+
+async def test_a_semaphore_that_granted_by_signal_replays():
+    """Recorded with the patch: the semaphore signalled each grant to the rollout itself."""
+    failure = await replay_failure(
+        RolloutSlotsWorkflow,
+        "rollout-slots/global",
+        (HISTORIES / "rollout_slots_grant_by_signal.json").read_text(),
     )
     assert failure is None, failure

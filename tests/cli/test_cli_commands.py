@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -100,3 +101,62 @@ async def test_a_command_for_an_unknown_target_exits_4(autopilot, temporal_env):
     result = await autopilot("approve", "ticket/nowhere/nothing", env=temporal_env)
     assert result.exit_code == 4
     assert "no workflow ticket/nowhere/nothing" in result.stderr
+
+
+async def _accepted_updates(handle) -> int:
+    history = await handle.fetch_history()
+    return sum(
+        1
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    )
+
+
+async def test_a_command_the_machine_outran_is_reported_superseded_with_the_reason_and_exit_1(
+    autopilot, temporal_env, tickets
+):
+    from tests.engine.ticket_operator import release_apply
+    from tests.waiting import eventually
+
+    handle = await tickets.start(required_votes=1, hold_apply=True)
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    approved = await autopilot("approve", handle.id, env=temporal_env)
+    assert approved.exit_code == 0, approved.output
+    await wait_for(handle, "Applying")
+
+    pause = asyncio.ensure_future(autopilot("pause", handle.id, env=temporal_env))
+    await eventually(lambda: _accepted_updates(handle), lambda n: n == 2, what="pause accepted")
+    release_apply(handle.id)
+    result = await pause
+
+    assert result.exit_code == 1, result.output
+    assert f"pause accepted from tester for {handle.id} in state Applying" in result.stdout
+    assert "superseded: the machine reached Done, a final state" in result.stdout
+    final = await handle.result()
+    assert [(c.command, c.outcome) for c in final.commands] == [
+        ("approve", "applied"),
+        ("pause", "superseded"),
+    ]
+
+
+async def test_a_command_still_queued_when_the_wait_runs_out_exits_3_and_says_so(
+    autopilot, temporal_env, tickets
+):
+    from tests.engine.ticket_operator import release_apply
+
+    handle = await tickets.start(required_votes=1, hold_apply=True)
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    await autopilot("approve", handle.id, env=temporal_env)
+    await wait_for(handle, "Applying")
+
+    try:
+        result = await autopilot("pause", handle.id, "--wait", "1", env=temporal_env)
+        assert result.exit_code == 3, result.output
+        assert "accepted from tester" in result.stdout and "and queued" in result.stdout
+        assert "'autopilot status" in result.stdout
+    finally:
+        release_apply(handle.id)
+    final = await handle.result()
+    assert final.commands[-1].command == "pause"

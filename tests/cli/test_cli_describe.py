@@ -48,7 +48,7 @@ async def test_describe_mermaid_draws_a_state_diagram(autopilot):
     assert "    InReview --> Applying: /approve" in diagram
     assert "    InReview --> Expired: after review_time()" in diagram
     assert "    Done --> [*]" in diagram
-    assert "    class Broken settled" in diagram
+    assert "    class Open,Broken settled" in diagram
 
 
 async def test_describe_draws_the_canary_operator(autopilot):
@@ -76,7 +76,7 @@ def test_a_state_named_like_a_mermaid_keyword_is_drawn_under_an_alias():
         pass
 
     machine = Operator("odd", spec=Spec, data=Spec, initial="state")
-    machine.state("state")
+    machine.state("state", settled=True)
     machine.state("end", final=True, failed=True)
     machine.on("state", Command("finish"), go="end")
     machine.on(ANY, Command("stop"), go="end")

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from temporalio.client import WorkflowHandle
 
 from models.operator import EngineSettings
-from tests.cli.conftest import Invoke
+from tests.cli.conftest import Invoke, Tickets
 from tests.engine.helpers import command, send, wait_for
+from tests.engine.ticket_operator import release_apply
 
 pytestmark = pytest.mark.temporal
 
@@ -29,6 +31,14 @@ async def listed(autopilot: Invoke, env: dict[str, Any], *args: str, count: int)
             return rows
         await asyncio.sleep(0.2)
     raise AssertionError(f"expected {count} rows, got {rows}")
+
+
+async def in_review(tickets: Tickets, **spec: Any) -> WorkflowHandle[Any, Any]:
+    """A ticket voted through to ``InReview``, where it waits for ``approve``."""
+    handle = await tickets.start(required_votes=1, **spec)
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    return handle
 
 
 async def test_list_filters_by_operator_namespace_and_state(autopilot, temporal_env, tickets):
@@ -72,9 +82,7 @@ async def test_list_hides_finished_workflows_unless_asked(autopilot, temporal_en
 
 
 async def test_status_shows_state_steps_commands_and_the_ui_link(autopilot, temporal_env, tickets):
-    handle = await tickets.start(required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets)
     await command(handle, "pause", by="dave", reason="change freeze")
 
     result = await autopilot("status", handle.id, env=temporal_env)
@@ -90,9 +98,7 @@ async def test_status_shows_state_steps_commands_and_the_ui_link(autopilot, temp
 
 
 async def test_status_as_json_and_yaml_carries_the_whole_status(autopilot, temporal_env, tickets):
-    handle = await tickets.start(required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets)
 
     as_json = json.loads(
         (await autopilot("status", handle.id, "-o", "json", env=temporal_env)).stdout
@@ -111,9 +117,7 @@ async def test_status_as_json_and_yaml_carries_the_whole_status(autopilot, tempo
 
 
 async def test_status_of_a_finished_workflow_shows_how_it_ended(autopilot, temporal_env, tickets):
-    handle = await tickets.start(required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets)
     await command(handle, "approve", by="carol", reason="ship it")
     await handle.result()
 
@@ -186,9 +190,7 @@ async def test_a_target_that_is_neither_an_id_nor_a_name_with_namespace_exits_2(
 
 
 async def test_watch_exits_0_when_the_machine_succeeds(autopilot, temporal_env, tickets):
-    handle = await tickets.start(required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets)
 
     watching = asyncio.create_task(
         autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env)
@@ -201,23 +203,24 @@ async def test_watch_exits_0_when_the_machine_succeeds(autopilot, temporal_env, 
 
 
 async def test_watch_exits_1_when_the_workflow_fails(autopilot, temporal_env, tickets):
-    handle = await tickets.start()
-    await wait_for(handle, "Open")
+    # Applying, with its worker held: a state that is still moving (Open is settled).
+    handle = await in_review(tickets, hold_apply=True)
+    await command(handle, "approve", by="carol")
+    await wait_for(handle, "Applying")
 
     watching = asyncio.create_task(
         autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env)
     )
     await asyncio.sleep(0.5)
     await handle.terminate("operator error")
+    release_apply(handle.id)
     result = await watching
     assert result.exit_code == 1, result.output
     assert "failed" in result.stdout
 
 
 async def test_watch_exits_3_when_the_machine_settles_waiting(autopilot, temporal_env, tickets):
-    handle = await tickets.start(required_votes=1, fail_apply=True)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets, fail_apply=True)
     await command(handle, "approve", by="carol")
 
     result = await autopilot("watch", handle.id, "--interval", "0.2", env=temporal_env)
@@ -229,9 +232,7 @@ async def test_watch_exits_3_when_the_machine_settles_waiting(autopilot, tempora
 async def test_watch_on_a_terminal_redraws_the_status_until_the_end(
     autopilot, temporal_env, tickets
 ):
-    handle = await tickets.start(required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
+    handle = await in_review(tickets)
 
     watching = asyncio.create_task(
         autopilot("watch", handle.id, "--interval", "0.2", env={**temporal_env, "FORCE_COLOR": "1"})
@@ -253,25 +254,135 @@ async def test_a_temporal_namespace_that_does_not_exist_exits_2(autopilot, tempo
     assert listed.exit_code == 2, listed.output
 
 
-async def test_watch_prints_every_step_though_the_engine_keeps_only_the_last_two(
-    temporal_env, isolated_state, tickets
-):
-    handle = await tickets.start(engine=EngineSettings(keep_records=2), required_votes=1)
-    await send(handle, "Vote", "v1", voter="ann")
-    await wait_for(handle, "InReview")
-    env = {**os.environ, **isolated_state, **temporal_env}
-    # A real process, so the test knows when it is watching (its first line) before moving on.
+async def watching(env: dict[str, str | None], *args: str) -> asyncio.subprocess.Process:
+    """``autopilot watch ARGS`` in a real process, once it printed its first line.
+
+    A process, so the test knows when it is watching before it moves the machine on.
+    """
+    merged = {**os.environ, **env}
     watch = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "watch", handle.id, "--interval", "0.2",
-        env={k: v for k, v in env.items() if v is not None},
+        sys.executable, "-m", "cli", "watch", *args, "--interval", "0.2",
+        env={k: v for k, v in merged.items() if v is not None},
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert watch.stdout is not None
     first = await watch.stdout.readline()
-    assert b"watching" in first and b"InReview" in first
+    assert b"watching" in first, first
+    return watch
+
+
+async def rest_of(watch: asyncio.subprocess.Process) -> tuple[int, str]:
+    """The exit code and everything ``watch`` printed after its first line."""
+    assert watch.stdout is not None
+    rest = (await watch.stdout.read()).decode()
+    return await watch.wait(), rest
+
+
+async def test_watch_prints_every_step_though_the_engine_keeps_only_the_last_two(
+    temporal_env, isolated_state, tickets
+):
+    handle = await in_review(tickets, engine=EngineSettings(keep_records=2))
+    watch = await watching({**isolated_state, **temporal_env}, handle.id)
 
     await command(handle, "approve", by="carol")
-    rest = (await watch.stdout.read()).decode()
-    assert await watch.wait() == 0, rest
+    code, rest = await rest_of(watch)
+    assert code == 0, rest
     assert "InReview → Applying on /approve by carol" in rest
     assert "Applying → Done on Applied" in rest
+
+
+# -- output in a pipe, a CI log, or for a script -------------------------------------------
+
+#: A pipe as a CI runner gives it: no terminal, no COLUMNS (Rich would assume 80).
+PIPE: dict[str, str | None] = {"COLUMNS": None, "FORCE_COLOR": None}
+
+
+async def test_list_in_a_pipe_keeps_every_column_whole_and_the_link_on_one_line(
+    autopilot, temporal_env, tickets
+):
+    handle = await tickets.start()
+    await wait_for(handle, "Open")
+    await listed(autopilot, temporal_env, "-n", tickets.namespace, count=1)
+
+    result = await autopilot("list", "-n", tickets.namespace, env={**temporal_env, **PIPE})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next((line for line in lines if "workflow status" in line), "")
+    columns = ["workflow", "operator", "target", "state", "weight", "workflow status", "started"]
+    assert [c.strip() for c in header.split("  ") if c.strip()] == columns
+    assert "…" not in result.stdout
+    assert any(handle.id in line and "Open" in line and "Running" in line for line in lines)
+    link = next((line for line in lines if "in the Temporal UI:" in line), "")
+    assert link.endswith("%20AND%20ExecutionStatus%20%3D%20%27Running%27")  # the whole query
+    assert "\x1b[" not in result.stdout
+
+
+async def test_status_in_a_pipe_prints_its_ui_link_on_one_line_without_colour(
+    autopilot, temporal_env, tickets
+):
+    handle = await tickets.start(namespace=f"{tickets.namespace}-with-a-rather-long-name")
+    await wait_for(handle, "Open")
+    url = f"/namespaces/default/workflows/{handle.id.replace('/', '%2F')}"
+
+    result = await autopilot("status", handle.id, env={**temporal_env, **PIPE})
+    assert result.exit_code == 0, result.output
+    assert any(
+        line.split()[:1] == ["ui"] and line.endswith(url) for line in result.stdout.splitlines()
+    )
+    assert "\x1b[" not in result.stdout
+
+
+async def test_output_plain_has_no_escape_codes_even_on_a_terminal(
+    autopilot, temporal_env, tickets
+):
+    handle = await tickets.start()
+    await wait_for(handle, "Open")
+    terminal = {**temporal_env, "FORCE_COLOR": "1"}
+
+    for args in (("status", handle.id), ("list", "-n", tickets.namespace)):
+        coloured = await autopilot(*args, env=terminal)
+        assert "\x1b[" in coloured.stdout, args  # the table format, drawn for a terminal
+        plain = await autopilot(*args, "-o", "plain", env=terminal)
+        assert plain.exit_code == 0, plain.output
+        assert "\x1b[" not in plain.stdout, args
+        assert handle.id in plain.stdout
+
+
+async def test_watch_tells_an_event_taken_in_place_not_only_state_changes(
+    autopilot, temporal_env, tickets
+):
+    handle = await tickets.start(required_votes=2)
+    await wait_for(handle, "Open")
+
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", env={**temporal_env, **PIPE})
+    )
+    await send(handle, "Vote", "v1", voter="ann")  # counted; the ticket stays Open
+    await send(handle, "Vote", "v2", voter="bob")
+    await wait_for(handle, "InReview")
+    await command(handle, "approve", by="carol")
+    result = await watching
+    assert result.exit_code == 0, result.output
+    votes = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if " on Vote" in line]
+    assert votes == ["Open (stays) on Vote", "Open → InReview on Vote"]  # each told once
+    assert "InReview → Applying on /approve by carol" in result.stdout
+
+
+async def test_watch_as_json_prints_one_record_per_line_from_watching_to_stopped(
+    autopilot, temporal_env, tickets
+):
+    handle = await in_review(tickets)
+
+    watching = asyncio.create_task(
+        autopilot("watch", handle.id, "--interval", "0.2", "-o", "json", env=temporal_env)
+    )
+    await command(handle, "approve", by="carol")
+    result = await watching
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0]["kind"] == "watching" and records[0]["workflow"] == handle.id
+    steps = [(r["source"], r["target"], r["by"]) for r in records if r["kind"] == "step"]
+    assert ("InReview", "Applying", "carol") in steps
+    assert records[-1]["kind"] == "stopped"
+    assert records[-1]["state"] == "Done" and records[-1]["outcome"] == "succeeded"
+    assert records[-1]["ui_url"].endswith(handle.id.replace("/", "%2F"))

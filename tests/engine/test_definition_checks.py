@@ -35,7 +35,7 @@ def refusal(op: Operator[Any, Any]) -> str:
 
 def test_a_valid_machine_passes_its_checks():
     op = machine()
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.on("A", Ping, go="B")
     assert op.check() is op
@@ -43,8 +43,8 @@ def test_a_valid_machine_passes_its_checks():
 
 def test_an_unreachable_state_is_refused_by_name():
     op = machine()
-    op.state("A")
-    op.state("Orphan")
+    op.state("A", settled=True)
+    op.state("Orphan", settled=True)
     op.state("Done", final=True)
     op.on("A", Ping, go="Done")
     op.on("Orphan", Ping, go="Done")
@@ -53,8 +53,8 @@ def test_an_unreachable_state_is_refused_by_name():
 
 def test_a_machine_without_a_final_state_is_refused():
     op = machine()
-    op.state("A")
-    op.state("B")
+    op.state("A", settled=True)
+    op.state("B", settled=True)
     op.on("A", Ping, go="B")
     op.on("B", Ping, go="A")
     message = refusal(op)
@@ -63,8 +63,8 @@ def test_a_machine_without_a_final_state_is_refused():
 
 def test_a_state_with_no_path_to_a_final_state_is_refused_by_name():
     op = machine()
-    op.state("A")
-    op.state("Trap")
+    op.state("A", settled=True)
+    op.state("Trap", settled=True)
     op.state("Done", final=True)
     op.on("A", Ping, go="Trap", when=lambda ctx: True)
     op.on("A", Ping, go="Done")
@@ -74,7 +74,7 @@ def test_a_state_with_no_path_to_a_final_state_is_refused_by_name():
 
 def test_an_unguarded_transition_that_hides_later_ones_is_refused():
     op = machine()
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.state("C", final=True)
     op.on("A", Ping, go="B")
@@ -85,7 +85,7 @@ def test_an_unguarded_transition_that_hides_later_ones_is_refused():
 
 def test_a_transition_to_an_unknown_state_is_refused_by_name():
     op = machine()
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.on("A", Ping, go="Nowhere")
     assert "goes to unknown state 'Nowhere'" in refusal(op)
@@ -101,7 +101,7 @@ def test_a_timer_nobody_handles_is_refused():
 
 def test_a_command_only_final_states_would_take_is_refused():
     op = machine()
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.on("A", Ping, go="B")
     op.on("B", Command("approve"), go="A")
@@ -115,7 +115,7 @@ def test_data_without_defaults_is_refused():
         needed: int
 
     op = Operator("m", spec=Spec, data=Strict, initial="A")
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.on("A", Ping, go="B")
     assert "data model Strict needs a default for: needed" in refusal(op)
@@ -123,7 +123,7 @@ def test_data_without_defaults_is_refused():
 
 def test_pause_is_reserved_for_the_engine():
     op = machine()
-    op.state("A")
+    op.state("A", settled=True)
     op.state("B", final=True)
     op.on("A", Command("pause"), go="B")
     assert "command 'pause' is built into the engine" in refusal(op)
@@ -131,8 +131,8 @@ def test_pause_is_reserved_for_the_engine():
 
 def test_every_problem_is_reported_at_once():
     op = machine()
-    op.state("A")
-    op.state("Orphan")
+    op.state("A", settled=True)
+    op.state("Orphan", settled=True)
     op.state("B", final=True)
     op.on("A", Ping, go="B")
     op.on("Orphan", Command("go"), go="B")
@@ -140,3 +140,25 @@ def test_every_problem_is_reported_at_once():
         op.check()
     assert refused.value.operator == "m"
     assert len(refused.value.problems) == 1  # the unreachable state; its command counts there
+
+
+def test_a_state_that_would_wait_for_nothing_is_refused():
+    op = machine()
+    op.state("A", settled=True)
+    op.state("Stuck")
+    op.state("B", final=True)
+    op.on("A", Ping, go="Stuck")
+    op.on("Stuck", Ping, go="B")
+    message = refusal(op)
+    assert "state 'Stuck' waits for nothing: it has no timer and no worker" in message
+    assert "declare settled=True" in message
+
+
+def test_a_state_that_names_what_else_it_waits_for_passes():
+    op = machine()
+    op.state("A", settled=True)
+    op.state("Queued", waits_for="a permit from another workflow")
+    op.state("B", final=True)
+    op.on("A", Ping, go="Queued")
+    op.on("Queued", Ping, go="B")
+    assert op.check() is op

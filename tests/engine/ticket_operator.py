@@ -6,6 +6,7 @@ the time-skipping server in seconds. Its workers record what they were called wi
 instead of doing I/O.
 """
 
+import asyncio
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -28,6 +29,7 @@ class TicketSpec(BaseModel):
     required_votes: int = 2
     review_hours: float = 24
     fail_apply: bool = False
+    hold_apply: bool = False
 
 
 class TicketData(BaseModel):
@@ -75,7 +77,7 @@ ticket = Operator(
     details=lambda ctx: f"votes: {ctx.data.votes}",
     description="A change ticket: votes, then approval, then the change is applied.",
 )
-ticket.state("Open", run=[announce], doc="collecting votes")
+ticket.state("Open", run=[announce], settled=True, doc="collecting votes")
 ticket.state("InReview", after=review_time, then="Expired", doc="waiting for approval")
 ticket.state("Applying", run=[apply_change])
 ticket.state("Done", final=True)
@@ -105,6 +107,20 @@ class TicketWorkflow(OperatorWorkflow):
 
 CALLS: list[tuple[str, str, int]] = []
 
+#: Workflow ID to the gate its ``apply_change`` waits at when the spec says ``hold_apply``,
+#: so a test can act while the worker runs and then let it finish (``release_apply``).
+HELD: dict[str, asyncio.Event] = {}
+
+
+def held_gate(workflow_id: str) -> asyncio.Event:
+    """The gate a held ``apply_change`` of ``workflow_id`` waits at."""
+    return HELD.setdefault(workflow_id, asyncio.Event())
+
+
+def release_apply(workflow_id: str) -> None:
+    """Let the held ``apply_change`` of ``workflow_id`` return."""
+    held_gate(workflow_id).set()
+
 
 @activity.defn(name="ticket.announce")
 async def announce_impl(step: StepInput[TicketSpec, TicketData]) -> None:
@@ -114,6 +130,8 @@ async def announce_impl(step: StepInput[TicketSpec, TicketData]) -> None:
 @activity.defn(name="ticket.apply_change")
 async def apply_change_impl(step: StepInput[TicketSpec, TicketData]) -> Applied:
     CALLS.append(("apply", step.state, step.data.votes))
+    if step.spec.hold_apply:
+        await held_gate(step.workflow_id).wait()
     if step.spec.fail_apply:
         raise RuntimeError("the change could not be applied")
     return Applied(change_id=step.step_key)

@@ -14,8 +14,8 @@ from typing import Any
 
 from temporalio.client import Client
 
+from service.settings import WebhookSettings
 from watchers.delivery import Delivery, DeliveryRequest, DeliveryResult, Outcome
-from watchers.settings import WebhookSettings
 from watchers.webhooks.alertmanager import AlertmanagerWebhook, route_alerts
 
 STARTS_AT = "2025-03-14T09:26:53.589Z"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from activities import quarantine as workers
+from activities import kube
 from activities.quarantine import ACTIVITIES
 from service.temporal import connect
 from worker_main import make_worker
@@ -27,7 +27,7 @@ def quarantine_kube(kubeconfig_path: Path) -> Iterator[None]:
     """Point the quarantine workers at the session's cluster, as the worker's env would."""
     saved = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig_path)
-    workers.api_client.cache_clear()
+    kube.api_client.cache_clear()
     try:
         yield
     finally:
@@ -35,7 +35,7 @@ def quarantine_kube(kubeconfig_path: Path) -> Iterator[None]:
             os.environ.pop("KUBECONFIG", None)
         else:
             os.environ["KUBECONFIG"] = saved
-        workers.api_client.cache_clear()
+        kube.api_client.cache_clear()
 
 
 @dataclass(frozen=True)

@@ -9,42 +9,38 @@ next worker version.
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
 
 from models.operator import OperatorStatus, workflow_id
 from tests.engine.helpers import command, wait_for
 from tests.quarantine.alerts import alert, deliver
 from tests.quarantine.recording_activities import RECORDING_ACTIVITIES
-from tests.temporal_env import start_dev_server
-from worker_main import make_worker
+from tests.replay import record_history
 from workflows.quarantine import QuarantineWorkflow
 
 HISTORY = Path(__file__).parent / "histories" / "quarantine_escalated_released.json"
 
 
+async def _escalate_and_release(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
+    await deliver(client, task_queue, alert("shop", "payments"))
+    handle = client.get_workflow_handle(
+        workflow_id("quarantine", "shop", "payments"), result_type=OperatorStatus
+    )
+    await wait_for(handle, "Isolated")
+    await deliver(client, task_queue, alert("shop", "payments"))  # a repeat
+    await deliver(client, task_queue, alert("shop", "payments", status="resolved"))
+    await command(handle, "escalate", by="carol", reason="customer data")
+    await command(handle, "release", by="dave", reason="image rebuilt and verified")
+    result: OperatorStatus = await handle.result()
+    assert result.state == "Released", result.state
+    return handle
+
+
 async def record() -> None:
-    env = await start_dev_server()
-    try:
-        task_queue = f"record-{uuid.uuid4().hex[:6]}"
-        async with make_worker(env.client, task_queue, [QuarantineWorkflow], RECORDING_ACTIVITIES):
-            await deliver(env.client, task_queue, alert("shop", "payments"))
-            handle = env.client.get_workflow_handle(
-                workflow_id("quarantine", "shop", "payments"), result_type=OperatorStatus
-            )
-            await wait_for(handle, "Isolated")
-            await deliver(env.client, task_queue, alert("shop", "payments"))  # a repeat
-            await deliver(env.client, task_queue, alert("shop", "payments", status="resolved"))
-            await command(handle, "escalate", by="carol", reason="customer data")
-            await command(handle, "release", by="dave", reason="image rebuilt and verified")
-            result: OperatorStatus = await handle.result()
-            assert result.state == "Released", result.state
-            history = await handle.fetch_history()
-        HISTORY.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-        print(f"recorded {len(history.events)} events into {HISTORY.name}")
-    finally:
-        await env.shutdown()
+    await record_history(HISTORY, [QuarantineWorkflow], RECORDING_ACTIVITIES, _escalate_and_release)
 
 
 if __name__ == "__main__":

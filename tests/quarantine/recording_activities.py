@@ -10,8 +10,8 @@ and return the event the real worker would. A target whose name starts with
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import non_retryable
 from models.quarantine import (
     EvidenceRecorded,
     PolicyApplied,
@@ -38,11 +38,7 @@ def calls_for(target: str) -> list[str]:
 async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
     _called("apply_deny_policy", step)
     if step.target.name.startswith("unisolable"):
-        raise ApplicationError(
-            f"nothing to isolate: no Deployment or Service {step.target.name}",
-            type="NonRetryable",
-            non_retryable=True,
-        )
+        raise non_retryable(f"nothing to isolate: no Deployment or Service {step.target.name}")
     return PolicyApplied(
         name=policy_name(step.target),
         selector={"app": step.target.name},

@@ -18,8 +18,8 @@ from models.quarantine import (
     evidence_name,
     policy_name,
 )
+from service.settings import WebhookSettings
 from tests.quarantine.alerts import alert, notification
-from watchers.settings import WebhookSettings
 from watchers.webhooks.alertmanager import route_alerts
 from workflows.engine import Ctx
 from workflows.quarantine import details, escalate_after, quarantine

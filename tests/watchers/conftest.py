@@ -18,9 +18,9 @@ from kubernetes import client
 from temporalio.client import Client
 
 from devcluster.crds import install_autopilot_crds
+from service.temporal import connect
 from tests.watchers.standin import standin_worker
 from tests.watchers.support import Cluster, terminate_all
-from watchers.delivery import connect
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,7 @@ async def standin_queue(temporal: Client) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def canary_worker_env(kubeconfig_path: Path, prometheus_url: str) -> Iterator[None]:
     """Point the canary activities at the session's cluster, as the worker's env would."""
-    from activities.canary import kube
+    from activities import kube
 
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PROMETHEUS_URL")}
     os.environ["KUBECONFIG"] = str(kubeconfig_path)

@@ -73,7 +73,7 @@ def standin_worker(client: Client, task_queue: str) -> Worker:
 
 
 async def _serve(address: str, task_queue: str) -> None:
-    from watchers.delivery import connect
+    from service.temporal import connect
 
     client = await connect(address)
     async with standin_worker(client, task_queue):

@@ -23,9 +23,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
+from service.settings import WatchersSettings
 from tests.canary.cluster import new_revision
 from tests.waiting import eventually as eventually  # re-exported for the watcher tests
-from watchers.config import WatchersSettings
 from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
 from watchers.runner import Runner
 

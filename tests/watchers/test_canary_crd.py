@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_committed_crd_is_what_the_generator_writes() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "generate_crds.py"), "--check"],
+        [sys.executable, "-m", "deploy.generate_crds", "--check"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -40,6 +40,47 @@ def test_a_negative_step_weight_is_refused_by_the_api_server_naming_the_field(
     message = json.loads(refused.value.body or "{}")["message"]
     assert "spec.analysis.stepWeight" in message
     assert "greater than or equal to 1" in message
+
+
+def test_more_metrics_than_the_bound_are_refused_by_the_api_server_naming_the_limit(
+    cluster: Cluster,
+) -> None:
+    metrics = [{"name": f"m{i}", "thresholdRange": {"min": 99}} for i in range(51)]
+    body = canary(unique(), analysis={"stepWeight": 10, "metrics": metrics})
+
+    with pytest.raises(client.ApiException) as refused:
+        cluster.create_canary(body)
+
+    assert refused.value.status == 422
+    message = json.loads(refused.value.body or "{}")["message"]
+    assert "spec.analysis.metrics: Too many: 51: must have at most 50 items" in message
+
+
+def test_an_oversize_query_is_refused_by_the_api_server_naming_the_field(
+    cluster: Cluster,
+) -> None:
+    metric = {"name": "latency", "thresholdRange": {"max": 1}, "query": "x" * 10241}
+    body = canary(unique(), analysis={"stepWeight": 10, "metrics": [metric]})
+
+    with pytest.raises(client.ApiException) as refused:
+        cluster.create_canary(body)
+
+    message = json.loads(refused.value.body or "{}")["message"]
+    assert "spec.analysis.metrics[0].query: Too long: may not be more than 10240 bytes" in (message)
+
+
+def test_an_oversize_webhook_metadata_key_is_refused_by_the_api_server_naming_the_field(
+    cluster: Cluster,
+) -> None:
+    hook = {"name": "load", "url": "http://loadtester/", "metadata": {"k" * 254: "v"}}
+    body = canary(unique(), analysis={"stepWeight": 10, "webhooks": [hook]})
+
+    with pytest.raises(client.ApiException) as refused:
+        cluster.create_canary(body)
+
+    message = json.loads(refused.value.body or "{}")["message"]
+    assert "spec.analysis.webhooks[0].metadata: Invalid value" in message
+    assert "keys may be at most 253 characters" in message
 
 
 def test_a_flagger_field_autopilot_refuses_is_refused_at_apply_with_the_reason(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from models.canary import pod_template_revision
 from models.canary_watch import CANARY_FINALIZER, INVALID_PHASE
+from models.revisions import pod_template_revision
 from tests.watchers.support import canary, deployment
 from watchers.kube.decide import AddFinalizer, Send, WriteStatus, decide
 from watchers.kube.objects import ABSENT, CanaryObject, DeploymentState

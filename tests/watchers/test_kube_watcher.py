@@ -15,9 +15,9 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 from temporalio.client import Client
 
-from models.canary import pod_template_revision
 from models.canary_watch import CANARY_FINALIZER
 from models.operator import OperatorInput
+from models.revisions import pod_template_revision
 from tests.watchers.support import (
     Cluster,
     canary,

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from models.canary_watch import METRIC_SAMPLES_ANNOTATION
 from models.operator import EventEnvelope
+from models.promql import MetricQuery
 from tests.watchers.standin import RECORDED_QUERY
 from tests.watchers.support import (
     Cluster,
@@ -181,7 +182,7 @@ async def recorded(temporal: Client, workflow_id: str) -> list[EventEnvelope]:
 def test_rollouts_sharing_a_template_share_one_query_and_others_get_their_own() -> None:
     def wanted(name: str, template: str, namespace: str = "shop") -> Wanted:
         return Wanted(
-            f"canary/{namespace}/{name}", namespace, name, "m", template, "1m", (), None, name
+            f"canary/{namespace}/{name}", "m", MetricQuery(template, namespace, name, name, "1m")
         )
 
     grouped_custom = (
@@ -223,23 +224,10 @@ def test_rollouts_sharing_a_template_share_one_query_and_others_get_their_own() 
 def test_a_dotted_workload_name_is_matched_literally() -> None:
     item = Wanted(
         "canary/shop/web.v2",
-        "shop",
-        "web.v2",
         "m",
-        BUILTIN_QUERIES["request-duration"],
-        "1m",
-        (),
-        None,
-        "web",
+        MetricQuery(BUILTIN_QUERIES["request-duration"], "shop", "web.v2", "web", "1m"),
     )
 
     (query,) = plan([item])
 
     assert 'destination_workload=~"web\\\\.v2"' in query.promql
-
-
-def test_the_per_target_builtin_queries_are_the_ones_the_canary_worker_sends() -> None:
-    # The watcher may not import activities; this keeps its copy from drifting.
-    from activities.canary.metrics import BUILTIN_QUERIES as WORKER_QUERIES
-
-    assert BUILTIN_QUERIES == WORKER_QUERIES

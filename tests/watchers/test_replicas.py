@@ -17,6 +17,7 @@ from kubernetes import client
 from temporalio.client import Client
 
 from models.operator import OperatorStatus
+from service.settings import WatchersSettings
 from tests.watchers.support import (
     Cluster,
     canary,
@@ -28,7 +29,6 @@ from tests.watchers.support import (
     signals,
     unique,
 )
-from watchers.config import WatchersSettings
 from watchers.runner import Runner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal, pytest.mark.usefixtures("cleanup")]

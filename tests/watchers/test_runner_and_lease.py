@@ -10,11 +10,11 @@ import pytest
 from kubernetes import client
 from temporalio.client import Client
 
+from service.settings import WebhookSettings
 from tests.watchers.support import eventually, make_delivery, settings
 from watchers.kube.client import KubeCalls
 from watchers.lease import LeaderElector
 from watchers.runner import run_watchers
-from watchers.settings import WebhookSettings
 
 
 def free_port() -> int:

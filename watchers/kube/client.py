@@ -9,35 +9,27 @@ runs it in a worker thread and bounds how many are in flight, so 500 canaries ne
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubernetes import client, config
+from kubernetes import client
+
+from service import kube
 
 T = TypeVar("T")
 
 
 def api_client(kubeconfig: Path | None = None) -> client.ApiClient:
-    """A new API client: ``kubeconfig``, else ``$KUBECONFIG``, else in-cluster, else ~/.kube.
+    """A new API client by the project's one precedence (:mod:`service.kube`).
 
     Args:
-        kubeconfig: an explicit kubeconfig file.
+        kubeconfig: an explicit kubeconfig file (the watchers' own setting), which wins.
 
     Returns:
         A client with a connection pool large enough for the watches plus the calls.
     """
-    configuration = client.Configuration()
-    path = kubeconfig or (Path(os.environ["KUBECONFIG"]) if os.environ.get("KUBECONFIG") else None)
-    if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        config.load_kube_config(
-            config_file=str(path) if path else None, client_configuration=configuration
-        )
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
+    return kube.api_client(kubeconfig=kubeconfig)
 
 
 class KubeCalls:

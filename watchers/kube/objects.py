@@ -4,7 +4,7 @@ The watcher receives raw JSON (parsing into the client's models costs more than 
 decision), so these small frozen views pull out exactly what the decisions need: which
 Deployment a ``Canary`` targets, what the watcher already delivered for it (its status), and
 the revision of a Deployment's pod template, hashed exactly as the canary workers hash it
-(:func:`models.canary.pod_template_revision`), so the workflow can tell a replay from a new
+(:func:`models.revisions.pod_template_revision`), so the workflow can tell a replay from a new
 revision.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.canary import pod_template_revision
 from models.canary_watch import CANARY_FINALIZER, METRIC_SAMPLES_ANNOTATION, CanaryStatus
 from models.operator import workflow_id
+from models.revisions import pod_template_revision
 
 #: The workflow type (operator name) every Canary drives.
 OPERATOR = "canary"

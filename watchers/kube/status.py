@@ -1,10 +1,13 @@
 """Mirror each canary workflow into its ``Canary``'s status, so ``kubectl get canaries`` shows it.
 
 Why polling visibility: one listing per interval (:class:`~watchers.visibility.WorkflowDirectory`)
-tells which workflows changed state or weight; only those are asked for their full status
-(the ``status`` query: failed checks, message, last transition), plus each one every
-``status_refresh_s`` for what a listing cannot see. So the cost per interval is one listing
-plus one query per rollout that moved - not one per rollout.
+tells which workflows changed: their state, weight or ``CanaryDataHash``, which the workflow
+upserts whenever its data changes (a failed pre-rollout hook, an analysis, an approval, a new
+message), also while it stays in one state. Only those are asked for their full status (the
+``status`` query: failed checks, message, last transition), plus each one every
+``status_refresh_s`` for what a listing cannot see (a run recorded before the hash existed).
+So the cost per interval is one listing plus one query per rollout that changed - not one per
+rollout - and the Canary's status is at most one ``status_interval_s`` behind its workflow.
 
 The workflow is the source of truth; the status is a view. A workflow that cannot answer
 (no worker yet) is shown from its search attributes alone; one that failed or was
@@ -25,7 +28,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from models.canary import flagger_phase
 from models.canary_watch import PENDING_PHASE
 from models.operator import STATUS_QUERY, OperatorStatus
-from watchers.config import WatchersSettings
+from service.settings import WatchersSettings
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.index import CanaryIndex
 from watchers.kube.objects import CanaryObject
@@ -142,7 +145,13 @@ class StatusMirror:
             summary = self.directory.get(canary.status.workflow_id)
             if summary is None:
                 continue
-            fingerprint = (summary.run_id, summary.status, summary.state, summary.canary_weight)
+            fingerprint = (
+                summary.run_id,
+                summary.status,
+                summary.state,
+                summary.canary_weight,
+                summary.data_hash,
+            )
             workflow_id = summary.workflow_id
             stale = now - self._queried.get(workflow_id, -1e9) >= self.settings.status_refresh_s
             if fingerprint != self._seen.get(workflow_id) or stale:

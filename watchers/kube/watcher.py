@@ -34,7 +34,7 @@ from typing import Any
 from kubernetes import client
 
 from models.canary_watch import CANARY_FINALIZER, CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
-from watchers.config import WatchersSettings
+from service.settings import WatchersSettings
 from watchers.delivery import Delivery, Outcome
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.checkpoint import Checkpoint

@@ -22,14 +22,13 @@ away) is sent once per rollout, exactly as written, and counted as such.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from models.canary import CanaryMetric, CanarySpec, format_duration
-from models.promql import BUILTIN_QUERIES, VARIABLE, render
+from models.canary import CanarySpec
+from models.promql import BUILTIN_QUERIES, VARIABLE, MetricQuery, number, value_of
 
 #: The labels every grouped query keeps, and by which its series are fanned out.
 GROUP_LABELS = ("destination_workload_namespace", "destination_workload")
@@ -67,69 +66,32 @@ class Wanted:
 
     Attributes:
         workflow_id: the rollout's workflow.
-        namespace: the target's namespace.
-        target: the target Deployment.
         name: the metric's name in ``analysis.metrics``.
-        template: its PromQL template.
-        interval: its rate window (``{{ interval }}``).
-        variables: its ``templateVariables``, sorted.
-        address: its Prometheus, or None for the watcher's.
-        service: the apex Service (``{{ service }}``).
+        query: its query for this rollout alone (the one the ``canary.analyse`` activity
+            sends), which :func:`plan` shares with other rollouts' where it can.
     """
 
     workflow_id: str
-    namespace: str
-    target: str
     name: str
-    template: str
-    interval: str
-    variables: tuple[tuple[str, str], ...]
-    address: str | None
-    service: str
+    query: MetricQuery
 
-    def values(self) -> dict[str, str]:
-        """Every template variable, for this rollout alone."""
-        values = {
-            "namespace": self.namespace,
-            "name": self.target,
-            "target": self.target,
-            "canary": self.target,
-            "primary": f"{self.target}-primary",
-            "service": self.service,
-            "interval": self.interval,
-        }
-        values.update({f"variables.{key}": value for key, value in self.variables})
-        return values
+    @property
+    def namespace(self) -> str:
+        """The target's namespace."""
+        return self.query.namespace
+
+    @property
+    def target(self) -> str:
+        """The target Deployment."""
+        return self.query.target
 
 
 def wanted_metrics(workflow_id: str, namespace: str, spec: CanarySpec) -> list[Wanted]:
     """The metrics of one rollout, each with its template resolved."""
-    wanted = []
-    for metric in spec.analysis.metrics:
-        template, address = _template(metric, spec)
-        wanted.append(
-            Wanted(
-                workflow_id=workflow_id,
-                namespace=namespace,
-                target=spec.target_ref.name,
-                name=metric.name,
-                template=template,
-                interval=format_duration(metric.interval),
-                variables=tuple(sorted(metric.template_variables.items())),
-                address=address,
-                service=spec.apex,
-            )
-        )
-    return wanted
-
-
-def _template(metric: CanaryMetric, spec: CanarySpec) -> tuple[str, str | None]:
-    if metric.query is not None:
-        return metric.query, None
-    if metric.template_ref is not None:
-        template = spec.analysis.metric_templates[metric.template_ref.name]
-        return template.query, template.address
-    return BUILTIN_QUERIES[metric.name], None
+    return [
+        Wanted(workflow_id, metric.name, MetricQuery.of(metric, spec, namespace))
+        for metric in spec.analysis.metrics
+    ]
 
 
 def shareable(template: str) -> bool:
@@ -185,25 +147,13 @@ class PlannedQuery:
     def fan_out(self, result: list[dict[str, Any]]) -> dict[Wanted, float | None]:
         """Each member's value; None (no data) when its series is missing or not a number."""
         if not self.grouped:
-            value = _number(result[0]) if result else None
-            return dict.fromkeys(self.members, value)
+            return dict.fromkeys(self.members, value_of(result))
         by_workload: dict[tuple[str, str], float | None] = {}
         for series in result:
             labels = series.get("metric") or {}
             key = (str(labels.get(GROUP_LABELS[0], "")), str(labels.get(GROUP_LABELS[1], "")))
-            by_workload[key] = _number(series)
+            by_workload[key] = number(series)
         return {m: by_workload.get((m.namespace, m.target)) for m in self.members}
-
-
-def _number(series: dict[str, Any]) -> float | None:
-    raw = series.get("value")
-    if not raw or len(raw) < 2:
-        return None
-    try:
-        value = float(raw[1])
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) or math.isinf(value) else value
 
 
 def plan(wanted: Iterable[Wanted]) -> list[PlannedQuery]:
@@ -211,22 +161,30 @@ def plan(wanted: Iterable[Wanted]) -> list[PlannedQuery]:
     groups: dict[tuple[Any, ...], list[Wanted]] = {}
     singles: list[PlannedQuery] = []
     for item in wanted:
-        if shareable(item.template):
-            key = (_grouped_template(item.template), item.interval, item.variables, item.address)
+        query = item.query
+        if shareable(query.template):
+            key = (
+                _grouped_template(query.template),
+                query.interval,
+                query.variables,
+                query.address,
+            )
             groups.setdefault(key, []).append(item)
         else:
             try:
-                promql = render(item.template, item.values())
+                promql = query.promql()
             except KeyError:
                 continue  # the spec model refuses such templates; nothing to ask
-            singles.append(PlannedQuery(promql, item.address, (item,), grouped=False))
+            singles.append(PlannedQuery(promql, query.address, (item,), grouped=False))
     queries = []
-    for (template, interval, variables, address), members in groups.items():
-        values = {
-            "namespace": alternation(m.namespace for m in members),
-            "target": alternation(m.target for m in members),
-            "interval": interval,
-            **{f"variables.{key}": value for key, value in variables},
-        }
-        queries.append(PlannedQuery(render(template, values), address, tuple(members), True))
+    for (template, _, _, address), members in groups.items():
+        # The members' query with the grouped template, for all of them at once: they share
+        # interval, variables and Prometheus (the key); a shareable template uses no other.
+        shared = replace(
+            members[0].query,
+            template=template,
+            namespace=alternation(m.namespace for m in members),
+            target=alternation(m.target for m in members),
+        )
+        queries.append(PlannedQuery(shared.promql(), address, tuple(members), True))
     return queries + singles

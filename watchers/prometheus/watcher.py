@@ -42,7 +42,7 @@ from urllib3.util.retry import Retry
 from models.canary import CanarySpecError, MetricSample, load_canary_spec
 from models.canary_watch import METRIC_SAMPLE_STATES
 from models.operator import EventEnvelope, Target
-from watchers.config import WatchersSettings
+from service.settings import WatchersSettings
 from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.kube.index import CanaryIndex
 from watchers.kube.objects import OPERATOR

@@ -10,7 +10,7 @@ Start it beside the worker with :func:`serve_webhooks`, or build the bare applic
 :func:`create_app` (tests do).
 """
 
-from watchers.settings import WebhookSettings
+from service.settings import WebhookSettings
 from watchers.webhooks.app import create_app
 from watchers.webhooks.auth import sign
 from watchers.webhooks.server import WebhookServer, serve_webhooks

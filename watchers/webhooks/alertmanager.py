@@ -23,8 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.operator import EventEnvelope
+from service.settings import WebhookSettings
 from watchers.delivery import DeliveryRequest
-from watchers.settings import WebhookSettings
 from watchers.webhooks.routing import Ignored, Routed, describe, make_target
 
 #: ``EventEnvelope.source`` of events from this endpoint.

@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from service.settings import WebhookSettings
 from watchers.delivery import Delivery, DeliveryResult, Outcome
-from watchers.settings import WebhookSettings
 from watchers.webhooks import alertmanager, events, github
 from watchers.webhooks.auth import verify_bearer, verify_signature
 from watchers.webhooks.body import read_body

@@ -28,8 +28,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.operator import EventEnvelope, Target
+from service.settings import OPERATOR_NAME_PATTERN, WebhookSettings
 from watchers.delivery import DeliveryRequest
-from watchers.settings import OPERATOR_NAME_PATTERN, WebhookSettings
 from watchers.webhooks.routing import Ignored, Routed, describe, make_target
 
 #: ``EventEnvelope.source`` of events from this endpoint.

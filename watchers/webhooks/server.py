@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from service.settings import WebhookSettings
 from watchers.delivery import Delivery
-from watchers.settings import WebhookSettings
 from watchers.webhooks.app import create_app
 
 logger = logging.getLogger(__name__)

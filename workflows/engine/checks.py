@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from workflows.engine.definition import ANY, BUILTIN_EVENTS, Command, Timeout, TransitionDef
+from workflows.engine.definition import (
+    ANY,
+    BUILTIN_EVENTS,
+    ENGINE_COMMANDS,
+    Command,
+    Timeout,
+    TransitionDef,
+)
 
 if TYPE_CHECKING:
     from workflows.engine.definition import Operator
@@ -27,6 +34,7 @@ def problems_of(op: Operator[Any, Any]) -> list[str]:
         return problems
     problems += _data_defaults(op)
     problems += _timers(op)
+    problems += _waits(op)
     problems += _finals(op)
     problems += _reachability(op)
     problems += _shadowed(op)
@@ -71,6 +79,26 @@ def _timers(op: Operator[Any, Any]) -> list[str]:
             found.append(f"state {state.name!r} starts a timer but no transition handles Timeout")
         if state.after is not None and state.final:
             found.append(f"final state {state.name!r} cannot have a timer")
+    return found
+
+
+def _waits(op: Operator[Any, Any]) -> list[str]:
+    """A running machine always waits for something: a worker's result, a timer, or a human.
+
+    A state that is neither final nor settled, has no timer and runs no worker that returns an
+    event would leave its workflow Running with nothing scheduled; if it waits for a human or
+    a watcher's event, it says so with ``settled=True``.
+    """
+    found = []
+    for state in op.states.values():
+        if state.final or state.settled or state.after is not None or state.waits_for:
+            continue
+        if not any(ref.returns is not None for ref in state.run):
+            found.append(
+                f"state {state.name!r} waits for nothing: it has no timer and no worker that "
+                "returns an event; declare settled=True if it waits for a command or a "
+                "watcher's event, or waits_for= what else it waits for"
+            )
     return found
 
 
@@ -157,7 +185,7 @@ def _commands(op: Operator[Any, Any]) -> list[str]:
     for name in sorted(declared - accepted):
         found.append(f"command {name!r} is accepted in no state")
     if op.pausable:
-        for name in declared & {"pause", "resume"}:
+        for name in declared & set(ENGINE_COMMANDS):
             found.append(f"command {name!r} is built into the engine; set pausable=False to own it")
     return found
 

@@ -20,15 +20,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, overload
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from models.events import Event
 from models.operator import CommandRequest
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 DataT = TypeVar("DataT", bound=BaseModel)
+#: The event a context carries; ``Any`` where a context is not about one event.
+EventT_co = TypeVar("EventT_co", covariant=True, default=Any)
+#: The event model a transition is declared for.
+EventT = TypeVar("EventT", bound=Event)
 
 #: Source wildcard: any state that is not final.
 ANY = "*"
@@ -52,6 +57,12 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (Timeout, ActivityFailed)
 
 #: Commands the engine handles itself for every pausable operator.
 ENGINE_COMMANDS = ("pause", "resume")
+#: The engine's command that runs a state's workers again after one failed unhandled.
+RETRY = "retry"
+#: Every command the engine can handle itself (unless the operator declares its own).
+BUILTIN_COMMANDS = (*ENGINE_COMMANDS, RETRY)
+#: The source of the envelopes that carry a worker's result into the machine.
+WORKER_SOURCE = "worker"
 
 
 @dataclass(frozen=True)
@@ -85,14 +96,21 @@ class ActivityRef:
 
 
 @dataclass(frozen=True)
-class Ctx(Generic[SpecT, DataT]):
-    """What guards, effects, timers and summaries see: pure data, no handles."""
+class Ctx(Generic[SpecT, DataT, EventT_co]):
+    """What guards, effects, timers and summaries see: pure data, no handles.
+
+    The third parameter is the event being handled, so mypy checks a guard against the
+    trigger it is declared for: ``def ready(ctx: Ctx[Spec, Data, Started])`` given to
+    ``on(..., AnalysisResult, when=ready)`` is a type error. A guard shared by several
+    triggers takes their union; ``Ctx[Spec, Data]`` (any event) fits every trigger. For a
+    :class:`Command` trigger the event is the :class:`~models.operator.CommandRequest`.
+    """
 
     spec: SpecT
     data: DataT
     state: str
     now: datetime
-    event: Any = None
+    event: EventT_co = None  # type: ignore[assignment]
 
     @property
     def command(self) -> CommandRequest | None:
@@ -100,9 +118,9 @@ class Ctx(Generic[SpecT, DataT]):
         return self.event if isinstance(self.event, CommandRequest) else None
 
 
-Guard = Callable[[Ctx[Any, Any]], bool]
-Effect = Callable[[Ctx[Any, Any]], BaseModel]
-DurationFn = Callable[[Ctx[Any, Any]], timedelta]
+Guard = Callable[[Ctx[Any, Any, Any]], bool]
+Effect = Callable[[Ctx[Any, Any, Any]], BaseModel]
+DurationFn = Callable[[Ctx[Any, Any, Any]], timedelta]
 Trigger = type[Event] | Command
 
 
@@ -117,6 +135,13 @@ class StateDef:
     settled: bool = False
     failed: bool = False
     doc: str = ""
+    waits_for: str = ""
+    phase: str = ""
+
+    @property
+    def shown_phase(self) -> str:
+        """The phase shown to users (webhooks, the target's status): ``phase`` or the name."""
+        return self.phase or self.name
 
     @property
     def outcome(self) -> str:
@@ -209,6 +234,8 @@ class Operator(Generic[SpecT, DataT]):
         settled: bool = False,
         failed: bool = False,
         doc: str = "",
+        waits_for: str = "",
+        phase: str = "",
     ) -> StateDef:
         """Declare a state, the workers run on entering it and an optional timer.
 
@@ -216,6 +243,10 @@ class Operator(Generic[SpecT, DataT]):
         for ``on(name, Timeout, go=then)``. ``final`` ends the workflow; ``settled`` marks a
         state that waits for a human or a new event (``autopilot watch`` stops there);
         ``failed`` says that a final or settled state is a failure (exit code, colour).
+        ``waits_for`` names what else the state waits for when it is neither (an event from
+        another workflow, say); status shows it, and it satisfies the load check that every
+        running machine waits for something. ``phase`` is the name users of a peer tool know
+        the state by (the canary's are Flagger's); status, workers and resources show it.
         """
         if name in self.states:
             self._declared_problems.append(f"state {name!r} is declared twice")
@@ -229,11 +260,37 @@ class Operator(Generic[SpecT, DataT]):
             settled=settled,
             failed=failed,
             doc=doc,
+            waits_for=waits_for,
+            phase=phase,
         )
         self.states[name] = definition
         if then is not None:
             self.on(name, Timeout, go=then, doc=f"after the timer of {name}")
         return definition
+
+    @overload
+    def on(
+        self,
+        source: str | Sequence[str],
+        trigger: Command,
+        *,
+        go: str | None,
+        when: Callable[[Ctx[SpecT, DataT, CommandRequest]], bool] | None = None,
+        do: Callable[[Ctx[SpecT, DataT, CommandRequest]], BaseModel] | None = None,
+        doc: str = "",
+    ) -> None: ...
+
+    @overload
+    def on(
+        self,
+        source: str | Sequence[str],
+        trigger: type[EventT],
+        *,
+        go: str | None,
+        when: Callable[[Ctx[SpecT, DataT, EventT]], bool] | None = None,
+        do: Callable[[Ctx[SpecT, DataT, EventT]], BaseModel] | None = None,
+        doc: str = "",
+    ) -> None: ...
 
     def on(
         self,
@@ -248,6 +305,8 @@ class Operator(Generic[SpecT, DataT]):
         """Declare a transition from ``source`` (a state, a list, or ``"*"``) on ``trigger``.
 
         Transitions are tried in declaration order; the first whose guard passes is taken.
+        The guard and the effect see a :class:`Ctx` whose ``event`` is the trigger's model
+        (the :class:`~models.operator.CommandRequest` for a command), and mypy checks it.
         """
         sources = [source] if isinstance(source, str) else list(source)
         for src in sources:

@@ -19,9 +19,10 @@ and the IDs it has seen.
 This module must stay deterministic: no I/O, no clocks but ``workflow.now()``, no randomness.
 """
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,11 +30,14 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from models.errors import describe
+from models.errors import INVALID_SPEC, NON_RETRYABLE, describe
 from models.operator import (
+    APPLIED,
     COMMAND_UPDATE,
     EVENT_SIGNAL,
+    MAX_CARRIED_EVENTS,
     STATUS_QUERY,
+    SUPERSEDED,
     CommandReceipt,
     CommandRecord,
     CommandRequest,
@@ -45,7 +49,11 @@ from models.operator import (
     TransitionRecord,
 )
 from models.search_attributes import SEARCH_ATTRIBUTES
+from workflows.engine import decision
 from workflows.engine.definition import (
+    BUILTIN_COMMANDS,
+    RETRY,
+    WORKER_SOURCE,
     ActivityFailed,
     ActivityRef,
     Command,
@@ -57,6 +65,10 @@ from workflows.engine.definition import (
 
 #: Envelope types of human commands start with this, e.g. ``/approve``.
 COMMAND_PREFIX = "/"
+
+#: Patch: watcher events still queued when a run reaches a final state start a fresh run
+#: (continue-as-new) instead of being dropped with the finished one.
+CARRY_LATE_EVENTS_PATCH = "carry-late-events-to-a-new-run"
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -101,7 +113,10 @@ class OperatorWorkflow:
         except ValidationError as error:
             self._spec_error = describe(error, "spec")
         snap = input.resume or MachineSnapshot(
-            state=op.initial, data=op.data().model_dump(mode="json"), entered_at=workflow.now()
+            state=op.initial,
+            data=op.data().model_dump(mode="json"),
+            entered_at=workflow.now(),
+            entry_seq=input.first_entry_seq,
         )
         self._is_new = input.resume is None
         self._state = snap.state
@@ -121,12 +136,16 @@ class OperatorWorkflow:
         self._events: deque[EventEnvelope] = deque()
         for envelope in snap.pending:
             self._queue_for(envelope).append(envelope)
+        self._events.extend(input.carried)
+        self._carried = {envelope.id for envelope in input.carried}
         self._transitions = list(snap.transitions)
         self._command_log = list(snap.commands)
         self._events_processed = snap.events_processed
         self._processed_this_run = 0
         self._runs = snap.runs
-        self._outcomes: dict[str, tuple[str, bool]] = {}
+        self._outcomes: dict[str, CommandRecord] = {}
+        self._accepted_in: dict[str, str] = {}
+        self._working: str | None = None
         self._published: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- handlers
@@ -146,6 +165,7 @@ class OperatorWorkflow:
         envelope_id = f"command:{info.id if info else workflow.uuid4()}"
         accepted_in = self._state
         accepted_at = workflow.now()
+        self._accepted_in[envelope_id] = accepted_in
         self._commands.append(
             EventEnvelope(
                 id=envelope_id,
@@ -156,14 +176,16 @@ class OperatorWorkflow:
             )
         )
         await workflow.wait_condition(lambda: envelope_id in self._outcomes)
-        now, applied = self._outcomes.pop(envelope_id)
+        outcome = self._outcomes.pop(envelope_id)
         return CommandReceipt(
             command=request.command,
             by=request.by,
             accepted_at=accepted_at,
             state=accepted_in,
-            now=now,
-            applied=applied,
+            now=outcome.state,
+            applied=outcome.outcome == APPLIED,
+            outcome=outcome.outcome or APPLIED,
+            detail=outcome.detail,
         )
 
     @on_command.validator
@@ -194,12 +216,12 @@ class OperatorWorkflow:
                 f"{' (paused)' if self._paused else ''}; accepted here: "
                 f"{', '.join(accepted) or 'none'}"
             )
-        if request.command in ("pause", "resume", "retry") and not self._own(request.command):
+        if request.command in BUILTIN_COMMANDS and not self._own(request.command):
             return
         ctx = self._ctx(request)
-        candidates = self._candidates(Command(request.command))
-        if candidates and not any(t.when is None or t.when(ctx) for t in candidates):
-            guards = ", ".join(t.guard_name or "" for t in candidates)
+        options = decision.candidates(self.operator, self._state, Command(request.command))
+        if options and decision.choose(self.operator, ctx, Command(request.command)) is None:
+            guards = ", ".join(t.guard_name or "" for t in options)
             raise ValueError(
                 f"'{request.command}' is not possible in state {self._state} right now "
                 f"(conditions not met: {guards})"
@@ -215,6 +237,7 @@ class OperatorWorkflow:
             operator=op.name,
             target=self._target,
             state=self._state,
+            phase=state.shown_phase,
             final=state.final,
             settled=state.settled,
             outcome=state.outcome,
@@ -227,8 +250,31 @@ class OperatorWorkflow:
             spec=self._spec.model_dump(mode="json", by_alias=True) if self._spec else {},
             transitions=list(self._transitions),
             commands=list(self._command_log),
+            waiting_for=self._waiting_for(),
             details=self._details(),
         )
+
+    def _waiting_for(self) -> list[str]:
+        """What a running machine waits for; a Running run never waits for nothing."""
+        state = self.operator.states[self._state]
+        if state.final:
+            return []
+        waits: list[str] = []
+        if self._working is not None:
+            waits.append(f"worker {self._working}")
+        if self._internal or self._commands:
+            waits.append("its queue (being handled)")
+        if self._timer_due is not None:
+            waits.append(f"the {self._state} timer, due {self._timer_due.isoformat()}")
+        if self._paused:
+            waits.append("resume (paused)")
+        if self._error is not None:
+            waits.append("retry (a worker failed)")
+        if state.settled:
+            waits.append("a command or a new event (settled)")
+        if state.waits_for and self._working is None:
+            waits.append(state.waits_for)
+        return waits
 
     # ---------------------------------------------------------------- the loop
 
@@ -238,7 +284,7 @@ class OperatorWorkflow:
         if self._spec is None:
             raise ApplicationError(
                 f"invalid {self.operator.name} spec: {self._spec_error}",
-                type="InvalidSpec",
+                type=INVALID_SPEC,
                 non_retryable=True,
             )
         self._publish()
@@ -252,8 +298,77 @@ class OperatorWorkflow:
             envelope = await self._next()
             await self._process(envelope)
         self._publish()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._answer_every_command()
+        late = self._late_events()
+        if late and workflow.patched(CARRY_LATE_EVENTS_PATCH):
+            workflow.logger.info(
+                "%d event(s) arrived as the machine finished in %s; a new run handles them",
+                len(late),
+                self._state,
+            )
+            workflow.continue_as_new(
+                OperatorInput(
+                    target=self._target,
+                    spec=input_spec(self._spec),
+                    engine=self._settings,
+                    carried=late[-MAX_CARRIED_EVENTS:],
+                    first_entry_seq=self._entry_seq,
+                )
+            )
         return self.status()
+
+    async def _answer_every_command(self) -> None:
+        """Answer every command still queued once the machine is final, then let handlers end.
+
+        A command accepted while a worker ran (say ``abort`` during ``Promoting``) may find the
+        machine already final when its turn comes: the worker's result is handled first and
+        can finish the machine. Its handler waits for an outcome, so without an answer the
+        run would stay Running for ever with nothing left to do.
+        """
+        while True:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or bool(self._commands)
+            )
+            if not self._commands:
+                return
+            while self._commands:
+                envelope = self._commands.popleft()
+                request = CommandRequest.model_validate(envelope.payload)
+                self._record(
+                    request,
+                    envelope,
+                    SUPERSEDED,
+                    f"the machine reached {self._state}, a final state, before it could act; "
+                    "nothing changed",
+                )
+
+    def _late_events(self) -> list[EventEnvelope]:
+        """Watcher events still queued at the end that the machine would still act on.
+
+        Each would have started a new run had it arrived a moment later, so it is handed to
+        one rather than lost with the finished run (a new revision that arrived while the
+        promotion finished). Asked of the initial state with what the machine knows now: an
+        event it would ignore (the revision just rolled out, the very event that started
+        this run), or that would end a fresh machine at once (a deletion), is dropped; so is
+        one this run was handed and did not need, so that runs never hand events on forever.
+        """
+        op = self.operator
+        now: Ctx[Any, Any] = Ctx(
+            spec=self._spec, data=self._data, state=op.initial, now=workflow.now()
+        )
+        late: list[EventEnvelope] = []
+        for envelope in self._events:
+            model = op.event_models().get(envelope.type)
+            if model is None or envelope.id in self._seen or envelope.id in self._carried:
+                continue
+            try:
+                event = model.model_validate(envelope.payload)
+            except ValidationError:
+                continue
+            taken = decision.choose(op, dataclasses.replace(now, event=event), model)
+            if taken is not None and (taken.target is None or not op.states[taken.target].final):
+                late.append(envelope)
+        return late
 
     async def _quiet_for_continue_as_new(self) -> bool:
         """Let running handlers finish; process commands they queued meanwhile.
@@ -313,7 +428,13 @@ class OperatorWorkflow:
     async def _process(self, envelope: EventEnvelope) -> None:
         if envelope.id in self._seen:
             workflow.logger.info("dropping duplicate event %s", envelope.id)
-            self._settle(envelope, applied=False)
+            if envelope.type.startswith(COMMAND_PREFIX):
+                self._record(
+                    CommandRequest.model_validate(envelope.payload),
+                    envelope,
+                    SUPERSEDED,
+                    "the same command (same update ID) was already handled",
+                )
             return
         self._remember(envelope.id)
         self._events_processed += 1
@@ -325,25 +446,48 @@ class OperatorWorkflow:
 
     async def _process_command(self, envelope: EventEnvelope) -> None:
         request = CommandRequest.model_validate(envelope.payload)
-        self._command_log.append(
-            CommandRecord(
-                at=workflow.now(),
-                command=request.command,
-                by=request.by,
-                reason=request.reason,
-                state=self._state,
-            )
-        )
-        del self._command_log[: -self._settings.keep_records]
-        if not self._own(request.command) and request.command in ("pause", "resume", "retry"):
+        if not self._own(request.command) and request.command in BUILTIN_COMMANDS:
             await self._engine_command(request, envelope)
             return
-        transition = self._choose(Command(request.command), self._ctx(request))
+        transition = decision.choose(self.operator, self._ctx(request), Command(request.command))
         if transition is None:
             workflow.logger.info("command %s no longer applies in %s", request.command, self._state)
-            self._settle(envelope, applied=False)
+            accepted_in = self._accepted_in.get(envelope.id, self._state)
+            self._record(
+                request,
+                envelope,
+                SUPERSEDED,
+                f"accepted in {accepted_in}, but in {self._state} it no longer applies "
+                f"(accepted here: {', '.join(self._accepted_commands()) or 'none'}); "
+                "nothing changed",
+            )
             return
+        target = transition.target or self._state
+        self._record(request, envelope, APPLIED, None, now=target)
         await self._take(transition, request, envelope, by=request.by)
+
+    def _record(
+        self,
+        request: CommandRequest,
+        envelope: EventEnvelope,
+        outcome: str,
+        detail: str | None,
+        now: str | None = None,
+    ) -> None:
+        """Log what came of a command and answer its update with it."""
+        record = CommandRecord(
+            at=workflow.now(),
+            command=request.command,
+            by=request.by,
+            reason=request.reason,
+            state=self._state,
+            accepted_in=self._accepted_in.pop(envelope.id, None),
+            outcome=outcome,
+            detail=detail,
+        )
+        self._command_log.append(record)
+        del self._command_log[: -self._settings.keep_records]
+        self._outcomes[envelope.id] = record.model_copy(update={"state": now or self._state})
 
     async def _engine_command(self, request: CommandRequest, envelope: EventEnvelope) -> None:
         now = workflow.now()
@@ -357,8 +501,8 @@ class OperatorWorkflow:
             if self._paused_remaining is not None:
                 self._timer_due = now + timedelta(seconds=self._paused_remaining)
                 self._paused_remaining = None
-        self._settle(envelope, applied=True)
-        if request.command == "retry":
+        self._record(request, envelope, APPLIED, None)
+        if request.command == RETRY:
             await self._enter(self._state)
         else:
             self._publish()
@@ -375,20 +519,40 @@ class OperatorWorkflow:
             return
         if isinstance(event, Timeout) and event.state != self._state:
             return
-        transition = self._choose(model, self._ctx(event))
+        transition = decision.choose(self.operator, self._ctx(event), model)
         if transition is None:
             if isinstance(event, ActivityFailed):
                 self._error = f"{event.activity} failed: {event.message}"
                 self._publish()
+            elif envelope.source == WORKER_SOURCE and self._waits_for_nothing():
+                self._error = (
+                    f"{envelope.type} from a worker of {self._state} matched no transition, "
+                    "and nothing else would move the machine"
+                )
+                self._publish()
             return
         await self._take(transition, event, envelope, by=None)
+
+    def _waits_for_nothing(self) -> bool:
+        """Whether the machine, as it is, has no timer, no settled flag and no error.
+
+        A worker's result that matched no transition in such a state would leave the run
+        Running with nothing to wait for; it is reported as an error, which accepts retry.
+        """
+        state = self.operator.states[self._state]
+        return not (
+            state.settled
+            or state.waits_for
+            or self._timer_due is not None
+            or self._paused_remaining is not None
+            or self._error is not None
+            or self._internal
+        )
 
     async def _take(
         self, transition: TransitionDef, event: Any, envelope: EventEnvelope, by: str | None
     ) -> None:
-        if transition.do is not None:
-            new_data = transition.do(self._ctx(event))
-            self._data = self.operator.data.model_validate(new_data.model_dump())
+        self._data = decision.apply(self.operator, transition, self._ctx(event))
         source = self._state
         target = transition.target or source
         self._transitions.append(
@@ -405,7 +569,6 @@ class OperatorWorkflow:
         workflow.metric_meter().create_counter(
             "autopilot_transitions", "State transitions taken"
         ).add(1, {"operator": self.operator.name, "source": source, "target": target})
-        self._settle(envelope, applied=True, now=target)
         if transition.target is None:
             self._publish()
             return
@@ -431,6 +594,7 @@ class OperatorWorkflow:
         returned: list[EventEnvelope] = []
         for ref in definition.run:
             key = f"{self._run_key()}:{self._entry_seq}:{ref.name}"
+            self._working = ref.name
             try:
                 result = await self._execute(ref, key)
             except ActivityError as error:
@@ -442,6 +606,8 @@ class OperatorWorkflow:
                 ).add(1, {"operator": op.name, "activity": ref.name})
                 returned.append(self._internal_envelope(key, failure))
                 break
+            finally:
+                self._working = None
             if result is not None:
                 returned.append(self._internal_envelope(key, result))
         for envelope in reversed(returned):
@@ -452,6 +618,7 @@ class OperatorWorkflow:
             workflow_id=workflow.info().workflow_id,
             target=self._target,
             state=self._state,
+            phase=self.operator.states[self._state].shown_phase,
             step_key=key,
             spec=self._spec,
             data=self._data,
@@ -466,7 +633,7 @@ class OperatorWorkflow:
                 initial_interval=ref.initial_retry_interval,
                 maximum_interval=ref.maximum_retry_interval,
                 maximum_attempts=ref.max_attempts,
-                non_retryable_error_types=["InvalidSpec", "NonRetryable"],
+                non_retryable_error_types=[INVALID_SPEC, NON_RETRYABLE],
             ),
             summary=ref.summary or f"{ref.name} in {self._state}",
         )
@@ -476,14 +643,14 @@ class OperatorWorkflow:
             id=f"{key}:{type(event).__name__}",
             type=type(event).__name__,
             payload=event.model_dump(mode="json"),
-            source="worker",
+            source=WORKER_SOURCE,
             observed_at=workflow.now(),
         )
 
     # ---------------------------------------------------------------- helpers
 
     def _queue_for(self, envelope: EventEnvelope) -> deque[EventEnvelope]:
-        if envelope.source in ("worker", "engine"):
+        if envelope.source == WORKER_SOURCE:
             return self._internal
         if envelope.type.startswith(COMMAND_PREFIX):
             return self._commands
@@ -494,33 +661,18 @@ class OperatorWorkflow:
             spec=self._spec, data=self._data, state=self._state, now=workflow.now(), event=event
         )
 
-    def _candidates(self, trigger: type[BaseModel] | Command) -> list[TransitionDef]:
-        return [t for t in self.operator.transitions_from(self._state) if t.trigger == trigger]
-
-    def _choose(
-        self, trigger: type[BaseModel] | Command, ctx: Ctx[Any, Any]
-    ) -> TransitionDef | None:
-        for transition in self._candidates(trigger):
-            if transition.when is None or transition.when(ctx):
-                return transition
-        return None
-
     def _own(self, command: str) -> bool:
         """Whether the operator declares ``command`` itself in the current state."""
-        return bool(self._candidates(Command(command)))
+        return bool(decision.candidates(self.operator, self._state, Command(command)))
 
     def _all_commands(self) -> list[str]:
-        return [*self.operator.commands(), "retry"]
+        return [*self.operator.commands(), RETRY]
 
     def _accepted_commands(self) -> list[str]:
         accepted = set(self.operator.commands_in(self._state, paused=self._paused))
         if self._error is not None:
-            accepted.add("retry")
+            accepted.add(RETRY)
         return sorted(accepted)
-
-    def _settle(self, envelope: EventEnvelope, applied: bool, now: str | None = None) -> None:
-        if envelope.type.startswith(COMMAND_PREFIX):
-            self._outcomes[envelope.id] = (now or self._state, applied)
 
     def _remember(self, event_id: str) -> None:
         if len(self._seen_order) == self._seen_order.maxlen:
@@ -596,15 +748,15 @@ class OperatorWorkflow:
             events_processed=self._events_processed,
             runs=self._runs + 1,
         )
-        assert self._spec is not None
         return OperatorInput(
             target=self._target,
-            spec=self._spec.model_dump(mode="json", by_alias=True),
+            spec=input_spec(self._spec),
             resume=snapshot,
             engine=self._settings,
         )
 
 
-def elapsed(since: datetime, now: datetime) -> timedelta:
-    """Time spent since ``since``; a small helper for operators' guards."""
-    return now - since
+def input_spec(spec: BaseModel | None) -> dict[str, Any]:
+    """The spec as the next run's input carries it (by alias, as users write it)."""
+    assert spec is not None, "a run with an invalid spec never continues"
+    return spec.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,76 @@
+"""Calling the synchronous ``kubernetes`` client from async activities, and reading its errors.
+
+Why threads: the official client blocks; activities are ``async`` so they run on the
+worker's event loop without a thread-pool executor of their own, and each blocking call
+goes through :func:`to_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from activities.kube.client import api_client
+
+#: An object as the API server sends it: a JSON mapping.
+Json = dict[str, Any]
+
+
+async def to_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one blocking client call in a thread (the client's own types are loose)."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def to_dict(obj: Any) -> Json:
+    """A client model (``V1Deployment``...) as the JSON mapping the API server sent."""
+    if isinstance(obj, dict):
+        return obj
+    result: Json = api_client().sanitize_for_serialization(obj)
+    return result
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status of an API error, or ``None`` for other errors."""
+    return error.status if isinstance(error, ApiException) else None
+
+
+def is_not_found(error: BaseException) -> bool:
+    """404 from the API server."""
+    return status_of(error) == 404
+
+
+def is_conflict(error: BaseException) -> bool:
+    """409: a stale resourceVersion or precondition, or an object that already exists."""
+    return status_of(error) == 409
+
+
+def reason(error: ApiException) -> str:
+    """The API server's own explanation (its Status ``message``), else the HTTP reason."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
+
+
+def exactly(obj: Json) -> client.V1DeleteOptions:
+    """Delete options that only delete this very object, as it was read.
+
+    A replaced object (other ``uid``) or a changed one (other ``resourceVersion``) makes
+    the API server answer 409, so a delete never removes what the caller did not look at.
+    """
+    meta = obj["metadata"]
+    preconditions = client.V1Preconditions(
+        uid=meta["uid"], resource_version=meta["resourceVersion"]
+    )
+    return client.V1DeleteOptions(preconditions=preconditions)
+
+
+def describe(obj: Json) -> str:
+    """``Kind namespace/name`` of an object, for messages."""
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind', 'object')} {meta.get('namespace')}/{meta.get('name')}"

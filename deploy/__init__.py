@@ -1,0 +1,1 @@
+"""Deployment manifests and the generators that keep them equal to the models."""
