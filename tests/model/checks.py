@@ -65,20 +65,39 @@ def problems(run: Run, seen: Observation, receipts: dict[str, CommandReceipt | s
         last = status.transitions[-1]
         found.append(f"status is in {status.state}, its last transition went to {last.target}")
 
-    answered = [r for u, r in receipts.items() if u in completed]
     for update_id, receipt in receipts.items():
-        if isinstance(receipt, CommandReceipt) and receipt.command != run.accepted[update_id]:
-            found.append(f"update {update_id} answered for {receipt.command}")
+        if isinstance(receipt, CommandReceipt):
+            found += receipt_problems(update_id, receipt, run.accepted[update_id])
+    # The command log belongs to the current machine (a fresh one starts it empty).
+    mine = seen.updates("completed", seen.machine_histories())
+    answered = [r for u, r in receipts.items() if u in mine]
     applied = sum(1 for r in answered if isinstance(r, CommandReceipt) and r.applied)
     logged = len(status.commands)
-    if len(completed) < EngineSettings().keep_records and not applied <= logged <= len(completed):
+    if len(mine) < EngineSettings().keep_records and not applied <= logged <= len(mine):
         found.append(
-            f"the command log has {logged} entries for {len(completed)} answered commands "
+            f"the command log has {logged} entries for {len(mine)} answered commands "
             f"({applied} applied)"
         )
+    # Fields that newer engines add are checked where they exist.
     for record in status.commands:
         if "outcome" in type(record).model_fields and getattr(record, "outcome", None) is None:
             found.append(f"command {record.command} at {record.at} has no outcome in status")
+    waiting_for = getattr(status, "waiting_for", None)
+    if seen.running and waiting_for is not None and not waiting_for:
+        found.append(f"status says it waits for nothing in {status.state} while running")
     if found and seen.waiting:
         found.append(f"(waiting workers: {waiting})")
+    return found
+
+
+def receipt_problems(update_id: str, receipt: CommandReceipt, command: str) -> list[str]:
+    """What is wrong with the answer to one command (its outcome, where the engine says)."""
+    found = []
+    if receipt.command != command:
+        found.append(f"update {update_id} for {command} answered for {receipt.command}")
+    outcome = getattr(receipt, "outcome", None)
+    if outcome is not None and (outcome == "applied") != receipt.applied:
+        found.append(f"{command} ({update_id}) answered {outcome} but applied={receipt.applied}")
+    if outcome not in (None, "applied") and not getattr(receipt, "detail", "x"):
+        found.append(f"{command} ({update_id}) answered {outcome} without saying why")
     return found

@@ -183,13 +183,29 @@ class Observation:
     waiting: list[Call]
     histories: list[WorkflowHistory]
 
-    def events(self) -> list[Any]:
-        return [e for h in self.histories for e in h.events]
+    def events(self, histories: list[WorkflowHistory] | None = None) -> list[Any]:
+        return [e for h in (self.histories if histories is None else histories) for e in h.events]
 
-    def updates(self, kind: str) -> set[str]:
-        """IDs of updates accepted (``accepted``) or completed (``completed``) in history."""
+    def machine_histories(self) -> list[WorkflowHistory]:
+        """The histories of the current machine: since the last run that started fresh.
+
+        A run that continues as new carries the machine on (its input resumes a snapshot); a
+        run that finished with watcher events still to handle hands them to a fresh machine,
+        which starts with an empty transition and command log.
+        """
+        fresh = 0
+        for index, history in enumerate(self.histories):
+            started = history.events[0].workflow_execution_started_event_attributes
+            payloads = started.input.payloads
+            if not payloads or json.loads(payloads[0].data).get("resume") is None:
+                fresh = index
+        return self.histories[fresh:]
+
+    def updates(self, kind: str, histories: list[WorkflowHistory] | None = None) -> set[str]:
+        """IDs of updates accepted (``accepted``) or completed (``completed``) in history
+        (in ``histories``, by default every run's)."""
         found = set()
-        for event in self.events():
+        for event in self.events(histories):
             if kind == "accepted" and event.HasField(
                 "workflow_execution_update_accepted_event_attributes"
             ):
