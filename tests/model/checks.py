@@ -82,8 +82,8 @@ def problems(run: Run, seen: Observation, receipts: dict[str, CommandReceipt | s
     for record in status.commands:
         if "outcome" in type(record).model_fields and getattr(record, "outcome", None) is None:
             found.append(f"command {record.command} at {record.at} has no outcome in status")
-    waiting_for = getattr(status, "waiting_for", None)
-    if seen.running and waiting_for is not None and not waiting_for:
+    waiting_for = getattr(status, "waiting_for", None)  # empty once final, by definition
+    if seen.running and not status.final and waiting_for is not None and not waiting_for:
         found.append(f"status says it waits for nothing in {status.state} while running")
     if found and seen.waiting:
         found.append(f"(waiting workers: {waiting})")
