@@ -172,6 +172,8 @@ async def main() -> None:
     await handle.terminate("done")
 
 asyncio.run(main())
+sys.stdout.flush(); sys.stderr.flush()
+import os; os._exit(0)  # skip the teardown the SDK core can crash (sdk-python#300)
 """
 
 
