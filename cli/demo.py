@@ -309,9 +309,9 @@ async def _rollouts(started: Started, interval: float, out: Console) -> list[rol
                 rollout.ship(api, target.namespace, release)
             out.print(view.release_header(release, target.namespace, first))
             started.workflows.add(workflow)
-            handle = await rollout.announce(temporal, api, target, spec, release)
+            announced = await rollout.announce(temporal, api, target, spec, release)
             with view.RolloutView(out, release) as watching:
-                outcome = await rollout.follow(handle, api, release, watching)
+                outcome = await rollout.follow(announced, api, release, watching)
             out.print(view.verdict(outcome))
             outcomes.append(outcome)
     out.print()

@@ -232,9 +232,22 @@ def delete_objects(api: k8s.ApiClient, namespace: str) -> None:
 # =============================================================================
 
 
+@dataclass
+class Announced:
+    """A revision the demo told the workflow about.
+
+    Attributes:
+        handle: The target's canary workflow.
+        revision: The hash of the template announced: the rollout to follow is this one's.
+    """
+
+    handle: WorkflowHandle[Any, OperatorStatus]
+    revision: str
+
+
 async def announce(
     temporal: Client, api: k8s.ApiClient, target: Target, spec: dict[str, Any], release: Release
-) -> WorkflowHandle[Any, OperatorStatus]:
+) -> Announced:
     """Send ``NewRevision`` for the live template to the target's workflow, starting one.
 
     The event ID is derived from the revision, so a repeat (or a watcher's event for the
@@ -261,11 +274,21 @@ async def announce(
         static_summary=f"autopilot demo: {target.name} {release.label} "
         f"({release.tag}, {release.about})",
     )
-    return handle
+    return Announced(handle, revision)
+
+
+def is_over(status: OperatorStatus, revision: str) -> bool:
+    """Whether the machine has stopped on its own *with the announced revision*.
+
+    A workflow that already ended the previous rollout still shows that one's final state
+    until it has handled the new ``NewRevision`` signal: that state is not this rollout's
+    outcome.
+    """
+    return status.outcome != "running" and status.data.get("revision") == revision
 
 
 async def follow(
-    handle: WorkflowHandle[Any, OperatorStatus],
+    announced: Announced,
     api: k8s.ApiClient,
     release: Release,
     observer: Observer,
@@ -275,13 +298,14 @@ async def follow(
     Raises:
         CliError: The workflow itself ended badly, or the rollout took far too long.
     """
+    handle = announced.handle
     namespace = handle.id.split("/")[1]
     begun = time.monotonic()
     while True:
         status = await status_of(handle)
         seconds = time.monotonic() - begun
         observer.update(status, route_weights(api, namespace), seconds)
-        if status.outcome != "running":
+        if is_over(status, announced.revision):
             break
         if seconds > ROLLOUT_DEADLINE_S:
             raise CliError(f"{handle.id} did not finish within {ROLLOUT_DEADLINE_S:.0f}s")
