@@ -32,7 +32,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from service.settings import TemporalSettings, WorkerSettings
+from service.feeds import FeedError, check_feeds, sense_table
+from service.settings import TemporalSettings, WebhookSettings, WorkerSettings
 from service.temporal import connect, register_search_attributes
 
 log = logging.getLogger("autopilot.worker")
@@ -213,6 +214,20 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
             error_if_already_set=False,
         )
 
+    # The operators first: a definition or a feed that cannot work refuses to start at once.
+    try:
+        workflows = all_workflows(worker_settings.operator_modules)
+    except Exception as error:  # a user's operator module that does not import
+        print(f"error: could not load the operators: {_explain(error)}", file=sys.stderr)
+        return 2
+    operators = {wf.operator.name: wf.operator for wf in workflows}
+    if worker_settings.run_watchers:
+        try:
+            check_feeds(operators, WebhookSettings())
+        except FeedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
     embedded: EmbeddedServer | None = None
     address = temporal.address
     if address is None:
@@ -231,10 +246,9 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
         tasks = []
         if worker_settings.run_worker:
             try:
-                workflows = all_workflows(worker_settings.operator_modules)
                 activities = all_activities(worker_settings.operator_modules)
-            except Exception as error:  # a user's operator module that does not import
-                print(f"error: could not load the operators: {error!r}", file=sys.stderr)
+            except Exception as error:
+                print(f"error: could not load the activities: {error!r}", file=sys.stderr)
                 return 2
             missing = missing_activities(workflows, activities)
             if missing:
@@ -243,13 +257,14 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
             worker = make_worker(
                 client, temporal.task_queue, [*workflows, *support_workflows()], activities
             )
-            names = ", ".join(sorted(wf.operator.name for wf in workflows))
+            names = ", ".join(sorted(operators))
             print(
                 f"worker on task queue {temporal.task_queue!r} for operators: {names}", flush=True
             )
             tasks.append(asyncio.create_task(_run_worker(worker, stop)))
         if worker_settings.run_watchers:
-            tasks.append(asyncio.create_task(_run_watchers(client, temporal, stop)))
+            table = sense_table(operators)
+            tasks.append(asyncio.create_task(_run_watchers(client, temporal, stop, table)))
         if worker_settings.metrics_port:
             print(f"metrics on http://127.0.0.1:{worker_settings.metrics_port}/metrics")
         await stop.wait()
@@ -269,13 +284,24 @@ async def _run_worker(worker: Worker, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-async def _run_watchers(client: Client, temporal: TemporalSettings, stop: asyncio.Event) -> None:
+async def _run_watchers(
+    client: Client, temporal: TemporalSettings, stop: asyncio.Event, table: Sequence[Any]
+) -> None:
     try:
         runner = importlib.import_module("watchers.runner")
     except ModuleNotFoundError:
         log.warning("watchers are not available in this build; running the worker only")
         return
-    await runner.run_watchers(client=client, task_queue=temporal.task_queue, stop=stop)
+    await runner.run_watchers(
+        client=client, task_queue=temporal.task_queue, stop=stop, senses=table
+    )
+
+
+def _explain(error: Exception) -> str:
+    """A definition error's own sentences (they name the operator); else the repr."""
+    from workflows.engine import DefinitionError
+
+    return str(error) if isinstance(error, DefinitionError) else repr(error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

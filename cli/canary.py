@@ -36,6 +36,7 @@ from cli.connection import (
     resolve,
 )
 from cli.errors import CliError, Exit, friendly, run
+from cli.operators import OperatorGroup
 from cli.output import console
 from models.canary import (
     CanarySpec,
@@ -64,7 +65,9 @@ FINISHING_WAIT = timedelta(seconds=30)
 
 canary_app = typer.Typer(
     name="canary",
-    help="Progressive delivery: start a canary rollout for a Deployment.",
+    cls=OperatorGroup,
+    help="Progressive delivery: start a canary rollout for a Deployment, and steer it "
+    "(every command of the canary operator: approve, promote, abort, ...).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )

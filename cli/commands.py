@@ -152,11 +152,18 @@ async def send_command(
     return receipt
 
 
-def _make(name: str, summary: str) -> Callable[..., None]:
+def make_command(name: str, summary: str, operator: str | None = None) -> Callable[..., None]:
+    """The callback of command ``name``: ``autopilot NAME`` or ``autopilot OPERATOR NAME``.
+
+    With ``operator`` (the ``autopilot <operator> <command>`` form) the operator is implied:
+    TARGET may be ``namespace/name`` as well as a workflow ID or a name with ``-n``.
+    """
+    implied = operator
+
     def command(
         target: TargetArgument,
         namespace: KubeNamespaceOption = None,
-        operator: OperatorOption = DEFAULT_OPERATOR,
+        operator: OperatorOption = implied or DEFAULT_OPERATOR,
         reason: ReasonOption = None,
         as_: AsOption = None,
         wait: WaitOption = 120.0,
@@ -164,6 +171,8 @@ def _make(name: str, summary: str) -> Callable[..., None]:
         address: AddressOption = None,
         temporal_namespace: NamespaceOption = None,
     ) -> None:
+        if implied is not None and namespace is None and target.count("/") == 1:
+            namespace, target = target.split("/")
         workflow = workflow_id_of(target, namespace, operator)
         endpoint = resolve(address, temporal_namespace)
         by = as_ if as_ is not None else settings().identity
@@ -194,7 +203,7 @@ def _make(name: str, summary: str) -> Callable[..., None]:
         if receipt.outcome != APPLIED:
             raise typer.Exit(Exit.FAILED)
 
-    command.__name__ = f"{name}_command"
+    command.__name__ = f"{name.replace('-', '_')}_command"
     command.__doc__ = (
         f"{summary}\n\nRecords who (--as) and why (--reason); a command the current state "
         "does not accept is refused with the workflow's message (exit 1)."
@@ -204,5 +213,5 @@ def _make(name: str, summary: str) -> Callable[..., None]:
 
 #: One Typer callback per command name.
 CALLBACKS: dict[str, Callable[..., None]] = {
-    name: _make(name, text) for name, text in COMMANDS.items()
+    name: make_command(name, text) for name, text in COMMANDS.items()
 }

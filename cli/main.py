@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +28,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cli.errors import CliError, Exit, documented, friendly, leave
+
+#: What may name an operator (``service.settings.OPERATOR_NAME_PATTERN``, kept import-free).
+_OPERATOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
 def _epilog(*examples: str) -> str:
@@ -238,6 +242,17 @@ class AutopilotGroup(TyperGroup):
         super().__init__(**attrs)
         self.commands.update((entry.name, LazyCommand(entry)) for entry in table())
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and _OPERATOR_NAME.fullmatch(cmd_name):
+            # Not a command of the table: an operator's name (``autopilot ticket close ...``)?
+            from cli.operators import operator_group
+
+            found = operator_group(cmd_name)
+            if found is not None:
+                self.commands[cmd_name] = found
+        return found
+
     def list_commands(self, ctx: Any) -> list[str]:
         # Only listing needs the summaries; running one command never reads them.
         for command in self.commands.values():
@@ -258,6 +273,8 @@ app = typer.Typer(
     "  autopilot canary start podinfo -n test -f deploy/examples/canary.yaml\n\n"
     "  autopilot watch -n test podinfo\n\n"
     "  autopilot approve canary/test/podinfo --reason 'dashboards look fine'\n\n"
+    "Every operator's commands: autopilot OPERATOR COMMAND TARGET (autopilot quarantine "
+    "release shop/payments; see autopilot OPERATOR --help).\n\n"
     "Exit codes: 0 ok, 1 refused or failed, 2 invalid input, 3 waiting, 4 unknown target, "
     "5 Temporal unreachable, 6 Kubernetes unreachable.",
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,33 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return values[key]
 
     return VARIABLE.sub(substitute, template)
+
+
+#: The variables of a sense's template (:class:`models.senses.PromQL`).
+SENSE_VARIABLES = ("namespace", "name")
+
+
+def render_for_targets(template: str, targets: Iterable[tuple[str, str]]) -> str:
+    """A sense's template for many targets at once: each variable becomes an anchored regex.
+
+    ``{{ namespace }}`` and ``{{ name }}`` stand in label-matcher values
+    (``label=~"{{ name }}"``); they are filled with ``a|b|c`` of the escaped values, so one
+    query answers for every target and its series are told apart by their labels. An
+    unknown variable raises ``KeyError`` naming it.
+    """
+    pairs = sorted(set(targets))
+    namespaces = sorted({namespace for namespace, _ in pairs})
+    names = sorted({name for _, name in pairs})
+    values = {
+        "namespace": "|".join(_regex_literal(value) for value in namespaces),
+        "name": "|".join(_regex_literal(value) for value in names),
+    }
+    return render(template, values)
+
+
+def _regex_literal(value: str) -> str:
+    """``value`` as a PromQL (RE2) regex literal inside a double-quoted string."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\\\1", value)
 
 
 def number(series: Mapping[str, Any]) -> float | None:

@@ -311,8 +311,8 @@ class WebhookSettings(BaseSettings):
     allowed_event_types: dict[str, list[str]] | None = Field(
         default=None,
         description=(
-            "operator -> event types POST /v1/events accepts; unset accepts any operator "
-            "and any PascalCase type"
+            "operator -> event types POST /v1/events accepts; unset: the event types the "
+            "operators declare as Webhook senses (the worker refuses a type nothing handles)"
         ),
     )
 
@@ -330,10 +330,13 @@ class WebhookSettings(BaseSettings):
         description="alert labels that name the target, first present wins",
     )
 
-    github_operator: str = Field(
-        default="autoroute",
+    github_operator: str | None = Field(
+        default=None,
         pattern=OPERATOR_NAME_PATTERN,
-        description="the operator a GitHub push starts",
+        description=(
+            "the operator a GitHub push starts; unset: the one operator that declares the "
+            "github watcher, else pushes are answered as ignored"
+        ),
     )
     github_services_prefix: str = Field(
         default="services/",

@@ -50,6 +50,7 @@ def webhook_settings(**overrides: Any) -> WebhookSettings:
         "events_secret": EVENTS_SECRET,
         "alertmanager_token": ALERTMANAGER_TOKEN,
         "github_secret": GITHUB_SECRET,
+        "github_operator": "autoroute",
         # Generous: the machine is shared; the timeout path has its own test below.
         "response_timeout_s": 60,
     }

@@ -7,7 +7,17 @@ What runs where:
   is answered by one replica, and event IDs make a sender's retries harmless;
 * the **Kubernetes watcher**, the **status mirror** and the **Prometheus watcher** run only on
   the replica that holds the Lease (:class:`~watchers.lease.LeaderElector`), built afresh
-  for each term so a new leader starts from the cluster's state, not from memory.
+  for each term so a new leader starts from the cluster's state, not from memory; so do
+  the runtimes of the senses operators declare (:mod:`watchers.senses`).
+
+What runs is what the operators declare (:class:`~models.senses.OperatorSenses`, handed
+over by the worker): the canary's Canary watcher and metric sampler only when an operator
+declares them (:class:`~models.senses.Dedicated`), one informer per Kubernetes kind some
+:class:`~models.senses.WatchKind` names, one query per :class:`~models.senses.PromQL`
+template per interval, and ``POST /v1/events`` accepting the declared
+:class:`~models.senses.Webhook` event types (unless ``AUTOPILOT_WEBHOOK_ALLOWED_EVENT_TYPES``
+says otherwise). Without a table (tests that run one watcher) the canary's watchers run
+and the generic endpoint accepts any event.
 
 With ``leader_election`` off (one replica, or tests), they simply run.
 """
@@ -17,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +36,7 @@ from kubernetes.config.config_exception import ConfigException
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
+from models.senses import OperatorSenses, dedicated, webhook_routes
 from service.settings import WatchersSettings, WebhookSettings
 from watchers.delivery import Delivery
 from watchers.kube.canary_api import CanaryApi
@@ -35,6 +46,8 @@ from watchers.kube.status import StatusMirror
 from watchers.kube.watcher import KubeWatcher
 from watchers.lease import LeaderElector
 from watchers.prometheus.watcher import PrometheusWatcher
+from watchers.senses.kinds import KindWatcher
+from watchers.senses.readings import ReadingsWatcher
 from watchers.visibility import WorkflowDirectory
 from watchers.webhooks import serve_webhooks
 
@@ -43,11 +56,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LeaderWatchers:
-    """The watchers of one leadership term, sharing one Canary index."""
+    """The watchers of one leadership term (the canary's share one Canary index)."""
 
-    kube: KubeWatcher
-    status: StatusMirror
+    kube: KubeWatcher | None
+    status: StatusMirror | None
     prometheus: PrometheusWatcher | None
+    kinds: KindWatcher | None = None
+    readings: ReadingsWatcher | None = None
 
     @classmethod
     def build(
@@ -56,31 +71,44 @@ class LeaderWatchers:
         delivery: Delivery,
         calls: KubeCalls,
         registry: CollectorRegistry | None = None,
+        senses: Sequence[OperatorSenses] | None = None,
     ) -> LeaderWatchers:
-        """Fresh watchers over a fresh index."""
-        index = CanaryIndex()
-        directory = WorkflowDirectory(delivery.client)
-        kube = KubeWatcher(settings, delivery, calls, index)
-        status = StatusMirror(settings, delivery.client, index, CanaryApi(calls), directory)
-        prometheus = (
-            PrometheusWatcher(settings, delivery, index, directory, registry)
-            if settings.prometheus
-            else None
+        """Fresh watchers over a fresh index: those the senses declare (all, without them)."""
+        canary = senses is None or bool(dedicated(senses, "canary-resources"))
+        samples = senses is None or bool(dedicated(senses, "canary-metric-samples"))
+        kube = status = prometheus = None
+        if canary:
+            index = CanaryIndex()
+            directory = WorkflowDirectory(delivery.client)
+            kube = KubeWatcher(settings, delivery, calls, index)
+            status = StatusMirror(settings, delivery.client, index, CanaryApi(calls), directory)
+            if settings.prometheus and samples:
+                prometheus = PrometheusWatcher(settings, delivery, index, directory, registry)
+        kinds = KindWatcher(settings, delivery, calls, senses) if senses else None
+        readings = (
+            ReadingsWatcher(settings, delivery, senses) if senses and settings.prometheus else None
         )
-        return cls(kube, status, prometheus)
+        return cls(kube, status, prometheus, kinds, readings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop``; one failing watcher ends the term (the others are cancelled)."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.kube.run(stop))
-            group.create_task(self._after_sync(self.status.run, stop))
+            if self.kube is not None:
+                group.create_task(self.kube.run(stop))
+            if self.status is not None:
+                group.create_task(self._after_sync(self.status.run, stop))
             if self.prometheus is not None:
                 group.create_task(self._after_sync(self.prometheus.run, stop))
+            if self.kinds is not None:
+                group.create_task(self.kinds.run(stop))
+            if self.readings is not None:
+                group.create_task(self.readings.run(stop))
 
     async def _after_sync(
         self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
     ) -> None:
         """Start ``run`` once the Kubernetes watcher knows every Canary."""
+        assert self.kube is not None
         ready = asyncio.ensure_future(self.kube.ready.wait())
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -99,6 +127,8 @@ class Runner:
         webhook_settings: the webhook server's settings; from ``AUTOPILOT_WEBHOOK_*`` by default.
         registry: Prometheus registry for the watchers' counters; the global one by default.
         api: a Kubernetes client; built from ``settings.kubeconfig`` by default.
+        senses: every operator's senses (the worker's registry); ``None`` runs the canary's
+            watchers and accepts any event at ``POST /v1/events``.
     """
 
     def __init__(
@@ -109,12 +139,14 @@ class Runner:
         webhook_settings: WebhookSettings | None = None,
         registry: CollectorRegistry | None = None,
         api: kube_client.ApiClient | None = None,
+        senses: Sequence[OperatorSenses] | None = None,
     ) -> None:
         self.settings = settings
         self.delivery = delivery
         self.webhook_settings = webhook_settings
         self.registry = registry
         self._api = api
+        self.senses = senses
         self.elector: LeaderElector | None = None
         #: The watchers of the current term (None while standing by).
         self.current: LeaderWatchers | None = None
@@ -126,7 +158,7 @@ class Runner:
         if settings.webhooks:
             webhooks = asyncio.create_task(
                 serve_webhooks(
-                    self.webhook_settings or WebhookSettings(),
+                    routed_settings(self.webhook_settings or WebhookSettings(), self.senses),
                     self.delivery,
                     registry=self.registry,
                 )
@@ -193,11 +225,34 @@ class Runner:
                 failures = 0
 
     async def _lead(self, calls: KubeCalls, stop: asyncio.Event) -> None:
-        self.current = LeaderWatchers.build(self.settings, self.delivery, calls, self.registry)
+        self.current = LeaderWatchers.build(
+            self.settings, self.delivery, calls, self.registry, self.senses
+        )
         try:
             await self.current.run(stop)
         finally:
             self.current = None
+
+
+def routed_settings(
+    settings: WebhookSettings, senses: Sequence[OperatorSenses] | None
+) -> WebhookSettings:
+    """The webhook settings with the routes the senses declare, where settings are silent.
+
+    ``POST /v1/events`` accepts the declared :class:`~models.senses.Webhook` event types
+    (an explicit ``allowed_event_types`` wins); GitHub pushes go to the one operator that
+    declares the ``github`` watcher, unless ``github_operator`` names one.
+    """
+    if senses is None:
+        return settings
+    update: dict[str, Any] = {}
+    if settings.allowed_event_types is None:
+        update["allowed_event_types"] = webhook_routes(senses)
+    if settings.github_operator is None:
+        takers = dedicated(senses, "github")
+        if len(takers) == 1:
+            update["github_operator"] = takers[0]
+    return settings.model_copy(update=update)
 
 
 async def run_watchers(
@@ -210,6 +265,7 @@ async def run_watchers(
     stop: asyncio.Event | None = None,
     webhook_settings: WebhookSettings | None = None,
     registry: CollectorRegistry | None = None,
+    senses: Sequence[OperatorSenses] | None = None,
 ) -> None:
     """Run every configured watcher until the stop event is set (``worker_main`` calls this).
 
@@ -225,6 +281,7 @@ async def run_watchers(
         stop: the same as ``stop_event``.
         webhook_settings: the webhook server's settings (``AUTOPILOT_WEBHOOK_*`` by default).
         registry: Prometheus registry for the counters (the global one by default).
+        senses: every operator's senses (see :class:`Runner`).
 
     Raises:
         ValueError: neither a delivery nor a client and task queue, or no stop event.
@@ -241,5 +298,6 @@ async def run_watchers(
         delivery,
         webhook_settings=webhook_settings,
         registry=registry,
+        senses=senses,
     )
     await runner.run(event)

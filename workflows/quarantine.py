@@ -37,6 +37,7 @@ from models.quarantine import (
     SecurityAlert,
     SecurityNotified,
 )
+from models.senses import Dedicated, Webhook
 from workflows.engine import (
     ANY,
     ActivityFailed,
@@ -274,6 +275,12 @@ quarantine = Operator(
     data=QuarantineData,
     initial="Detected",
     events=[SecurityAlert, AlertResolved],
+    senses=[
+        # Alertmanager's webhook: a firing alert that names the workload, and its end.
+        Dedicated("alertmanager", sends=(SecurityAlert, AlertResolved)),
+        # Any other tool (a SIEM, a scanner) through the generic, signed endpoint.
+        Webhook(sends=(SecurityAlert, AlertResolved)),
+    ],
     details=details,
     description=(
         "Isolates a compromised workload: a firing security alert puts a DENY "

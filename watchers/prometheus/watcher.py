@@ -103,7 +103,7 @@ class PrometheusMetrics:
 
 
 @functools.lru_cache(maxsize=16)
-def _client(url: str, timeout_s: float) -> PrometheusConnect:
+def prometheus_for(url: str, timeout_s: float) -> PrometheusConnect:
     """One client (connection pool) per Prometheus; one quick retry, then "no data"."""
     retry = Retry(total=1, backoff_factor=0.05, status_forcelist=(502, 503, 504))
     return PrometheusConnect(
@@ -222,7 +222,7 @@ class PrometheusWatcher:
         return query.fan_out(result)
 
     def _query(self, url: str, promql: str, at: datetime) -> list[dict[str, Any]]:
-        prometheus = _client(url, self.settings.query_timeout_s)
+        prometheus = prometheus_for(url, self.settings.query_timeout_s)
         result: list[dict[str, Any]] = prometheus.custom_query(
             promql, params={"time": f"{at.timestamp():.3f}"}
         )

@@ -141,6 +141,10 @@ def route_push(
 ) -> Routed:
     """Map a push to one ``ServiceCheckedIn`` per service file added or modified in it."""
     routed = Routed()
+    if settings.github_operator is None:
+        reason = "no operator takes pushes (none declares the github watcher)"
+        routed.ignored.append(Ignored(push.ref, reason))
+        return routed
     branch = f"refs/heads/{push.repository.default_branch}"
     if push.deleted or push.ref != branch:
         reason = "branch deleted" if push.deleted else f"not the default branch {branch}"

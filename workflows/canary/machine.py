@@ -25,6 +25,7 @@ from models.canary import (
 )
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
+from models.senses import Dedicated, Webhook
 from workflows.canary import effects, guards, replay, workers
 from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
@@ -37,6 +38,14 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     data=CanaryData,
     initial="Initializing",
     events=[NewRevision, TargetDeleted, MetricSample],
+    senses=[
+        # A Canary object and its Deployment: new revisions, and the end of either.
+        Dedicated("canary-resources", sends=(NewRevision, TargetDeleted)),
+        # Its metric templates between analyses, for Canaries that opt in.
+        Dedicated("canary-metric-samples", sends=(MetricSample,)),
+        # A pipeline may announce a revision itself (the canary reads the live template).
+        Webhook(sends=(NewRevision,)),
+    ],
     search_attributes=SEARCH_ATTRIBUTES,
     details=details,
     description=(

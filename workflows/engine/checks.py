@@ -20,6 +20,7 @@ from workflows.engine.definition import (
     Command,
     Timeout,
     TransitionDef,
+    sense_events,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +41,26 @@ def problems_of(op: Operator[Any, Any]) -> list[str]:
     problems += _shadowed(op)
     problems += _commands(op)
     problems += _activities(op)
+    problems += sense_problems(op)
     return problems
+
+
+def sense_problems(op: Operator[Any, Any]) -> list[str]:
+    """Every event a declared sense can send must be handled by some transition.
+
+    A sense whose event no transition handles would feed the machine something it drops in
+    silence, the most confusing way for a watcher to be wrong, so the operator is refused.
+    """
+    handled = {t.trigger.type_name() for t in op.transitions if not isinstance(t.trigger, Command)}
+    found = []
+    for sense in op.senses:
+        for model in sense_events(sense):
+            if model.type_name() not in handled:
+                found.append(
+                    f"{sense.describe} sends event {model.type_name()!r}, which no transition "
+                    "handles: add a transition on it, or drop it from the sense's sends"
+                )
+    return found
 
 
 def _unknown_names(op: Operator[Any, Any]) -> list[str]:

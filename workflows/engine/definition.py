@@ -27,6 +27,7 @@ from typing_extensions import TypeVar
 
 from models.events import Event
 from models.operator import CommandRequest
+from models.senses import Sense
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -184,6 +185,12 @@ class TransitionDef:
         return getattr(self.when, "__name__", "guard")
 
 
+def sense_events(sense: Sense) -> tuple[type[Event], ...]:
+    """The event types ``sense`` can send."""
+    sends = sense.sends
+    return sends if isinstance(sends, tuple) else (sends,)
+
+
 class DefinitionError(ValueError):
     """An operator definition is inconsistent; the message names every problem found."""
 
@@ -204,6 +211,10 @@ class Operator(Generic[SpecT, DataT]):
         data: Pydantic model of the machine's memory; every field needs a default.
         initial: The state a new instance starts in.
         events: Event models watchers may send in (activity results register themselves).
+        senses: What feeds the operator (:mod:`models.senses`): Kubernetes kinds, PromQL
+            templates, webhook event types, dedicated watchers. The watcher runtime builds
+            its informers, queries and routes from them; every event type a sense sends
+            must be handled by a transition.
         search_attributes: Extra typed search attributes, name to value function.
         details: Markdown shown as the workflow's current details in the Temporal UI.
         pausable: Whether the engine accepts ``pause`` and ``resume``.
@@ -215,6 +226,7 @@ class Operator(Generic[SpecT, DataT]):
     data: type[DataT]
     initial: str
     events: Sequence[type[Event]] = ()
+    senses: Sequence[Sense] = ()
     search_attributes: dict[str, Callable[[Ctx[Any, Any]], Any]] = field(default_factory=dict)
     details: Callable[[Ctx[Any, Any]], str] | None = None
     pausable: bool = True
@@ -329,6 +341,9 @@ class Operator(Generic[SpecT, DataT]):
         models: dict[str, type[Event]] = {e.type_name(): e for e in BUILTIN_EVENTS}
         for model in self.events:
             models[model.type_name()] = model
+        for sense in self.senses:
+            for model in sense_events(sense):
+                models[model.type_name()] = model
         for state in self.states.values():
             for ref in state.run:
                 if ref.returns is not None:
