@@ -150,13 +150,18 @@ async def measure(targets: int, ticks: int, env: dict[str, str], queue: str) -> 
 
         async def synced() -> bool:
             current = runner.current
-            return current is not None and sum(current.kube.stats.sent.values()) >= targets
+            return (
+                current is not None
+                and current.kube is not None
+                and sum(current.kube.stats.sent.values()) >= targets
+            )
 
         await _until(synced, f"{targets} deliveries")
     row.update(sync_wall_s=sync.wall, sync_cpu_s=sync.cpu)
     current = runner.current
-    assert current is not None and current.prometheus is not None
+    assert current is not None and current.prometheus is not None and current.status is not None
     prometheus = current.prometheus
+    status_mirror = current.status
 
     async def all_active() -> bool:
         await prometheus.directory.refresh()
@@ -164,7 +169,7 @@ async def measure(targets: int, ticks: int, env: dict[str, str], queue: str) -> 
 
     await _until(all_active, f"{targets} active rollouts")
     with _Clock() as status:
-        await current.status.sync_once()
+        await status_mirror.sync_once()
     row.update(status_wall_s=status.wall, status_cpu_s=status.cpu)
     reports, served, cpu = [], 0.0, 0.0
     for _ in range(ticks):

@@ -189,7 +189,7 @@ async def test_a_restarted_watcher_resumes_from_its_checkpoint_and_delivers_what
 
     async with running(settings(cluster.namespace), delivery, kube_api) as runner:
         sent = await eventually(lambda: signals(temporal, workflow_id), lambda s: len(s) >= 2)
-        assert runner.current is not None
+        assert runner.current is not None and runner.current.kube is not None
         watcher = runner.current.kube
         await eventually(lambda: watcher.stats.reconciles, lambda n: n >= 2)
         informers = {informer.name: informer for informer in watcher._informers}
@@ -255,7 +255,7 @@ async def test_a_checkpoint_the_server_no_longer_has_is_answered_by_a_fresh_list
 
     async with running(settings(cluster.namespace), delivery, kube_api) as runner:
         sent = await eventually(lambda: signals(temporal, workflow_id), lambda s: len(s) >= 2)
-        assert runner.current is not None
+        assert runner.current is not None and runner.current.kube is not None
         informer = next(i for i in runner.current.kube._informers if i.name.startswith("deploy"))
 
     assert informer.gone >= 1 and informer.lists >= 1
