@@ -23,7 +23,7 @@ new_app = typer.Typer(
 @new_app.command(
     "operator",
     epilog="Example:\n\n  autopilot new operator door_lock\n\n"
-    "  pytest tests/test_door_lock_operator.py",
+    "  pytest tests/operators/door_lock",
 )
 @friendly
 def operator_command(
@@ -32,7 +32,7 @@ def operator_command(
         Path, typer.Option("--dir", help="The project's root directory.", show_default=True)
     ] = Path("."),
 ) -> None:
-    """Scaffold an operator: models/NAME.py, workflows/NAME.py, activities/NAME.py, a test.
+    """Scaffold an operator: its models, machine, workers, tests and docs page.
 
     The operator registers itself (the worker and 'autopilot describe' find it) and its
     generated tests pass on the time-skipping server. An existing name is refused.
@@ -47,7 +47,7 @@ def operator_command(
         out.print(f"  {path}")
     test = next(p for p in made.files if p.name.startswith("test_"))
     steps = [
-        (f"pytest {test}", "its tests, on the time-skipping server"),
+        (f"pytest {test.parent}", "its tests, on the time-skipping server"),
         (f"autopilot describe {name}", "its states and transitions"),
         (f"autopilot describe {name} --mermaid", "its diagram"),
         ("autopilot worker", "runs it with every other operator"),

@@ -1,14 +1,16 @@
 """``autopilot new operator NAME``: write a working operator to start from.
 
-Four files, in the project's layout, each in the package whose rules it follows:
+Six files, in the project's layout, each in the package whose rules it follows:
 
 * ``models/<name>.py``: spec, data and events (pydantic only);
 * ``workflows/<name>.py``: the machine and its ``@register @workflow.defn`` class (the
   registry imports every module of ``workflows``, so nothing else needs editing);
 * ``activities/<name>.py``: the workers, ``@activity.defn(name="<name>.<fn>")``, and the
   module's ``ACTIVITIES`` list the worker collects;
-* ``tests/test_<name>_operator.py``: tests on the time-skipping server that pass as
-  generated.
+* ``tests/operators/<name>/test_<name>.py``: tests on the time-skipping server that pass
+  as generated, built on the shared helpers of ``tests/operators/support.py``;
+* ``docs/operators/<name>.md``: what it does, what feeds it, its commands and its diagram
+  (the one ``autopilot describe <name> --mermaid`` prints; a test keeps them equal).
 
 The templates sit next to this module (``*.py.tmpl``, ``string.Template`` syntax).
 Nothing is overwritten: an existing name, an invalid identifier or a directory that is not
@@ -43,10 +45,12 @@ RESERVED = frozenset(
         "asyncio",
         "c",
         "command",
+        "deployment_changed",
         "details",
         "engine",
         "event",
         "models",
+        "machine",
         "needs_approval",
         "operator",
         "prepare",
@@ -55,9 +59,12 @@ RESERVED = frozenset(
         "record_failure",
         "record_prepared",
         "registry",
+        "send",
         "start",
         "start_over",
+        "status",
         "step",
+        "support",
         "target",
         "tests",
         "timedelta",
@@ -74,11 +81,13 @@ FILES = (
     ("model.py.tmpl", "models/{name}.py"),
     ("workflow.py.tmpl", "workflows/{name}.py"),
     ("activities.py.tmpl", "activities/{name}.py"),
-    ("test.py.tmpl", "tests/test_{name}_operator.py"),
+    ("test_package.py.tmpl", "tests/operators/{name}/__init__.py"),
+    ("test.py.tmpl", "tests/operators/{name}/test_{name}.py"),
+    ("doc.md.tmpl", "docs/operators/{name}.md"),
 )
 
 #: Packages a project must have for the generated files to work.
-PACKAGES = ("models", "workflows", "activities", "tests")
+PACKAGES = ("models", "workflows", "activities", "tests", "tests/operators")
 
 
 class ScaffoldError(ValueError):
@@ -149,12 +158,19 @@ def import_lines(imports: dict[str, list[str]]) -> str:
 
 def import_line(module: str, names: list[str]) -> str:
     """``from module import a, b`` sorted and wrapped the way the project's linter wants."""
-    ordered = sorted(names, key=lambda n: (n.lower(), n))
+    # The linter's order: CONSTANTS, then Classes, then functions and variables.
+    ordered = sorted(names, key=lambda n: (_kind(n), n.lower(), n))
     line = f"from {module} import {', '.join(ordered)}"
     if len(line) <= LINE_LENGTH:
         return line
     members = "".join(f"    {n},\n" for n in ordered)
     return f"from {module} import (\n{members})"
+
+
+def _kind(name: str) -> int:
+    if name.isupper():
+        return 0
+    return 1 if name[:1].isupper() else 2
 
 
 def render(template: str, name: str) -> str:
@@ -168,12 +184,23 @@ def render(template: str, name: str) -> str:
         Name=prefix,
         workflow_model_imports=import_lines(
             {
-                models: ["Applied", "Changed", "Prepared", data, spec],
-                "models.operator": ["OperatorInput", "OperatorStatus"],
+                models: ["OPERATOR", "Applied", "Changed", "Prepared", data, spec],
+                "models.operator": ["OperatorInput", "OperatorStatus", "Target"],
+                "models.senses": ["Emit", "KubeChange", "WatchKind", "Webhook"],
+            }
+        ),
+        test_model_imports=import_lines(
+            {
+                models: ["Changed"],
+                "models.operator": ["OperatorStatus"],
+                "models.senses": ["KubeChange", "WatchKind"],
             }
         ),
         activity_model_imports=import_lines(
-            {models: ["Applied", "Prepared", data, spec], "models.operator": ["StepInput"]}
+            {
+                models: ["OPERATOR", "Applied", "Prepared", data, spec],
+                "models.operator": ["StepInput"],
+            }
         ),
     )
 
@@ -188,5 +215,6 @@ def scaffold(root: Path, name: str) -> Scaffold:
     check_project(root, name)
     rendered = [(root / target.format(name=name), render(t, name)) for t, target in FILES]
     for path, text in rendered:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return Scaffold(name=name, class_prefix=class_prefix(name), files=tuple(p for p, _ in rendered))

@@ -27,7 +27,10 @@ PROJECT_PARTS = (
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/temporal_env.py",
+    "tests/waiting.py",
     "tests/fixtures",
+    "tests/operators/__init__.py",
+    "tests/operators/support.py",
 )
 
 
@@ -66,16 +69,26 @@ async def test_a_new_operator_passes_its_generated_tests(autopilot, project):
         "models/door_lock.py",
         "workflows/door_lock.py",
         "activities/door_lock.py",
-        "tests/test_door_lock_operator.py",
+        "tests/operators/door_lock/test_door_lock.py",
+        "docs/operators/door_lock.md",
     ):
         assert (project / path).is_file(), path
         assert str(project / path) in result.stdout
 
     code, output = await run_in(
-        project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_door_lock_operator.py"
+        project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/operators/door_lock"
     )
     assert code == 0, output
-    assert "5 passed" in output
+    assert "6 passed" in output
+
+
+async def test_the_generated_page_shows_the_diagram_describe_prints(autopilot, project):
+    await autopilot("new", "operator", "door_lock", "--dir", str(project))
+    code, diagram = await run_in(project, "-m", "cli", "describe", "door_lock", "--mermaid")
+    assert code == 0, diagram
+    page = (project / "docs/operators/door_lock.md").read_text()
+    assert f"```mermaid\n{diagram.strip()}\n```" in page
+    assert "autopilot.dev/door_lock" in page
 
 
 async def test_a_new_operator_registers_itself_and_can_be_described(autopilot, project):
@@ -102,7 +115,8 @@ async def test_the_generated_code_is_lint_clean_and_typed(autopilot, project, na
         f"models/{name}.py",
         f"workflows/{name}.py",
         f"activities/{name}.py",
-        f"tests/test_{name}_operator.py",
+        f"tests/operators/{name}/__init__.py",
+        f"tests/operators/{name}/test_{name}.py",
     ]
     code, output = await run_in(project, "-m", "ruff", "check", *files)
     assert code == 0, output

@@ -12,8 +12,11 @@ How it runs:
    after 410 Gone) is a change ``added`` per object, plus ``deleted`` for each object the
    watcher knew that is gone.
 3. **Event IDs come from the object**, never from the moment (``k8s:<resource>:<uid>:<rv>``,
-   ``...:<uid>:deleted``), so a repeated list or a replayed watch sends nothing new and
-   the workflow drops the repeat.
+   ``...:<uid>:deleted``, or the ``map`` function's own, e.g. from ``metadata.generation``
+   so that status-only changes repeat it), so a repeated list or a replayed watch sends
+   nothing new and the workflow drops the repeat. The watcher also remembers the last ID it
+   delivered to each workflow and does not send it again: a repeat never starts a new run
+   of a finished workflow while this watcher runs.
 4. **Resume.** The resourceVersion each stream has fully delivered is checkpointed in the
    watchers' ConfigMap (keys ``sense.<resource>``); a restart replays the changes since,
    deletions included. A delivery that fails is tried again with backoff, and the
@@ -57,6 +60,9 @@ logger = logging.getLogger(__name__)
 SOURCE = "kubernetes"
 #: Longest pause before a failed delivery is tried again, in seconds.
 MAX_RETRY_S = 30.0
+
+#: Workflows whose last delivered event ID is remembered (oldest forgotten first).
+MAX_REMEMBERED = 100_000
 
 Resource = tuple[str, str, str]
 """``(group, version, plural)``."""
@@ -129,6 +135,7 @@ class KindWatcher:
         self._known: dict[str, dict[str, dict[str, Any]]] = {}
         self._versions: dict[str, str] = {}
         self._failing = 0
+        self._last_sent: dict[tuple[str, str], str] = {}
 
     @property
     def informers(self) -> int:
@@ -233,6 +240,7 @@ class KindWatcher:
             for request in self._requests(subscriber, change)
         ]
         self.stats.changes += len(changes)
+        requests = [r for r in requests if self._last_sent.get(_key(r)) != r.envelope.id]
         await self._deliver(requests)
         self._versions[event.stream] = event.resource_version
 
@@ -291,6 +299,7 @@ class KindWatcher:
                 if result.outcome is not Outcome.FAILED:
                     key = request.envelope.type
                     self.stats.delivered[key] = self.stats.delivered.get(key, 0) + 1
+                    self._remember(request)
             if not failed:
                 self._failing = 0
                 return
@@ -302,6 +311,13 @@ class KindWatcher:
             await asyncio.sleep(delay)
             pending = failed
 
+    def _remember(self, request: DeliveryRequest) -> None:
+        key = _key(request)
+        self._last_sent.pop(key, None)
+        self._last_sent[key] = request.envelope.id
+        while len(self._last_sent) > MAX_REMEMBERED:
+            del self._last_sent[next(iter(self._last_sent))]
+
     async def _save(self) -> None:
         if self._failing or not self._versions:
             return
@@ -309,3 +325,8 @@ class KindWatcher:
             await self.checkpoint.save(dict(self._versions))
         except Exception:
             logger.warning("saving the senses' watch checkpoint failed", exc_info=True)
+
+
+def _key(request: DeliveryRequest) -> tuple[str, str]:
+    """``(operator, workflow ID)`` of a request."""
+    return request.operator, request.workflow_id

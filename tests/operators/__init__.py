@@ -1,0 +1,1 @@
+"""Tests of operators: one package per operator (``autopilot new operator`` adds one)."""
