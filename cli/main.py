@@ -30,7 +30,7 @@ from typer.core import TyperCommand, TyperGroup
 from cli.errors import CliError, Exit, documented, friendly, leave
 
 #: What may name an operator (``service.settings.OPERATOR_NAME_PATTERN``, kept import-free).
-_OPERATOR_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_OPERATOR_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
 def _epilog(*examples: str) -> str:

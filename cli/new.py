@@ -22,8 +22,7 @@ new_app = typer.Typer(
 
 @new_app.command(
     "operator",
-    epilog="Example:\n\n  autopilot new operator door_lock\n\n"
-    "  pytest tests/operators/door_lock",
+    epilog="Example:\n\n  autopilot new operator door_lock\n\n  pytest tests/operators/door_lock",
 )
 @friendly
 def operator_command(

@@ -262,7 +262,7 @@ class WatchersSettings(BaseSettings):
 # -- webhooks ------------------------------------------------------------------
 
 #: Operator names are workflow type names: lower-case, dash-separated.
-OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: Event types are PascalCase identifiers, as the engine declares them.
 EVENT_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{0,127}$"
 

@@ -91,6 +91,17 @@ async def test_the_generated_page_shows_the_diagram_describe_prints(autopilot, p
     assert "autopilot.dev/door_lock" in page
 
 
+async def test_a_new_operator_with_an_underscore_gets_its_commands_on_the_cli(autopilot, project):
+    await autopilot("new", "operator", "door_lock", "--dir", str(project))
+    code, output = await run_in(project, "-m", "cli", "door_lock", "--help")
+    assert code == 0, output
+    for command in ("approve", "abort", "retry", "pause", "resume"):
+        assert command in output
+    code, output = await run_in(project, "-m", "cli", "door_lock", "approve", "--help")
+    assert code == 0, output
+    assert "Approve the gate" in output
+
+
 async def test_a_new_operator_registers_itself_and_can_be_described(autopilot, project):
     await autopilot("new", "operator", "door_lock", "--dir", str(project))
 

@@ -8,6 +8,7 @@ from models.promql import render_for_targets
 from models.senses import KubeChange, WatchKind
 from watchers.senses.kinds import event_id
 from watchers.senses.selectors import LabelSelector, SelectorError
+from watchers.webhooks.events import GenericEvent
 
 
 @pytest.mark.parametrize(
@@ -59,3 +60,10 @@ def test_a_relisted_unchanged_object_sends_the_same_event_id_and_a_deletion_its_
     assert event_id(sense, _change("added", "7")) == event_id(sense, _change("modified", "7"))
     assert event_id(sense, _change("modified", "8")) != event_id(sense, _change("added", "7"))
     assert event_id(sense, _change("deleted", "9")).endswith(":deleted")
+
+
+def test_the_generic_webhook_accepts_the_names_autopilot_new_operator_gives() -> None:
+    event = GenericEvent(
+        id="e1", operator="door_lock", namespace="shop", name="web", type="Changed"
+    )
+    assert event.operator == "door_lock"
