@@ -34,11 +34,12 @@ from tests.watchers.support import (
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal, pytest.mark.usefixtures("cleanup")]
 
-#: A short rollout: two steps, a passing metric sampled by the Prometheus watcher.
+#: A short rollout: five steps (long enough for samples with data on a loaded machine, where
+#: Prometheus and visibility lag), a passing metric sampled by the Prometheus watcher.
 ANALYSIS: dict[str, Any] = {
     "interval": "2s",
     "threshold": 2,
-    "stepWeight": 25,
+    "stepWeight": 10,
     "maxWeight": 50,
     "metrics": [
         {
@@ -103,7 +104,7 @@ async def test_a_new_image_starts_the_rollout_and_kubectl_shows_it_progress(
 
     print(f"\nworkflow started {started_after * 1000:.0f} ms after the image change")
     print(f"phases seen by kubectl: {sorted(set(seen), key=str)}")
-    assert ("Progressing", 25) in seen or ("Progressing", 50) in seen
+    assert any(phase == "Progressing" and (weight or 0) > 0 for phase, weight in seen)
     assert final["canaryWeight"] == 0
     assert final["runId"] == rollout_run
     assert "Succeeded" in table.splitlines()[1]
