@@ -35,6 +35,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from service.feeds import FeedError, check_feeds, sense_table
 from service.settings import TemporalSettings, WebhookSettings, WorkerSettings
 from service.temporal import connect, register_search_attributes
+from service.versions import deployment_config, describe_versioning, make_current
 
 log = logging.getLogger("autopilot.worker")
 
@@ -254,14 +255,20 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
             if missing:
                 print(f"error: no implementation for activities: {', '.join(missing)}")
                 return 2
-            worker = make_worker(
-                client, temporal.task_queue, [*workflows, *support_workflows()], activities
-            )
+            served = [*workflows, *support_workflows()]
+            versioning = deployment_config(worker_settings)
+            options: dict[str, Any] = {}
+            if versioning is not None:
+                options["deployment_config"] = versioning
+            worker = make_worker(client, temporal.task_queue, served, activities, **options)
             names = ", ".join(sorted(operators))
             print(
                 f"worker on task queue {temporal.task_queue!r} for operators: {names}", flush=True
             )
+            print(describe_versioning(worker_settings, served), flush=True)
             tasks.append(asyncio.create_task(_run_worker(worker, stop)))
+            if versioning is not None and worker_settings.make_current:
+                tasks.append(asyncio.create_task(_make_current(client, worker_settings)))
         if worker_settings.run_watchers:
             table = sense_table(operators)
             tasks.append(asyncio.create_task(_run_watchers(client, temporal, stop, table)))
@@ -277,6 +284,16 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _make_current(client: Client, settings: WorkerSettings) -> None:
+    """Make this worker's version current once its pollers are registered, and say so."""
+    if await make_current(client, settings):
+        print(
+            f"worker version {settings.deployment_name}.{settings.build_id} is current: new "
+            "workflows start on it",
+            flush=True,
+        )
 
 
 async def _run_worker(worker: Worker, stop: asyncio.Event) -> None:

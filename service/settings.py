@@ -89,6 +89,30 @@ class WorkerSettings(BaseSettings):
         default_factory=list,
         description="modules with more operators (and their ACTIVITIES), comma separated",
     )
+    build_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description=(
+            "this worker's build (a release tag or a commit): turns on Temporal Worker "
+            "Versioning; unset: an unversioned worker"
+        ),
+    )
+    deployment_name: str = Field(
+        default="autopilot",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        description="the Worker Deployment this worker's version belongs to",
+    )
+    make_current: bool = Field(
+        default=True,
+        description=(
+            "with a build_id: make this version the deployment's current one once it polls "
+            "(new workflows start on it); false: leave that to the operator (temporal CLI)"
+        ),
+    )
 
     @field_validator("operator_modules", mode="before")
     @classmethod

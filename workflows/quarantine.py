@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from models.durations import format_duration
 from models.errors import NON_RETRYABLE
@@ -356,7 +357,8 @@ quarantine.check()
 
 
 @register
-@workflow.defn(name="quarantine")
+# Auto-upgrade: fixes reach a running quarantine; its changes keep the replay discipline.
+@workflow.defn(name="quarantine", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class QuarantineWorkflow(OperatorWorkflow):
     """One quarantine per workload; ID ``quarantine/<namespace>/<name>``."""
 

@@ -21,7 +21,7 @@ from collections import deque
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, FailureError
 
 from models.operator import EVENT_SIGNAL
@@ -47,7 +47,8 @@ GRANT_BY_SIGNAL_PATCH = "rollout-slots-grant-by-signal"
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
-@workflow.defn(name=SLOTS_WORKFLOW)
+# Auto-upgrade: the semaphore lives forever and must not hold an old version alive.
+@workflow.defn(name=SLOTS_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RolloutSlotsWorkflow:
     """A FIFO counting semaphore; ID ``rollout-slots/<scope>``."""
 

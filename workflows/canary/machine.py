@@ -7,6 +7,7 @@ order written; the few kept only so that recorded histories replay are in ``repl
 
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from models.canary import (
     AnalysisResult,
@@ -406,7 +407,8 @@ canary.check()
 
 
 @register
-@workflow.defn(name="canary")
+# Pinned: a rollout finishes on the worker version it started on (docs/operations.md).
+@workflow.defn(name="canary", versioning_behavior=VersioningBehavior.PINNED)
 class CanaryWorkflow(OperatorWorkflow):
     """One canary rollout per Deployment; ID ``canary/<namespace>/<name>``."""
 

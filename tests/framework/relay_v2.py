@@ -1,0 +1,46 @@
+"""Version 2 of the relay (see ``relay_v1``): ``go`` now passes through a new state first.
+
+Its machine would not replay version 1's histories (a new state, new transitions): only
+pinning keeps the runs that started on version 1 correct.
+"""
+
+# No `from __future__ import annotations`: Temporal compares the run and init signatures.
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import VersioningBehavior
+
+from models.operator import OperatorInput, OperatorStatus
+from workflows.engine import Command, Ctx, Operator, OperatorWorkflow
+from workflows.registry import register
+
+
+class RelaySpec(BaseModel):
+    pass
+
+
+class RelayData(BaseModel):
+    version: str = ""
+
+
+def stamp(ctx: Ctx[RelaySpec, RelayData]) -> RelayData:
+    return RelayData(version="v2")
+
+
+relay = Operator("relay", spec=RelaySpec, data=RelayData, initial="Waiting")
+relay.state("Waiting", settled=True, doc="waits for go")
+relay.state("Handing", after=timedelta(milliseconds=10), then="Done", doc="hands over")
+relay.state("Done", final=True)
+relay.on("Waiting", Command("go", doc="Finish the relay."), go="Handing", do=stamp)
+relay.check()
+
+
+@register
+@workflow.defn(name="relay", versioning_behavior=VersioningBehavior.PINNED)
+class RelayWorkflow(OperatorWorkflow):
+    operator = relay
+
+    @workflow.run
+    async def run(self, input: OperatorInput) -> OperatorStatus:
+        return await self.run_operator(input)
