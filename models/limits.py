@@ -28,6 +28,10 @@ MAX_TEXT = 10 * 1024
 #: Entries of a list or map a human writes out (metrics, webhooks, hosts, metadata, ...).
 MAX_ENTRIES = 50
 
+#: A metric's ``minSampleCount`` (requests in its window): a billion is a day of a service
+#: answering 10,000 requests a second, more evidence than any window holds.
+MAX_SAMPLE_COUNT = 1_000_000_000
+
 #: A manifest file, checked before it is parsed. Why 256 KiB: ``kubectl apply`` keeps the
 #: whole manifest in an annotation, and Kubernetes caps an object's annotations at 256 KiB.
 MAX_MANIFEST_BYTES = 256 * 1024

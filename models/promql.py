@@ -42,6 +42,17 @@ BUILTIN_QUERIES: dict[str, str] = {
     ),
 }
 
+#: The evidence behind a metric: requests the target answered in the metric's window (Istio's
+#: standard counter, as the built-in queries read it). Below ``minSampleCount`` the metric's
+#: value is no data, whatever it says (one request in the window proves nothing).
+REQUEST_COUNT_QUERY = (
+    "sum(increase(istio_requests_total{"
+    'reporter="destination",'
+    'destination_workload_namespace="{{ namespace }}",'
+    'destination_workload=~"{{ target }}"'
+    "}[{{ interval }}]))"
+)
+
 #: ``{{ name }}`` in a template.
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 #: Prefix of a metric's own ``templateVariables`` (``{{ variables.tier }}``).
@@ -99,6 +110,10 @@ class MetricQuery:
     def promql(self) -> str:
         """The query for this rollout alone, as the canary worker sends it."""
         return render(self.template, self.values())
+
+    def sample_count(self) -> str:
+        """The query of the requests behind this metric's value (its evidence)."""
+        return render(REQUEST_COUNT_QUERY, self.values())
 
 
 #: How each ``{{ variable }}`` is filled in (Flagger's names: ``name`` and ``canary`` are the
