@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from models.durations import format_duration
@@ -71,6 +71,8 @@ class MetricQuery:
         interval: the rate window, as Flagger writes it (``1m30s``).
         variables: the metric's ``templateVariables``, sorted.
         address: the template's own Prometheus, or None for the default one.
+        primary_side: ask about the ``-primary`` instead (the judge's baseline): ``target``,
+            ``name`` and ``canary`` then name it.
     """
 
     template: str
@@ -80,6 +82,7 @@ class MetricQuery:
     interval: str
     variables: tuple[tuple[str, str], ...] = ()
     address: str | None = None
+    primary_side: bool = False
 
     @classmethod
     def of(cls, metric: CanaryMetric, spec: CanarySpec, namespace: str) -> MetricQuery:
@@ -101,6 +104,15 @@ class MetricQuery:
             address=address,
         )
 
+    @property
+    def workload(self) -> str:
+        """The Deployment this query asks about: the target, or its ``-primary``."""
+        return f"{self.target}-primary" if self.primary_side else self.target
+
+    def for_primary(self) -> MetricQuery:
+        """The same question about the ``-primary``: the baseline the judge compares with."""
+        return replace(self, primary_side=True)
+
     def values(self) -> dict[str, str]:
         """Every variable a template may use, with this rollout's values."""
         values = {name: value(self) for name, value in _VALUES.items()}
@@ -120,12 +132,12 @@ class MetricQuery:
 #: target, as in Flagger's templates).
 _VALUES: Mapping[str, Callable[[MetricQuery], str]] = {
     "namespace": lambda q: q.namespace,
-    "target": lambda q: q.target,
+    "target": lambda q: q.workload,
     "service": lambda q: q.service,
     "interval": lambda q: q.interval,
-    "name": lambda q: q.target,
+    "name": lambda q: q.workload,
     "primary": lambda q: f"{q.target}-primary",
-    "canary": lambda q: q.target,
+    "canary": lambda q: q.workload,
 }
 #: Variables a PromQL template may use, as ``{{ name }}`` (besides ``variables.*``).
 TEMPLATE_VARIABLES = tuple(_VALUES)
@@ -153,6 +165,18 @@ def number(series: Mapping[str, Any]) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def series_values(result: list[dict[str, Any]]) -> list[float]:
+    """The finite values of a range query's first series (NaN and ±Inf left out)."""
+    if not result:
+        return []
+    values = []
+    for point in result[0].get("values") or []:
+        value = number({"value": point})
+        if value is not None:
+            values.append(value)
+    return values
 
 
 def value_of(result: list[dict[str, Any]]) -> float | None:

@@ -27,6 +27,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from temporalio import activity
 from urllib3.util.retry import Retry
 
+from activities.canary import judge as statistics
 from activities.canary import webhooks
 from models.canary import (
     AnalysisResult,
@@ -69,6 +70,7 @@ def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -
         query=query,
         message=message,
         min_samples=metric.min_sample_count,
+        dry_run=metric.dry_run,
     )
     if value is None:
         return result
@@ -80,7 +82,7 @@ def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -
 
 
 @functools.lru_cache(maxsize=32)
-def _client(url: str) -> PrometheusConnect:
+def prometheus(url: str) -> PrometheusConnect:
     """One client (and connection pool) per Prometheus URL.
 
     One quick retry only: the library's default backs off for seconds, and a slow "no
@@ -91,7 +93,7 @@ def _client(url: str) -> PrometheusConnect:
 
 
 def _query(url: str, query: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = _client(url).custom_query(query)
+    result: list[dict[str, Any]] = prometheus(url).custom_query(query)
     return result
 
 
@@ -153,15 +155,17 @@ def _too_few(result: MetricResult, samples: float | None, why: str) -> MetricRes
 
 @activity.defn(name="canary.analyse")
 async def analyse(step: CanaryStep) -> AnalysisResult:
-    """One analysis: rollout hooks, rollback hooks, then every metric (concurrently)."""
+    """One analysis: rollout hooks, rollback hooks, every metric, then the judge (if set)."""
     hooks = await webhooks.run_hooks(step, HookType.ROLLOUT)
     rollback = await webhooks.rollback_requested(step)
     metrics = await asyncio.gather(
         *(check(m, step.spec, step.target) for m in step.spec.analysis.metrics)
     )
+    verdict = await statistics.judge_analysis(step.spec, step.target, metrics)
     return AnalysisResult(
         at=datetime.now(UTC),
         metrics=list(metrics),
         hooks=hooks + rollback,
         rollback_requested=bool(rollback),
+        judge=verdict,
     )
