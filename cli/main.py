@@ -111,6 +111,15 @@ def table() -> list[Entry]:
             ),
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
         ),
+        Entry(
+            "lint",
+            "cli.lint",
+            "lint_command",
+            (
+                "autopilot lint deploy/canaries/*.yaml",
+                "kustomize build overlays/prod | autopilot lint -",
+            ),
+        ),
         Entry("demo", "cli.demo", "demo", ("autopilot demo", "autopilot demo --keep")),
         Entry("canary", "cli.canary", "canary_app"),
         Entry("new", "cli.new", "new_app"),

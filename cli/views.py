@@ -132,6 +132,9 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
     metrics = _metrics_table(status)
     if metrics is not None:
         parts.append(metrics)
+    judged = _judge_table(status)
+    if judged is not None:
+        parts.append(judged)
     if status.transitions:
         parts.append(steps_table(status.transitions, all_steps=all_steps))
     if status.commands:
@@ -236,6 +239,52 @@ def _metrics_table(status: OperatorStatus) -> Table | None:
             f"{value:.4g}" if isinstance(value, int | float) else "no data",
             bounds,
             Text(result.replace("_", " "), style=style),
+        )
+    return table
+
+
+_CLASS_STYLE = {"Pass": "green", "High": "red", "Low": "red", "NoData": "yellow"}
+_VERDICT_STYLE = {"Pass": "green", "Fail": "red", "Marginal": "yellow", "NoData": "yellow"}
+
+
+def _number(value: Any, pattern: str = "{:.4g}") -> str:
+    return pattern.format(value) if isinstance(value, int | float) else ""
+
+
+def _judge_table(status: OperatorStatus) -> Table | None:
+    """The judge's verdict on the last analysis: canary against primary, metric by metric."""
+    analysis = status.data.get("last_analysis")
+    judge = analysis.get("judge") if isinstance(analysis, dict) else None
+    if not isinstance(judge, dict):
+        return None
+    verdict = str(judge.get("verdict", ""))
+    score = _number(judge.get("score"), "score {:.0f}") or "no score"
+    why = f"; {judge['message']}" if judge.get("message") else ""
+    title = Text.assemble(
+        "judge ",
+        (verdict, _VERDICT_STYLE.get(verdict, "")),
+        f" ({score}{why}) over ",
+        str(judge.get("window", "")),
+    )
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("metric", "canary", "primary", "ratio", "p-value", "result"):
+        table.add_column(column, justify="left" if column in ("metric", "result") else "right")
+    for metric in judge.get("metrics") or []:
+        result = str(metric.get("classification", ""))
+        flags = [
+            f
+            for f, on in (("critical", metric.get("critical")), ("dry run", metric.get("dry_run")))
+            if on
+        ]
+        note = f" ({', '.join(flags)})" if flags else ""
+        message = f": {metric['message']}" if result == "NoData" and metric.get("message") else ""
+        table.add_row(
+            str(metric.get("name", "")),
+            _number(metric.get("canary_median")),
+            _number(metric.get("primary_median")),
+            _number(metric.get("ratio"), "{:.2f}"),
+            _number(metric.get("p_value"), "{:.2g}"),
+            Text(result + note + message, style=_CLASS_STYLE.get(result, "")),
         )
     return table
 

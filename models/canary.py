@@ -44,11 +44,14 @@ from models.durations import format_duration as format_duration
 from models.durations import parse_duration as parse_duration
 from models.errors import error_field
 from models.events import Event
+from models.judge import BUILTIN_DIRECTIONS, Direction, JudgeSpec, JudgeVerdict, MetricJudgement
+from models.judge import Verdict as JudgeOutcome
 from models.limits import (
     MAX_ENTRIES,
     MAX_LABEL,
     MAX_MANIFEST_BYTES,
     MAX_NAME,
+    MAX_SAMPLE_COUNT,
     MAX_SPEC_JSON_BYTES,
     MAX_TEXT,
     MAX_URL,
@@ -206,6 +209,13 @@ class MetricTemplate(_Spec):
     )
 
 
+#: Requests a metric's window must hold before its value counts. Why 20: a canary failing
+#: half its requests shows 100 % success in one request half the time, in 20 requests about
+#: once in a million. At Flagger's 1-minute window a canary at 10 % gets 20 requests from a
+#: service answering 3.4 a second: only a quiet service needs a longer window or a lower count.
+DEFAULT_MIN_SAMPLE_COUNT = 20
+
+
 class CanaryMetric(_Spec):
     """One metric check run every analysis interval."""
 
@@ -226,6 +236,27 @@ class CanaryMetric(_Spec):
         default=NoDataPolicy.HOLD,
         description="Autopilot: fail | hold | pass when there is no value (default hold)",
     )
+    min_sample_count: int = Field(
+        default=DEFAULT_MIN_SAMPLE_COUNT,
+        ge=0,
+        le=MAX_SAMPLE_COUNT,
+        description="Autopilot: requests the target must have answered in the metric's "
+        f"interval for its value to count; fewer is no data (default {DEFAULT_MIN_SAMPLE_COUNT}"
+        "; 0 does not count them)",
+    )
+    judge: MetricJudgement = Field(
+        default_factory=MetricJudgement,
+        description="Autopilot: how analysis.judge compares this metric with the primary's",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Autopilot: measured and shown (threshold and judge), never deciding",
+    )
+
+    @property
+    def direction(self) -> Direction:
+        """Which change the judge counts against the canary (built-in metrics know theirs)."""
+        return self.judge.direction or BUILTIN_DIRECTIONS.get(self.name, Direction.EITHER)
 
     @property
     def builtin(self) -> bool:
@@ -336,6 +367,11 @@ class CanaryAnalysis(_Spec):
         description="Autopilot: consecutive no-data intervals a 'hold' metric may hold",
     )
     gates: Gates = Field(default_factory=Gates)
+    judge: JudgeSpec | None = Field(
+        default=None,
+        description="Autopilot: compare every metric of the canary with the primary's "
+        "(Mann-Whitney U); unset: thresholds only",
+    )
     primary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
     canary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
     match: Unsupported
@@ -710,11 +746,17 @@ class MetricResult(BaseModel):
     no_data: NoDataPolicy = NoDataPolicy.HOLD
     query: str = ""
     message: str = ""
+    samples: float | None = Field(
+        default=None, description="requests in the window (None: not counted)"
+    )
+    min_samples: int = Field(default=0, description="the metric's minSampleCount")
+    dry_run: bool = Field(default=False, description="shown, never deciding")
 
     def describe(self) -> str:
         """``request-success-rate 48.2 < min 99``-style text for humans."""
         if self.status == MetricStatus.NO_DATA:
-            return f"{self.name}: no data ({self.message or 'empty result'})"
+            read = f"; it read {self.value:.4g}" if self.value is not None else ""
+            return f"{self.name}: no data ({self.message or 'empty result'}{read})"
         bounds = " ".join(
             part
             for part in (
@@ -723,7 +765,8 @@ class MetricResult(BaseModel):
             )
             if part
         )
-        return f"{self.name} {self.value:.4g} ({self.status.value}; {bounds})"
+        dry = "; dry run" if self.dry_run else ""
+        return f"{self.name} {self.value:.4g} ({self.status.value}; {bounds}{dry})"
 
 
 class AnalysisOutcome(StrEnum):
@@ -742,26 +785,41 @@ class AnalysisResult(CanaryEvent):
     metrics: list[MetricResult] = Field(default_factory=list)
     hooks: list[HookResult] = Field(default_factory=list)
     rollback_requested: bool = False
+    judge: JudgeVerdict | None = Field(
+        default=None, description="canary against primary (analysis.judge), when asked"
+    )
 
     @property
     def outcome(self) -> AnalysisOutcome:
-        """Combine metrics and hooks: rollback > failed > no data > passed."""
+        """Combine metrics, judge and hooks: rollback > failed > no data > passed.
+
+        A dry-run metric decides nothing. The judge's Fail is a failed check; its NoData and
+        Marginal are not a pass: held like no data, and judged again next interval.
+        """
         if self.rollback_requested:
             return AnalysisOutcome.ROLLBACK
         if any(not h.ok for h in self.hooks):
             return AnalysisOutcome.FAILED
-        if any(m.status == MetricStatus.FAIL for m in self.metrics):
+        deciding = [m for m in self.metrics if not m.dry_run]
+        if any(m.status == MetricStatus.FAIL for m in deciding):
             return AnalysisOutcome.FAILED
-        missing = [m for m in self.metrics if m.status == MetricStatus.NO_DATA]
+        verdict = self.judge.verdict if self.judge is not None else None
+        if verdict == JudgeOutcome.FAIL:
+            return AnalysisOutcome.FAILED
+        missing = [m for m in deciding if m.status == MetricStatus.NO_DATA]
         if any(m.no_data == NoDataPolicy.FAIL for m in missing):
             return AnalysisOutcome.FAILED
         if any(m.no_data == NoDataPolicy.HOLD for m in missing):
             return AnalysisOutcome.NO_DATA
+        if verdict in (JudgeOutcome.NO_DATA, JudgeOutcome.MARGINAL):
+            return AnalysisOutcome.NO_DATA
         return AnalysisOutcome.PASSED
 
     def summary(self) -> str:
-        """One line: every metric and failing hook."""
+        """One line: every metric, the judge's verdict and every failing hook."""
         parts = [m.describe() for m in self.metrics]
+        if self.judge is not None:
+            parts.append(self.judge.summary())
         parts += [f"hook {h.name}: {h.message}" for h in self.hooks if not h.ok]
         if self.rollback_requested:
             parts.append("a rollback webhook asked to roll back")

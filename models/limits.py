@@ -28,9 +28,16 @@ MAX_TEXT = 10 * 1024
 #: Entries of a list or map a human writes out (metrics, webhooks, hosts, metadata, ...).
 MAX_ENTRIES = 50
 
+#: A metric's ``minSampleCount`` (requests in its window): a billion is a day of a service
+#: answering 10,000 requests a second, more evidence than any window holds.
+MAX_SAMPLE_COUNT = 1_000_000_000
+
 #: A manifest file, checked before it is parsed. Why 256 KiB: ``kubectl apply`` keeps the
 #: whole manifest in an annotation, and Kubernetes caps an object's annotations at 256 KiB.
 MAX_MANIFEST_BYTES = 256 * 1024
+#: A file ``autopilot lint`` reads (several manifests, ``---``-separated), checked before it is
+#: parsed: sixteen manifests at their limit, far more than a repository keeps in one file.
+MAX_LINT_FILE_BYTES = 16 * MAX_MANIFEST_BYTES
 #: A spec in its JSON form (what Temporal carries in every step of the workflow).
 MAX_SPEC_JSON_BYTES = 256 * 1024
 #: The largest payload Temporal accepts by default (its blob size limit).

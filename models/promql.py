@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from models.durations import format_duration
@@ -42,6 +42,17 @@ BUILTIN_QUERIES: dict[str, str] = {
     ),
 }
 
+#: The evidence behind a metric: requests the target answered in the metric's window (Istio's
+#: standard counter, as the built-in queries read it). Below ``minSampleCount`` the metric's
+#: value is no data, whatever it says (one request in the window proves nothing).
+REQUEST_COUNT_QUERY = (
+    "sum(increase(istio_requests_total{"
+    'reporter="destination",'
+    'destination_workload_namespace="{{ namespace }}",'
+    'destination_workload=~"{{ target }}"'
+    "}[{{ interval }}]))"
+)
+
 #: ``{{ name }}`` in a template.
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 #: Prefix of a metric's own ``templateVariables`` (``{{ variables.tier }}``).
@@ -60,6 +71,8 @@ class MetricQuery:
         interval: the rate window, as Flagger writes it (``1m30s``).
         variables: the metric's ``templateVariables``, sorted.
         address: the template's own Prometheus, or None for the default one.
+        primary_side: ask about the ``-primary`` instead (the judge's baseline): ``target``,
+            ``name`` and ``canary`` then name it.
     """
 
     template: str
@@ -69,6 +82,7 @@ class MetricQuery:
     interval: str
     variables: tuple[tuple[str, str], ...] = ()
     address: str | None = None
+    primary_side: bool = False
 
     @classmethod
     def of(cls, metric: CanaryMetric, spec: CanarySpec, namespace: str) -> MetricQuery:
@@ -90,6 +104,15 @@ class MetricQuery:
             address=address,
         )
 
+    @property
+    def workload(self) -> str:
+        """The Deployment this query asks about: the target, or its ``-primary``."""
+        return f"{self.target}-primary" if self.primary_side else self.target
+
+    def for_primary(self) -> MetricQuery:
+        """The same question about the ``-primary``: the baseline the judge compares with."""
+        return replace(self, primary_side=True)
+
     def values(self) -> dict[str, str]:
         """Every variable a template may use, with this rollout's values."""
         values = {name: value(self) for name, value in _VALUES.items()}
@@ -100,17 +123,21 @@ class MetricQuery:
         """The query for this rollout alone, as the canary worker sends it."""
         return render(self.template, self.values())
 
+    def sample_count(self) -> str:
+        """The query of the requests behind this metric's value (its evidence)."""
+        return render(REQUEST_COUNT_QUERY, self.values())
+
 
 #: How each ``{{ variable }}`` is filled in (Flagger's names: ``name`` and ``canary`` are the
 #: target, as in Flagger's templates).
 _VALUES: Mapping[str, Callable[[MetricQuery], str]] = {
     "namespace": lambda q: q.namespace,
-    "target": lambda q: q.target,
+    "target": lambda q: q.workload,
     "service": lambda q: q.service,
     "interval": lambda q: q.interval,
-    "name": lambda q: q.target,
+    "name": lambda q: q.workload,
     "primary": lambda q: f"{q.target}-primary",
-    "canary": lambda q: q.target,
+    "canary": lambda q: q.workload,
 }
 #: Variables a PromQL template may use, as ``{{ name }}`` (besides ``variables.*``).
 TEMPLATE_VARIABLES = tuple(_VALUES)
@@ -165,6 +192,18 @@ def number(series: Mapping[str, Any]) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def series_values(result: list[dict[str, Any]]) -> list[float]:
+    """The finite values of a range query's first series (NaN and ±Inf left out)."""
+    if not result:
+        return []
+    values = []
+    for point in result[0].get("values") or []:
+        value = number({"value": point})
+        if value is not None:
+            values.append(value)
+    return values
 
 
 def value_of(result: list[dict[str, Any]]) -> float | None:

@@ -7,6 +7,9 @@ template rendered with the canary's variables, sent as an instant query through
 
 "No data" is explicit: a Prometheus outage, an error answer, an empty result or a NaN
 (``0/0`` when no requests were seen) all give :attr:`MetricStatus.NO_DATA`, never a pass;
+so does a value backed by fewer requests than the metric's ``minSampleCount`` (counted by a
+second query, sent alongside, see :meth:`MetricQuery.sample_count`): a window of one request
+says 100 % or 0 %, and neither is evidence;
 what no data *means* (fail, hold, pass) is the metric's ``noData`` policy, applied by the
 state machine.
 """
@@ -24,6 +27,7 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from temporalio import activity
 from urllib3.util.retry import Retry
 
+from activities.canary import judge as statistics
 from activities.canary import webhooks
 from models.canary import (
     AnalysisResult,
@@ -34,6 +38,7 @@ from models.canary import (
     MetricResult,
     MetricStatus,
 )
+from models.durations import format_duration
 from models.operator import Target
 from models.promql import MetricQuery, value_of
 from service.settings import PrometheusSettings
@@ -64,6 +69,8 @@ def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -
         no_data=metric.no_data,
         query=query,
         message=message,
+        min_samples=metric.min_sample_count,
+        dry_run=metric.dry_run,
     )
     if value is None:
         return result
@@ -75,7 +82,7 @@ def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -
 
 
 @functools.lru_cache(maxsize=32)
-def _client(url: str) -> PrometheusConnect:
+def prometheus(url: str) -> PrometheusConnect:
     """One client (and connection pool) per Prometheus URL.
 
     One quick retry only: the library's default backs off for seconds, and a slow "no
@@ -86,34 +93,79 @@ def _client(url: str) -> PrometheusConnect:
 
 
 def _query(url: str, query: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = _client(url).custom_query(query)
+    result: list[dict[str, Any]] = prometheus(url).custom_query(query)
     return result
 
 
+#: What a failed query raises (each is "no data", never a pass).
+QUERY_ERRORS = (requests.RequestException, PrometheusApiClientException, ValueError)
+
+
+def _failed(url: str, error: Exception) -> str:
+    return f"Prometheus at {url} failed: {type(error).__name__}: {str(error)[:200]}"
+
+
+async def _instant(url: str, query: str) -> float | Exception | None:
+    """The value of an instant query, None when empty, or the error it failed with."""
+    try:
+        return value_of(await asyncio.to_thread(_query, url, query))
+    except QUERY_ERRORS as error:
+        return error
+
+
 async def check(metric: CanaryMetric, spec: CanarySpec, target: Target) -> MetricResult:
-    """Evaluate one metric now; every failure to get a value is "no data", never a pass."""
+    """Evaluate one metric now; every failure to get a value is "no data", never a pass.
+
+    With ``minSampleCount`` above 0 the requests in the window are counted at the same time;
+    fewer than that (or a count that fails) make the value no data, whatever it is.
+    """
     wanted = MetricQuery.of(metric, spec, target.namespace)
     query, url = wanted.promql(), prometheus_url(wanted)
-    try:
-        result = await asyncio.to_thread(_query, url, query)
-    except (requests.RequestException, PrometheusApiClientException, ValueError) as error:
-        reason = f"Prometheus at {url} failed: {type(error).__name__}: {str(error)[:200]}"
-        return judge(metric, None, query, reason)
-    value = value_of(result)
-    return judge(metric, value, query, "" if value is not None else "empty result")
+    counting = metric.min_sample_count > 0
+    value, count = await asyncio.gather(
+        _instant(url, query), _instant(url, wanted.sample_count()) if counting else _none()
+    )
+    if isinstance(value, Exception):
+        return judge(metric, None, query, _failed(url, value))
+    if value is None:
+        return judge(metric, None, query, "empty result")
+    result = judge(metric, value, query, "")
+    if not counting:
+        return result
+    if isinstance(count, Exception):
+        why = f"requests not counted: {_failed(url, count)}"
+        return _too_few(result, None, why)
+    samples = count or 0.0
+    if samples < metric.min_sample_count:
+        window = format_duration(metric.interval)
+        why = f"{samples:.0f} requests in {window}, below minSampleCount {metric.min_sample_count}"
+        return _too_few(result, samples, why)
+    return result.model_copy(update={"samples": samples})
+
+
+async def _none() -> None:
+    return None
+
+
+def _too_few(result: MetricResult, samples: float | None, why: str) -> MetricResult:
+    """No data: the value is kept for humans, but it decides nothing."""
+    update = {"status": MetricStatus.NO_DATA, "samples": samples, "message": why}
+    return result.model_copy(update=update)
 
 
 @activity.defn(name="canary.analyse")
 async def analyse(step: CanaryStep) -> AnalysisResult:
-    """One analysis: rollout hooks, rollback hooks, then every metric (concurrently)."""
+    """One analysis: rollout hooks, rollback hooks, every metric, then the judge (if set)."""
     hooks = await webhooks.run_hooks(step, HookType.ROLLOUT)
     rollback = await webhooks.rollback_requested(step)
     metrics = await asyncio.gather(
         *(check(m, step.spec, step.target) for m in step.spec.analysis.metrics)
     )
+    verdict = await statistics.judge_analysis(step.spec, step.target, metrics)
     return AnalysisResult(
         at=datetime.now(UTC),
         metrics=list(metrics),
         hooks=hooks + rollback,
         rollback_requested=bool(rollback),
+        judge=verdict,
     )

@@ -68,7 +68,13 @@ VIEW_COLUMNS = ("AutopilotState", "CanaryWeight")
 
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
-SUCCESS_RATE = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "6s"}
+#: A 6 s window at 10 % of the simulator's 10 requests a second holds about 6 requests.
+SUCCESS_RATE = {
+    "name": "request-success-rate",
+    "thresholdRange": {"min": 99},
+    "interval": "6s",
+    "minSampleCount": 3,
+}
 
 
 def list_url(ui_url: str, query: str) -> str:

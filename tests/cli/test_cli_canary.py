@@ -23,7 +23,13 @@ from tests.canary.specs import spec_dict
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
 V3 = "ghcr.io/stefanprodan/podinfo:6.5.2"
-SUCCESS_RATE = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "6s"}
+#: A 6 s window at 10 % of the simulator's 10 requests a second holds about 6 requests.
+SUCCESS_RATE = {
+    "name": "request-success-rate",
+    "thresholdRange": {"min": 99},
+    "interval": "6s",
+    "minSampleCount": 3,
+}
 
 
 def manifest(namespace: str, **analysis: Any) -> dict[str, Any]:

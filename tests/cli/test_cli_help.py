@@ -19,6 +19,7 @@ COMMANDS = [
     ["release"],
     ["remediate"],
     ["escalate"],
+    ["lint"],
     ["demo"],
     ["describe"],
     ["worker"],

@@ -8,6 +8,7 @@ from temporalio import workflow
 
 from models.canary_watch import DATA_HASH_ATTRIBUTE
 from workflows.canary.guards import C, plan
+from workflows.canary.judge import judge_details
 
 
 def details(ctx: C) -> str:
@@ -22,6 +23,9 @@ def details(ctx: C) -> str:
     ]
     if data.last_analysis is not None:
         lines.append(f"last analysis: {data.last_analysis.summary()}")
+    verdict = judge_details(data.last_analysis)
+    if verdict is not None:
+        lines.append(verdict)
     if data.failure:
         lines.append(f"**failure**: {data.failure}")
     if data.message:

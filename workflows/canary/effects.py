@@ -225,8 +225,11 @@ def _failing_metrics(ctx: On[m.AnalysisResult]) -> list[m.MetricResult]:
     return [
         r
         for r in ctx.event.metrics
-        if r.status == MetricStatus.FAIL
-        or (r.status == MetricStatus.NO_DATA and r.no_data != m.NoDataPolicy.PASS)
+        if not r.dry_run
+        and (
+            r.status == MetricStatus.FAIL
+            or (r.status == MetricStatus.NO_DATA and r.no_data != m.NoDataPolicy.PASS)
+        )
     ]
 
 

@@ -156,8 +156,10 @@ def sample_breach(ctx: On[m.MetricSample]) -> m.MetricResult | None:
     sample = ctx.event
     metric = next((x for x in ctx.spec.analysis.metrics if x.name == sample.name), None)
     since = ctx.data.weight_since
-    if metric is None or sample.value is None or since is None or sample.at <= since:
-        return None  # unknown metric, no data (judged per interval), or older than the weight
+    if metric is None or metric.dry_run or sample.value is None or since is None:
+        return None  # unknown or dry-run metric, no data (judged per interval), no weight yet
+    if sample.at <= since:
+        return None  # older than the weight
     bounds = metric.bounds()
     low = bounds.min is not None and sample.value < bounds.min
     high = bounds.max is not None and sample.value > bounds.max
