@@ -25,7 +25,7 @@ from models.canary import (
 )
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
-from workflows.canary import effects, guards, replay, workers
+from workflows.canary import effects, guards, notes, replay, workers
 from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
 from workflows.engine import ANY, ActivityFailed, Command, Operator, OperatorWorkflow, Timeout
@@ -39,6 +39,8 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     events=[NewRevision, TargetDeleted, MetricSample],
     search_attributes=SEARCH_ATTRIBUTES,
     details=details,
+    announce=notes.announce,
+    recorder=notes.record_event,
     description=(
         "Progressive delivery on Istio, at Flagger's level: shifts traffic from the stable "
         "'-primary' Deployment to the user's Deployment step by step, checks Prometheus "
