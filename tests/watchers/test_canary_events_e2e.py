@@ -85,6 +85,9 @@ async def test_kubectl_describe_canary_tells_the_steps_the_verdicts_and_the_roll
             lambda reasons: "RolledBack" in reasons,
         )
     await record_if_asked(rollout, "canary_rolled_back_with_events")
+    described = await rollout.describe()
+    summary = await described.static_summary() or ""
+    assert summary.startswith(f"canary {namespace}/{app}: ") and " over " in summary
 
     shown = kubectl(kubeconfig_path, "describe", "canary", name, "-n", namespace)
     story = shown[shown.index("Events:") :]
