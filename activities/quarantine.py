@@ -10,8 +10,9 @@ What is written, and how to recognise it (``docs/operators/quarantine.md`` lists
   the alert;
 * the label ``autopilot.dev/quarantined=true`` on the Deployment's own metadata, never on
   its pod template (that would restart the pods and destroy what is running);
-* on escalation, a Kubernetes ``Event`` on the Deployment, and a JSON POST when a notify URL
-  is set.
+* Kubernetes Events on the Deployment (``Quarantined``, ``QuarantineEscalated``,
+  ``QuarantineLifted``) through the shared recorder (:mod:`activities.kube.events`), and on
+  escalation a JSON POST when a notify URL is set.
 
 Every object carries ``app.kubernetes.io/managed-by: autopilot`` and the annotations
 ``autopilot.dev/managed-by: quarantine`` and ``autopilot.dev/workflow``. An object of the same
@@ -24,7 +25,6 @@ marks and 409 retries are :mod:`activities.kube`'s, shared with the canary opera
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from temporalio import activity
 
 from activities import kube
 from activities.errors import non_retryable
+from models.kube_events import EventNote
 from models.quarantine import (
     EvidenceRecorded,
     PolicyApplied,
@@ -196,6 +197,9 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
     )
     if changed:
         activity.logger.info("DENY policy %s/%s applied", step.target.namespace, name)
+        labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        message = f"isolated: AuthorizationPolicy {name} (DENY) refuses every request to {labels}"
+        await record_event(step, EventNote(type="Warning", reason="Quarantined", message=message))
     return PolicyApplied(name=name, selector=selector, selected_by=selected_by, changed=changed)
 
 
@@ -219,6 +223,8 @@ async def remove_deny_policy(step: QuarantineStep) -> None:
     removed, _ = await kube.retry_conflicts(attempt, f"AuthorizationPolicy {name}")
     if removed:
         activity.logger.info("DENY policy %s/%s removed", step.target.namespace, name)
+        message = f"released: AuthorizationPolicy {name} removed, traffic flows again"
+        await record_event(step, EventNote(reason="QuarantineLifted", message=message))
 
 
 # =============================================================================
@@ -407,40 +413,22 @@ async def _post(url: str, body: Json, key: str) -> int:
         return response.status
 
 
-async def _record_event(step: QuarantineStep, message: str) -> str:
-    """A Warning Event on the Deployment (``kubectl describe`` and ``get events`` show it).
-
-    Its name derives from ``step_key``, so a retried activity finds it instead of adding one.
-    """
-    namespace = step.target.namespace
-    name = (
-        f"{step.target.name}.quarantine-{hashlib.sha256(step.step_key.encode()).hexdigest()[:12]}"
-    )
+async def _about(step: QuarantineStep) -> kube.ObjectRef:
+    """The Deployment, the object every quarantine Event is about (its ``uid`` if it exists)."""
     deployment = await _deployment(step)
-    involved: Json = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "namespace": namespace,
-        "name": step.target.name,
-    }
     if deployment is not None:
-        involved["uid"] = deployment["metadata"]["uid"]
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": QUARANTINE.metadata(name, namespace, step.workflow_id),
-        "involvedObject": involved,
-        "type": "Warning",
-        "reason": "QuarantineEscalated",
-        "message": message[:1024],
-        "source": {"component": "autopilot-quarantine"},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-    await QUARANTINE.create_or_none(kube.core().create_namespaced_event, namespace, event)
-    return f"{namespace}/{name}"
+        return kube.ObjectRef.of({"apiVersion": "apps/v1", "kind": "Deployment", **deployment})
+    return kube.ObjectRef("apps/v1", "Deployment", step.target.namespace, step.target.name)
+
+
+async def record_event(step: QuarantineStep, note: EventNote) -> str | None:
+    """An Event on the Deployment through the shared recorder; None when none was written.
+
+    The occurrence is the step key and the reason, so a retried activity adds nothing.
+    """
+    about = await _about(step)
+    occurrence = f"{step.step_key}:{note.reason}"
+    return await kube.recorder(QUARANTINE).record(about, note, occurrence, step.workflow_id)
 
 
 @activity.defn(name="quarantine.notify_security")
@@ -460,7 +448,11 @@ async def notify_security(step: QuarantineStep) -> SecurityNotified:
     status: int | None = None
     if url:
         status = await _post(url, notification(step), step.step_key)
-    recorded = await _record_event(step, message)
+    note = EventNote(type="Warning", reason="QuarantineEscalated", message=message)
+    recorded = await record_event(step, note)
+    if recorded is None and not url:
+        # The Event is the only word security gets: try again rather than stay silent.
+        raise RuntimeError("could not write the QuarantineEscalated Event; will retry")
     return SecurityNotified(posted_to=_redacted(url), status=status, kubernetes_event=recorded)
 
 

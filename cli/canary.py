@@ -232,13 +232,17 @@ async def start_canary(
             start = OperatorInput(target=target, spec=spec.model_dump(mode="json", by_alias=True))
             path = loaded.path if loaded else None
             await refuse_oversize(client.data_converter, start, envelope, path)
-            await client.start_workflow(
+            from service.starts import start_operator
+
+            stable = current.status.data.get("stable_revision") if current is not None else None
+            await start_operator(
+                client,
                 CANARY,
                 start,
-                id=workflow,
                 task_queue=task_queue,
-                start_signal=EVENT_SIGNAL,
-                start_signal_args=[envelope],
+                started_by=f"{by} (autopilot canary start)",
+                signal=(EVENT_SIGNAL, envelope),
+                stable=stable if isinstance(stable, str) else None,
             )
     return started
 

@@ -303,6 +303,9 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("create", "configmaps"),
         ("patch", "canaries.autopilot.dev/status"),
         ("update", "leases.coordination.k8s.io"),
+        ("get", "events"),
+        ("create", "events"),
+        ("patch", "events"),
     ],
 )
 def test_the_autopilot_service_account_may_do_what_operators_need(

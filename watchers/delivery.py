@@ -9,6 +9,9 @@ module owns that last step so they all share its guarantees:
 * **At-least-once.** Transient RPC errors are retried with bounded exponential backoff
   inside a deadline. A retried signal may land twice; the workflow ignores an envelope
   ID it has seen, so IDs must be derived deterministically from the source.
+* **Every start says what it is.** A signal-with-start goes through
+  :func:`service.starts.start_operator`: the Temporal UI shows the workflow's operator,
+  target and revision, and which watcher (source and client identity) started it.
 * **A missing workflow is an answer, not an error.** Signalling a target that has no
   running workflow yields :attr:`Outcome.NO_SUCH_WORKFLOW`, counted apart from failures,
   so a stray event does not turn into an exception storm.
@@ -35,6 +38,7 @@ from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.operator import EVENT_SIGNAL, EventEnvelope, OperatorInput, Target, workflow_id
+from service.starts import start_operator
 
 __all__ = [
     "Delivery",
@@ -83,12 +87,15 @@ class DeliveryRequest:
         envelope: the event, with a deterministic ``id``.
         start_spec: when given, start the workflow with this spec if it is not running
             (signal-with-start); when ``None``, only signal a running workflow.
+        stable: the revision the target runs now, when the watcher knows it (the static
+            summary of a started workflow shows it).
     """
 
     operator: str
     target: Target
     envelope: EventEnvelope
     start_spec: dict[str, Any] | None = None
+    stable: str | None = None
 
     @property
     def workflow_id(self) -> str:
@@ -269,6 +276,7 @@ class Delivery:
         target: Target,
         envelope: EventEnvelope,
         start_spec: dict[str, Any] | None = None,
+        stable: str | None = None,
     ) -> DeliveryResult:
         """Deliver one event; never raises for Temporal's answers, only reports them.
 
@@ -277,11 +285,14 @@ class Delivery:
             target: the object the operator instance is responsible for.
             envelope: the event; its ``id`` must be deterministic for the source.
             start_spec: when given, signal-with-start with this spec; else signal only.
+            stable: the revision the target runs now, if known (for the static summary).
 
         Returns:
             The outcome, with the number of tries and a human-readable detail.
         """
-        return await self.deliver_request(DeliveryRequest(operator, target, envelope, start_spec))
+        return await self.deliver_request(
+            DeliveryRequest(operator, target, envelope, start_spec, stable)
+        )
 
     async def deliver_many(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryResult]:
         """Deliver several events: in order per workflow, in parallel across workflows.
@@ -358,13 +369,14 @@ class Delivery:
             handle = self.client.get_workflow_handle(request.workflow_id)
             await handle.signal(EVENT_SIGNAL, request.envelope, rpc_timeout=rpc_timeout)
             return
-        await self.client.start_workflow(
+        await start_operator(
+            self.client,
             request.operator,
             OperatorInput(target=request.target, spec=request.start_spec),
-            id=request.workflow_id,
             task_queue=self.task_queue,
-            start_signal=EVENT_SIGNAL,
-            start_signal_args=[request.envelope],
+            started_by=f"{request.envelope.source} (Temporal client `{self.client.identity}`)",
+            signal=(EVENT_SIGNAL, request.envelope),
+            stable=request.stable,
             rpc_timeout=rpc_timeout,
         )
 

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from models.durations import format_duration
 from models.errors import NON_RETRYABLE
@@ -49,6 +48,7 @@ from workflows.engine import (
     OperatorWorkflow,
     Timeout,
 )
+from workflows.engine.versioning import auto_upgrade
 from workflows.registry import register
 
 #: What a timer or the details see: spec and data, no particular event.
@@ -358,7 +358,7 @@ quarantine.check()
 
 @register
 # Auto-upgrade: fixes reach a running quarantine; its changes keep the replay discipline.
-@workflow.defn(name="quarantine", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="quarantine", versioning_behavior=auto_upgrade())
 class QuarantineWorkflow(OperatorWorkflow):
     """One quarantine per workload; ID ``quarantine/<namespace>/<name>``."""
 

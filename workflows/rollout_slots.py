@@ -21,7 +21,7 @@ from collections import deque
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 from models.operator import EVENT_SIGNAL
@@ -40,6 +40,7 @@ from models.rollout_slots import (
     SlotsStatus,
     granted_envelope,
 )
+from workflows.engine.versioning import auto_upgrade
 
 #: Patch: grants go to the rollout by a workflow-to-workflow signal, not through an activity.
 GRANT_BY_SIGNAL_PATCH = "rollout-slots-grant-by-signal"
@@ -48,7 +49,7 @@ _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
 # Auto-upgrade: the semaphore lives forever and must not hold an old version alive.
-@workflow.defn(name=SLOTS_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=SLOTS_WORKFLOW, versioning_behavior=auto_upgrade())
 class RolloutSlotsWorkflow:
     """A FIFO counting semaphore; ID ``rollout-slots/<scope>``."""
 

@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import kube
-from activities.canary import services, webhooks, workloads
+from activities.canary import events, services, webhooks, workloads
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.canary.routing import IstioRouter
 from activities.errors import non_retryable
@@ -29,6 +29,7 @@ from models.canary import (
     Started,
     WeightApplied,
 )
+from models.kube_events import EventNote
 
 
 def _names(step: CanaryStep) -> tuple[str, str]:
@@ -126,6 +127,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
     if desired > live.canary:
         state = await workloads.wait_ready(namespace, name, minimum=1)
         if not state.ready:
+            held = f"canary weight held at {live.canary} (wanted {desired}): {state.message}"
+            await events.record(step, EventNote(type="Warning", reason="WeightHeld", message=held))
             return WeightApplied(
                 primary=live.primary,
                 canary=live.canary,
@@ -136,6 +139,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
                 message=state.message,
             )
     routes = await router.set_routes(100 - desired, desired, live=live)
+    if routes.canary != live.canary:
+        await events.record(step, _weight_note(step, live.canary, routes.canary))
     return WeightApplied(
         primary=routes.primary,
         canary=routes.canary,
@@ -143,6 +148,18 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
         previous_canary=live.canary,
         resource_version=routes.resource_version,
         conflicts=routes.conflicts,
+    )
+
+
+def _weight_note(step: CanaryStep, before: int, after: int) -> EventNote:
+    """``WeightChanged``: the traffic split the VirtualService has now, and the step."""
+    plan = step.spec.analysis.weight_plan()
+    where = f" (step {step.data.step + 1}/{len(plan)})" if step.state == "Progressing" else ""
+    return EventNote(
+        reason="WeightChanged",
+        message=f"canary weight {before} -> {after}{where}: routing {100 - after}/{after} "
+        f"(primary/canary) for revision {step.data.revision}",
+        key=f"weight {before} -> {after} for {step.data.revision}",
     )
 
 
@@ -158,6 +175,8 @@ async def promote(step: CanaryStep) -> Promoted:
             f"{step.data.revision} was being promoted; starting over"
         )
     await workloads.promote_template(target, revision, step.workflow_id)
+    copied = f"promoting revision {revision}: template copied to {workloads.primary_name(name)}"
+    await events.record(step, EventNote(reason="Promoting", message=copied))
     state = await workloads.wait_ready(namespace, workloads.primary_name(name))
     return Promoted(revision=revision, ready=state.ready, message=state.message)
 
@@ -167,6 +186,9 @@ async def finalise(step: CanaryStep) -> Finalised:
     """After promotion: all traffic to the primary, canary scaled to zero."""
     await router_for(step).set_routes(100, 0)
     await _retire_canary(step)
+    primary = workloads.primary_name(step.spec.target_ref.name)
+    promoted = f"revision {step.data.revision} promoted: {primary} runs it and takes all traffic"
+    await events.record(step, EventNote(reason="Promoted", message=promoted))
     return Finalised()
 
 
@@ -183,7 +205,9 @@ async def rollback(step: CanaryStep) -> RolledBack:
     except Exception as error:
         if not kube.is_not_found(error):
             raise
+    reason = step.data.failure or f"{step.state.lower()} by the canary operator"
     if step.data.revision:
-        reason = step.data.failure or f"{step.state.lower()} by the canary operator"
         await workloads.mark_rejected(namespace, name, step.data.revision, reason)
+    back = f"rolled back revision {step.data.revision}: all traffic on the primary; {reason}"
+    await events.record(step, EventNote(type="Warning", reason="RolledBack", message=back))
     return RolledBack()

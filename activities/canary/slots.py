@@ -57,6 +57,7 @@ async def request_slot(step: CanaryStep) -> QueueJoined:
             SlotsInput(scope=scope, limit=limit, check_every_s=settings.slots_check_seconds),
             id=slots_workflow_id(scope),
             task_queue=activity.info().task_queue,
+            static_summary=f"rollout permits of {scope} (cap {limit})",
             start_signal=ACQUIRE_SIGNAL,
             start_signal_args=[
                 SlotRequest(holder=step.workflow_id, request_id=step.step_key, limit=limit)

@@ -1,7 +1,8 @@
 """Changes to the canary machine must not break rollouts that are already running.
 
-The history was recorded from the end-to-end test of a healthy rollout on the local
-cluster (weights 10 to 50, promotion, finalisation); see ``histories.py``.
+The histories were recorded from end-to-end tests on the local cluster (a healthy rollout
+through weights 10 to 50; one queued for a permit; one rolled back that announced its
+story as Kubernetes Events); see ``histories.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ async def test_a_rollout_that_queued_for_a_permit_replays():
         "canary/replay/queued",
         (HISTORIES / "canary_queued_for_a_permit.json").read_text(),
     )
+    assert failure is None, failure
+
+
+async def test_a_rollback_that_announced_its_story_as_kubernetes_events_replays():
+    """Recorded from ``test_canary_events_e2e.py``: each verdict started ``canary.record_event``."""
+    history = (HISTORIES / "canary_rolled_back_with_events.json").read_text()
+    assert '"name": "canary.record_event"' in history
+    failure = await replay_failure(CanaryWorkflow, "canary/replay/events", history)
     assert failure is None, failure
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from models.revisions import pod_template_revision
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, deployment, new_revision
 from tests.canary.conftest import canary_env, rollouts  # noqa: F401 - fixtures used here
 from tests.canary.specs import spec_dict
@@ -250,3 +251,38 @@ async def test_canary_start_for_a_missing_deployment_exits_4(
     result = await autopilot("canary", "start", "podinfo", "-f", str(path), env=cluster_cli)
     assert result.exit_code == 4
     assert f"no Deployment {namespace}/podinfo" in result.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.temporal
+async def test_canary_start_tells_the_temporal_ui_what_it_rolls_out_and_who_started_it(
+    autopilot,
+    cluster_cli,
+    rollouts,  # noqa: F811
+    kube_api,
+    namespace,
+    tmp_path,
+):
+    create_app(kube_api, namespace, app_deployment("podinfo", V1))
+    path = write(tmp_path, manifest(namespace))
+    env = {**cluster_cli, "AUTOPILOT_TEMPORAL_IDENTITY": "carol"}
+    await autopilot("canary", "start", "podinfo", "-f", str(path), env=env)
+    assert (await autopilot("watch", "-n", namespace, "podinfo", env=env)).exit_code == 0
+    stable = revision_of(kube_api, namespace)
+
+    started = await autopilot("canary", "start", "podinfo", "-n", namespace, "--image", V2, env=env)
+    assert started.exit_code == 0, started.output
+    described = await rollouts.client.get_workflow_handle(f"canary/{namespace}/podinfo").describe()
+
+    revision = revision_of(kube_api, namespace)
+    summary = await described.static_summary()
+    assert summary == f"canary {namespace}/podinfo: {revision} over {stable}"
+    details = await described.static_details() or ""
+    assert f"revision `{revision}` over `{stable}`" in details
+    assert "started by carol (autopilot canary start)" in details
+    assert "on `NewRevision` `cli:" in details
+
+
+def revision_of(api, namespace: str) -> str:
+    live = deployment(api, namespace, "podinfo")
+    return pod_template_revision(live["spec"]["template"])

@@ -8,10 +8,10 @@ workflow type ``relay``, as two builds of one operator would be.
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from models.operator import OperatorInput, OperatorStatus
 from workflows.engine import Command, Ctx, Operator, OperatorWorkflow
+from workflows.engine.versioning import pinned
 from workflows.registry import register
 
 
@@ -35,7 +35,7 @@ relay.check()
 
 
 @register
-@workflow.defn(name="relay", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="relay", versioning_behavior=pinned())
 class RelayWorkflow(OperatorWorkflow):
     operator = relay
 

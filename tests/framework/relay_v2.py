@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from models.operator import OperatorInput, OperatorStatus
 from workflows.engine import Command, Ctx, Operator, OperatorWorkflow
+from workflows.engine.versioning import pinned
 from workflows.registry import register
 
 
@@ -37,7 +37,7 @@ relay.check()
 
 
 @register
-@workflow.defn(name="relay", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="relay", versioning_behavior=pinned())
 class RelayWorkflow(OperatorWorkflow):
     operator = relay
 

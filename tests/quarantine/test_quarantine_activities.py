@@ -16,7 +16,9 @@ from kubernetes import client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import kube
 from activities import quarantine as workers
+from activities.kube.events import OCCURRENCES, event_name
 from tests.canary.cluster import new_revision
 from tests.quarantine.cluster import (
     NOW,
@@ -26,6 +28,7 @@ from tests.quarantine.cluster import (
     policies,
     step_for,
 )
+from tests.watchers.support import kubectl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("quarantine_kube")]
 
@@ -303,8 +306,34 @@ async def test_escalation_posts_to_the_notify_url_and_leaves_a_kubernetes_event(
     assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [
         ("QuarantineEscalated", "web")
     ]
-    assert "CryptoMinerDetected (critical); isolated by web-quarantine" in events[0]["message"]
+    [event] = events
+    assert "CryptoMinerDetected (critical); isolated by web-quarantine" in event["message"]
     assert again.kubernetes_event == told.kubernetes_event
+    # Written by the shared recorder: its name, its marks, and the retry counted once.
+    about = kube.ObjectRef.of(deployment(kube_api, namespace, "web"))
+    name = event_name(about, "QuarantineEscalated", event["message"])
+    assert told.kubernetes_event == f"{namespace}/{name}"
+    assert event["involvedObject"]["uid"] == about.uid and event["count"] == 1
+    assert event["source"]["component"] == "autopilot-quarantine"
+    assert OCCURRENCES in event["metadata"]["annotations"]
+
+
+async def test_isolating_and_releasing_are_events_on_the_deployment(
+    kube_api, namespace, kubeconfig_path
+):
+    create_app(kube_api, namespace, "web")
+    await run(workers.apply_deny_policy, step_for(namespace, "web"))
+    await run(workers.apply_deny_policy, step_for(namespace, "web"))  # already as wanted
+    await run(workers.remove_deny_policy, step_for(namespace, "web", state="Released"))
+
+    shown = kubectl(kubeconfig_path, "events", "-n", namespace, "--for", "deployment/web")
+    assert "Quarantined" in shown and "AuthorizationPolicy web-quarantine (DENY)" in shown
+    assert "QuarantineLifted" in shown
+    events = kubectl_json(kubeconfig_path, "get", "events", "-n", namespace)["items"]
+    assert sorted((e["reason"], e["count"]) for e in events) == [
+        ("QuarantineLifted", 1),
+        ("Quarantined", 1),
+    ]
 
 
 async def test_a_notify_url_that_answers_404_fails_at_once_instead_of_retrying(

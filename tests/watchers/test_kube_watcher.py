@@ -261,3 +261,26 @@ async def test_a_checkpoint_the_server_no_longer_has_is_answered_by_a_fresh_list
     assert informer.gone >= 1 and informer.lists >= 1
     assert types(sent) == ["NewRevision", "NewRevision"]
     assert sent[1].payload["revision"] == revision_of(cluster, name)
+
+
+async def test_a_workflow_the_watcher_starts_says_in_the_temporal_ui_what_and_who(
+    cluster: Cluster, kube_api: client.ApiClient, temporal: Client, standin_queue: str
+) -> None:
+    name = unique()
+    cluster.create_deployment(deployment(name))
+    cluster.create_canary(canary(name))
+    workflow_id = f"canary/{cluster.namespace}/{name}"
+
+    async with running(
+        settings(cluster.namespace), make_delivery(temporal, standin_queue), kube_api
+    ):
+        await eventually(lambda: signals(temporal, workflow_id), lambda s: len(s) >= 1)
+    described = await temporal.get_workflow_handle(workflow_id).describe()
+
+    revision = revision_of(cluster, name)
+    assert await described.static_summary() == f"canary {cluster.namespace}/{name}: {revision}"
+    details = await described.static_details() or ""
+    assert f"**canary** Deployment `{cluster.namespace}/{name}`" in details
+    assert f"revision `{revision}`" in details
+    assert f"started by kubernetes (Temporal client `{temporal.identity}`)" in details
+    assert "on `NewRevision` `k8s:canary/" in details

@@ -39,6 +39,8 @@ class Send:
         start_spec: the Canary's spec for signal-with-start; ``None`` to signal only.
         status: the status fields to write once Temporal has the event.
         release: remove our finalizer once delivered (the Canary is being deleted).
+        stable: the revision the primary runs, when the Canary's status says so (its last
+            rollout succeeded with it), for the summary of a workflow this starts.
     """
 
     target: Target
@@ -46,6 +48,7 @@ class Send:
     start_spec: dict[str, Any] | None
     status: dict[str, Any]
     release: bool = False
+    stable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ def decide_live(
     }
     if status.phase in (None, INVALID_PHASE):
         fields.update({"phase": PENDING_PHASE, "message": f"revision {deployment.revision} sent"})
-    actions.append(Send(_target(canary), envelope, dict(canary.spec), fields))
+    stable = status.observed_revision if status.phase == "Succeeded" else None
+    actions.append(Send(_target(canary), envelope, dict(canary.spec), fields, stable=stable))
     return actions
 
 

@@ -446,7 +446,7 @@ class KubeWatcher:
 
     async def _send(self, action: Send) -> None:
         result = await self.delivery.deliver(
-            OPERATOR, action.target, action.envelope, action.start_spec
+            OPERATOR, action.target, action.envelope, action.start_spec, action.stable
         )
         if result.outcome is Outcome.FAILED:
             raise RuntimeError(f"{action.envelope.type} not delivered: {result.detail}")

@@ -7,7 +7,6 @@ order written; the few kept only so that recorded histories replay are in ``repl
 
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 from models.canary import (
     AnalysisResult,
@@ -27,10 +26,11 @@ from models.canary import (
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
 from models.senses import Dedicated, Webhook
-from workflows.canary import effects, guards, replay, workers
+from workflows.canary import effects, guards, notes, replay, workers
 from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
 from workflows.engine import ANY, ActivityFailed, Command, Operator, OperatorWorkflow, Timeout
+from workflows.engine.versioning import pinned
 from workflows.registry import register
 
 canary: Operator[CanarySpec, CanaryData] = Operator(
@@ -49,6 +49,8 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     ],
     search_attributes=SEARCH_ATTRIBUTES,
     details=details,
+    announce=notes.announce,
+    recorder=notes.record_event,
     description=(
         "Progressive delivery on Istio, at Flagger's level: shifts traffic from the stable "
         "'-primary' Deployment to the user's Deployment step by step, checks Prometheus "
@@ -408,7 +410,7 @@ canary.check()
 
 @register
 # Pinned: a rollout finishes on the worker version it started on (docs/operations.md).
-@workflow.defn(name="canary", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="canary", versioning_behavior=pinned())
 class CanaryWorkflow(OperatorWorkflow):
     """One canary rollout per Deployment; ID ``canary/<namespace>/<name>``."""
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from typing_extensions import TypeVar
 
 from models.events import Event
+from models.kube_events import EventNote
 from models.operator import CommandRequest
 from models.senses import Sense
 
@@ -219,6 +220,11 @@ class Operator(Generic[SpecT, DataT]):
         details: Markdown shown as the workflow's current details in the Temporal UI.
         pausable: Whether the engine accepts ``pause`` and ``resume``.
         description: One paragraph for ``autopilot describe``.
+        announce: What to tell the cluster's users, as Kubernetes Events, when a transition
+            is taken: given the context before it and the one after it (the new data and
+            state, the same event), the notes to record. Pure, like an effect.
+        recorder: The worker that records each note (one
+            :class:`~models.kube_events.RecordEvent`); started, never waited for.
     """
 
     name: str
@@ -231,6 +237,8 @@ class Operator(Generic[SpecT, DataT]):
     details: Callable[[Ctx[Any, Any]], str] | None = None
     pausable: bool = True
     description: str = ""
+    announce: Callable[[Ctx[Any, Any, Any], Ctx[Any, Any, Any]], Sequence[EventNote]] | None = None
+    recorder: ActivityRef | None = None
     states: dict[str, StateDef] = field(default_factory=dict, init=False)
     transitions: list[TransitionDef] = field(default_factory=list, init=False)
     _declared_problems: list[str] = field(default_factory=list, init=False)
@@ -354,8 +362,11 @@ class Operator(Generic[SpecT, DataT]):
         return models
 
     def activity_refs(self) -> dict[str, ActivityRef]:
-        """Every worker any state runs, by activity name."""
-        return {ref.name: ref for s in self.states.values() for ref in s.run}
+        """Every worker any state runs (and the recorder of its Events), by activity name."""
+        refs = {ref.name: ref for s in self.states.values() for ref in s.run}
+        if self.recorder is not None:
+            refs[self.recorder.name] = self.recorder
+        return refs
 
     def transitions_from(self, state: str) -> list[TransitionDef]:
         """The transitions that may leave ``state``, in the order they are tried.

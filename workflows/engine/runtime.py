@@ -19,6 +19,7 @@ and the IDs it has seen.
 This module must stay deterministic: no I/O, no clocks but ``workflow.now()``, no randomness.
 """
 
+import asyncio
 import dataclasses
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from models.errors import INVALID_SPEC, NON_RETRYABLE, describe
+from models.kube_events import RecordEvent
 from models.operator import (
     APPLIED,
     COMMAND_UPDATE,
@@ -69,6 +71,8 @@ COMMAND_PREFIX = "/"
 #: Patch: watcher events still queued when a run reaches a final state start a fresh run
 #: (continue-as-new) instead of being dropped with the finished one.
 CARRY_LATE_EVENTS_PATCH = "carry-late-events-to-a-new-run"
+#: Patch: a transition the operator announces starts its recorder of Kubernetes Events.
+KUBE_EVENTS_PATCH = "announce-transitions-as-kube-events"
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -147,6 +151,7 @@ class OperatorWorkflow:
         self._accepted_in: dict[str, str] = {}
         self._working: str | None = None
         self._published: dict[str, Any] = {}
+        self._recording: set[asyncio.Task[Any]] = set()
 
     # ---------------------------------------------------------------- handlers
 
@@ -552,7 +557,8 @@ class OperatorWorkflow:
     async def _take(
         self, transition: TransitionDef, event: Any, envelope: EventEnvelope, by: str | None
     ) -> None:
-        self._data = decision.apply(self.operator, transition, self._ctx(event))
+        before = self._ctx(event)
+        self._data = decision.apply(self.operator, transition, before)
         source = self._state
         target = transition.target or source
         self._transitions.append(
@@ -569,6 +575,7 @@ class OperatorWorkflow:
         workflow.metric_meter().create_counter(
             "autopilot_transitions", "State transitions taken"
         ).add(1, {"operator": self.operator.name, "source": source, "target": target})
+        self._announce(before, target, envelope)
         if transition.target is None:
             self._publish()
             return
@@ -637,6 +644,48 @@ class OperatorWorkflow:
             ),
             summary=ref.summary or f"{ref.name} in {self._state}",
         )
+
+    def _announce(self, before: Ctx[Any, Any, Any], target: str, envelope: EventEnvelope) -> None:
+        """Start the recorder for each note the operator makes of this transition.
+
+        Started, not awaited: an Event is for people reading the cluster, and writing it
+        must never hold the machine up (the recorder is bounded and never fails anyway).
+        Each note's occurrence is the handled event's ID, so a retry records it once.
+        """
+        op = self.operator
+        if op.announce is None or op.recorder is None or self._spec is None:
+            return
+        after = dataclasses.replace(before, data=self._data, state=target)
+        notes = op.announce(before, after)
+        if not notes or not workflow.patched(KUBE_EVENTS_PATCH):
+            return
+        ref = op.recorder
+        for note in notes:
+            request = RecordEvent(
+                workflow_id=workflow.info().workflow_id,
+                target=self._target,
+                occurrence=f"{envelope.id}:{note.reason}",
+                note=note,
+            )
+            task = workflow.start_activity(
+                ref.name,
+                request,
+                start_to_close_timeout=ref.timeout,
+                retry_policy=RetryPolicy(
+                    initial_interval=ref.initial_retry_interval,
+                    maximum_interval=ref.maximum_retry_interval,
+                    maximum_attempts=ref.max_attempts,
+                ),
+                summary=f"Event {note.reason}",
+            )
+            self._recording.add(task)
+            task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished recorder; its failure is logged, never raised."""
+        self._recording.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            workflow.logger.info("an Event was not recorded: %s", task.exception())
 
     def _internal_envelope(self, key: str, event: BaseModel) -> EventEnvelope:
         return EventEnvelope(
