@@ -32,7 +32,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from models import versioning
+from models import versioning as process_versioning
 from service.feeds import FeedError, check_feeds, sense_table
 from service.settings import TemporalSettings, WebhookSettings, WorkerSettings
 from service.temporal import connect, register_search_attributes
@@ -218,7 +218,7 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
 
     # The operators first: a definition or a feed that cannot work refuses to start at once.
     if worker_settings.build_id is not None:
-        versioning.enable()  # before any operator module is imported: their defn reads it
+        process_versioning.enable()  # before any operator module is imported: their defn reads it
     try:
         workflows = all_workflows(worker_settings.operator_modules)
     except Exception as error:  # a user's operator module that does not import
