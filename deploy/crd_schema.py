@@ -67,6 +67,12 @@ def _structural(node: Any, definitions: dict[str, Any]) -> Any:
         node.pop("additionalProperties", None)
     if set(node) <= {"nullable", "description"} and "$ref" not in node:
         node["x-kubernetes-preserve-unknown-fields"] = True
+    for bound in ("minimum", "maximum"):
+        # 1.0 and 1 are the same bound, but YAML tools disagree on how to write it (kubectl
+        # kustomize writes 1, Helm 1.0): write whole numbers as integers, once.
+        value = node.get(bound)
+        if isinstance(value, float) and value.is_integer():
+            node[bound] = int(value)
     return {k: _structural(v, definitions) for k, v in node.items()}
 
 

@@ -99,7 +99,7 @@ class JudgeSpec(_Part):
 
     significance: float = Field(
         default=0.05,
-        ge=1e-6,
+        ge=0.0001,  # written 0.0001 in the CRD: every YAML reader sees a number
         le=0.5,
         description="p-value below which a difference is significant",
     )
