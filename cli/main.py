@@ -290,10 +290,14 @@ def worker_command(
     raise typer.Exit(int(code or 0))
 
 
-def run(args: list[str] | None = None) -> Exit:
-    """Run one ``autopilot`` command line to its end; the documented exit code it ends with."""
+def run(args: list[str] | None = None, prog_name: str = "autopilot") -> Exit:
+    """Run one ``autopilot`` command line to its end; the documented exit code it ends with.
+
+    ``prog_name`` is what usage lines and help call the command (``kubectl autopilot`` when
+    run as the kubectl plugin, :mod:`cli.plugin`).
+    """
     try:
-        app(args=args, prog_name="autopilot")
+        app(args=args, prog_name=prog_name)
     except SystemExit as exiting:
         return documented(exiting.code)
     except KeyboardInterrupt:

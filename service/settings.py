@@ -102,7 +102,8 @@ class KubernetesSettings(BaseSettings):
     """Which Kubernetes API to use; :func:`service.kube.api_client` applies the precedence.
 
     ``kubeconfig`` (``AUTOPILOT_KUBECONFIG``, else ``KUBECONFIG``) wins; without one, a
-    process in a pod uses its ServiceAccount; elsewhere ``~/.kube/config``.
+    process in a pod uses its ServiceAccount; elsewhere ``~/.kube/config``. ``context`` picks
+    one of the file's contexts, as kubectl's ``--context`` does.
     """
 
     model_config = SettingsConfigDict(env_prefix="AUTOPILOT_", extra="ignore")
@@ -111,6 +112,13 @@ class KubernetesSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("AUTOPILOT_KUBECONFIG", "KUBECONFIG", "kubeconfig"),
         description="kubeconfig file (env AUTOPILOT_KUBECONFIG, else KUBECONFIG)",
+    )
+    context: str | None = Field(
+        default=None,
+        max_length=253,
+        validation_alias=AliasChoices("AUTOPILOT_KUBE_CONTEXT", "context"),
+        description="kubeconfig context to use; unset: its current-context "
+        "(`kubectl autopilot --context` sets it)",
     )
     in_cluster: bool = Field(
         default_factory=lambda: bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
