@@ -6,7 +6,8 @@ of contents. A command's module is imported only when that command runs or shows
 help: between them the modules bring the Temporal and Kubernetes clients, the dev cluster
 and every workflow, most of a second of imports, while ``autopilot status`` needs only
 Temporal and ``autopilot --help`` none of it. The top-level ``--help`` reads the one-line
-summaries from the modules' source instead (:func:`summary_in_source`).
+summaries from the modules' source instead (:func:`summary_in_source`), remembered between
+runs while the files are unchanged (:mod:`cli.source_cache`).
 
 Exit codes are documented in :class:`cli.errors.Exit` and ``docs/cli.md``; the console
 script is :func:`main`, which ends the process through :func:`cli.errors.leave`.
@@ -27,6 +28,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cli.errors import CliError, Exit, documented, friendly, leave
+from cli.source_cache import SourceCache
 
 
 def _epilog(*examples: str) -> str:
@@ -62,9 +64,18 @@ def _human_examples(name: str) -> tuple[str, ...]:
     )
 
 
+@cache
+def source_cache() -> SourceCache:
+    """What was read from the commands' source in earlier runs (:mod:`cli.source_cache`)."""
+    return SourceCache()
+
+
 def table() -> list[Entry]:
     """Every command, in the order ``--help`` lists them."""
-    humans = literal_in_source(_HUMAN, _HUMAN_SUMMARIES)
+    humans = source_cache().get(
+        _HUMAN, _HUMAN_SUMMARIES, lambda: literal_in_source(_HUMAN, _HUMAN_SUMMARIES)
+    )
+    source_cache().save()
     if not isinstance(humans, dict):  # not a literal any more: import to know the names
         humans = getattr(importlib.import_module(_HUMAN), _HUMAN_SUMMARIES)
     return [
@@ -223,7 +234,10 @@ class LazyCommand(TyperCommand):
     def describe(self) -> None:
         """Set the summary ``--help`` lists (read from the source, or from the command)."""
         if self.help is None:
-            self.help = summary_in_source(self.entry) or self.real().help
+            entry = self.entry
+            name = entry.attribute if entry.key is None else f"{entry.attribute}[{entry.key}]"
+            found = source_cache().get(entry.module, name, lambda: summary_in_source(entry))
+            self.help = found if isinstance(found, str) else self.real().help
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
@@ -243,6 +257,7 @@ class AutopilotGroup(TyperGroup):
         for command in self.commands.values():
             if isinstance(command, LazyCommand):
                 command.describe()
+        source_cache().save()
         return super().list_commands(ctx)
 
 

@@ -24,8 +24,6 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models.rollout_slots import GLOBAL_SCOPE, namespace_scope
-
 #: The task queue every built-in operator's worker polls.
 DEFAULT_TASK_QUEUE = "autopilot"
 
@@ -158,6 +156,9 @@ class CapSettings(BaseSettings):
         Always namespace first, then global: one order for everyone means two rollouts can
         never each hold the permit the other waits for.
         """
+        # Here, not at the top: every CLI command reads the settings, none needs these models.
+        from models.rollout_slots import GLOBAL_SCOPE, namespace_scope
+
         wanted: list[tuple[str, int]] = []
         if self.max_concurrent_per_namespace is not None:
             wanted.append((namespace_scope(namespace), self.max_concurrent_per_namespace))
