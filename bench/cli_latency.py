@@ -20,6 +20,7 @@ ticket workflow left open and one run to its end.
 Run::
 
     python -m bench.cli_latency --runs 20
+    python -m bench.cli_latency --runs 20 --baseline ../other-checkout/.venv/bin/autopilot
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def measure(commands: dict[str, list[str]], runs: int, env: dict[str, str]) -> N
     Wall time is what a user waits; CPU time is the work the process did, which other
     processes on the machine disturb far less (a busy machine stretches the wall time).
     """
+    load_before = _load()
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     codes: dict[str, set[int]] = {name: set() for name in commands}
@@ -89,7 +91,7 @@ def measure(commands: dict[str, list[str]], runs: int, env: dict[str, str]) -> N
             cpus[name].append(cpu)
             codes[name].add(code)
     width = max(len(name) for name in commands)
-    print(f"{runs} runs each; load average before: {_load()}")
+    print(f"{runs} runs each; load average before: {load_before}")
     print(f"| {'command':{width}} | wall median | wall min | CPU median | exit codes |")
     print(f"|{'-' * (width + 2)}|------------:|---------:|-----------:|------------|")
     for name in commands:
@@ -105,7 +107,7 @@ def _load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-async def run(runs: int, autopilot: str) -> None:
+async def run(runs: int, autopilot: str, baseline: str | None = None) -> None:
     with bench_cluster("cli-latency-") as cluster:
         address = cluster["TEMPORAL_ADDRESS"]
         client = await connect(address)
@@ -126,12 +128,19 @@ async def run(runs: int, autopilot: str) -> None:
                 }
                 env.pop("AUTOPILOT_TEMPORAL_ADDRESS", None)
                 kubectl = executable("kubectl")
-                commands = {
-                    "autopilot --help": [autopilot, "--help"],
-                    "autopilot status (running)": [autopilot, "status", running.id],
-                    "autopilot status (finished)": [autopilot, "status", finished.id],
-                    "autopilot list": [autopilot, "list", "--all"],
-                    "autopilot approve (refused)": [autopilot, "approve", running.id],
+                mine = {
+                    "--help": ["--help"],
+                    "status (running)": ["status", running.id],
+                    "status (finished)": ["status", finished.id],
+                    "list": ["list", "--all"],
+                    "approve (refused)": ["approve", running.id],
+                }
+                commands = {f"autopilot {name}": [autopilot, *a] for name, a in mine.items()}
+                if baseline is not None:
+                    commands.update(
+                        {f"baseline {name}": [baseline, *a] for name, a in mine.items()}
+                    )
+                commands |= {
                     "kubectl get namespaces": [kubectl, "get", "namespaces"],
                     "kubectl version --client": [kubectl, "version", "--client"],
                     "temporal workflow list": [
@@ -156,10 +165,16 @@ def main() -> None:
         help="the autopilot executable to time (default: the one next to this Python), "
         "e.g. another checkout's, to compare",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="another autopilot executable (another checkout's) whose commands are timed in "
+        "the same runs, interleaved, as 'baseline ...' rows",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         sys.exit("--runs must be at least 1")
-    asyncio.run(run(args.runs, args.autopilot or executable("autopilot")))
+    asyncio.run(run(args.runs, args.autopilot or executable("autopilot"), args.baseline))
 
 
 if __name__ == "__main__":
