@@ -28,6 +28,7 @@ import typer
 from pydantic import ValidationError
 from rich.text import Text
 
+from cli import plugin
 from cli.connection import (
     AddressOption,
     Endpoint,
@@ -147,7 +148,9 @@ def _target(deployment: str, namespace: str | None, loaded: SpecFile | None) -> 
             )
         namespace = namespace or loaded.namespace
     try:
-        return Target(namespace=namespace or "default", name=deployment)
+        return Target(
+            namespace=namespace or plugin.default_namespace() or "default", name=deployment
+        )
     except ValidationError as error:
         raise CliError(f"invalid target: {describe(error)}", Exit.INVALID) from None
 
@@ -384,7 +387,8 @@ def start_command(
         typer.Option(
             "--namespace",
             "-n",
-            help="Its namespace. Default: the manifest's metadata.namespace, else 'default'.",
+            help="Its namespace. Default: the manifest's metadata.namespace, else 'default' "
+            "(as kubectl autopilot: the kubeconfig context's namespace).",
             show_default=False,
         ),
     ] = None,

@@ -1,30 +1,33 @@
 """``autopilot demo``: the whole adaptive loop on the local cluster, in one command.
 
 A newcomer should see Autopilot work before trusting it with a cluster, so the demo does
-what a user would, end to end, on real servers:
+what a user would, end to end, on real servers, and prints every command it runs:
 
-1. brings up the local cluster (``DevCluster``: real kube-apiserver, etcd, Istio's CRDs,
-   Prometheus, Temporal; **simulated** pods and traffic), building the binaries once;
+1. brings up the local cluster (``DevCluster``: real kube-apiserver, etcd, Istio's CRDs and
+   Autopilot's ``Canary`` CRD, Prometheus, Temporal; **simulated** pods and traffic),
+   building the binaries once;
 2. runs the worker (``python -m worker_main``) against the cluster's Temporal, in its own
-   process, as ``autopilot worker`` would. The watchers stay off (``--no-watchers``): the
-   demo announces each new revision itself, with the same signal-with-start the
-   Kubernetes watcher and ``autopilot canary start`` send, so it needs no Canary resource
-   and no webhook port;
-3. deploys ``podinfo`` v1, rolls out a healthy v2 (promoted) and a v3 whose pods fail half
-   their requests (rolled back), showing each live (:mod:`cli.demo_rollout` does it,
-   :mod:`cli.demo_view` draws it), then the Temporal UI links and a summary.
+   process, as ``autopilot worker`` would, with the Kubernetes watcher and the status mirror
+   watching the demo's namespace (no webhook port);
+3. with the real ``kubectl``: applies ``podinfo`` v1 and its ``Canary``, then ships a healthy
+   v2 (promoted) and a v3 whose pods fail half their requests (rolled back) with ``kubectl
+   set image``; the watcher starts and feeds each rollout, which the demo follows live
+   (:mod:`cli.demo_rollout` does it, :mod:`cli.demo_view` draws it), then the Temporal UI
+   links, a summary and the commands to type next.
 
 Cleaning up is exact: the demo records what it starts (cluster parts that were not running,
 its worker, its Kubernetes objects, its workflows) and, at the end or on Ctrl-C, stops and
-deletes exactly that; data stays in the state directory, as after ``autopilot dev down``.
-``--keep`` leaves everything running to explore. The exit code says whether the loop
-worked: 0 only if v2 was promoted and v3 rolled back.
+deletes exactly that (the Canary first, while its watcher runs to release it); data stays in
+the state directory, as after ``autopilot dev down``. ``--keep`` leaves everything running
+to explore. The exit code says whether the loop worked: 0 only if v2 was promoted and v3
+rolled back. Without a terminal (CI, a pipe) the output is plain lines, never wrapped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -41,6 +44,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from cli import demo_rollout as rollout
 from cli import demo_view as view
 from cli.errors import CliError, Exit, friendly, report
+from cli.output import console
 from devcluster import paths as dev_paths
 from devcluster import temporal as dev_temporal
 from devcluster.cluster import ClusterError, DevCluster
@@ -56,6 +60,8 @@ WORKER_READY = "worker on task queue"
 WORKER_STARTUP_S = 90.0
 #: The worker's log, in the cluster's ``logs`` directory.
 WORKER_LOG = "demo-worker.log"
+#: Seconds to wait for the status mirror to show the last rollout's phase on the Canary.
+MIRROR_WAIT_S = 15.0
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Started:
         parts_before: PIDs of the parts that were already running (left alone).
         worker: The demo's worker process.
         namespace: The Kubernetes namespace the demo deployed into.
-        workflows: IDs of the workflows the demo started or signalled.
+        workflows: IDs of the workflows its watcher started for the demo's Canary.
     """
 
     cluster: DevCluster
@@ -118,7 +124,7 @@ def demo(
 
     Example: autopilot demo --keep
     """
-    out = Console(highlight=False)
+    out = console()  # plain and unwrapped without a terminal (CI logs, docs/demo.md)
     sink = _Sink()
     cluster = _cluster(state_dir, free_ports, sink)
     started = Started(cluster, cluster.running_processes())
@@ -126,10 +132,14 @@ def demo(
     code: Exit | None = None
     finished = False
     try:
-        out.print(view.intro(bool(started.parts_before), view.short(cluster.state_dir)))
+        out.print(view.intro(bool(started.parts_before), view.short(cluster.state_dir), out))
+        kubectl = rollout.Kubectl(rollout.find_kubectl(), cluster.kubeconfig_path)
+        canary = rollout.canary_manifest(interval, cluster.state_dir)
         _bring_up(cluster, sink, out)
-        started.worker = _start_worker(cluster, out)
-        outcomes = asyncio.run(_rollouts(started, interval, out))
+        out.print(view.commands_intro(_env_command(cluster)))
+        started.namespace = _namespace(cluster, kubectl, out)
+        started.worker = _start_worker(cluster, started.namespace, out)
+        outcomes = asyncio.run(_rollouts(started, kubectl, canary, out))
         finished = True
     except KeyboardInterrupt:
         code = Exit.INTERRUPTED
@@ -144,6 +154,9 @@ def demo(
             _explain_keep(started, out)
         else:
             _clean_up(started, out)
+            if finished:
+                out.print("\nTo explore afterwards, run [bold]autopilot demo --keep[/]; then:")
+                out.print(view.next_commands(_env_command(cluster), started.namespace or "demo"))
     if code is not None:
         raise typer.Exit(int(code))
     if len(outcomes) < len(rollout.RELEASES) or not all(o.as_expected for o in outcomes):
@@ -231,8 +244,51 @@ def _steps(out: Console) -> Iterator[tuple[Callable[[str], None], Callable[[str]
                 progress.update(tasks[-1], completed=1, detail="")
 
 
-def _start_worker(cluster: DevCluster, out: Console) -> ManagedProcess:
-    """Start ``python -m worker_main`` on the cluster and wait until it polls.
+def _state_flag(cluster: DevCluster) -> str:
+    """`` --state-dir DIR`` for ``autopilot dev`` commands, unless the cluster is the default."""
+    default = dev_paths.default_state_dir().expanduser().resolve()
+    return "" if cluster.state_dir == default else f" --state-dir {view.short(cluster.state_dir)}"
+
+
+def _env_command(cluster: DevCluster) -> str:
+    """``eval "$(autopilot dev env ...)"``: how a shell gets the cluster the demo uses."""
+    return f'eval "$(autopilot dev env{_state_flag(cluster)})"'
+
+
+def _namespace(cluster: DevCluster, kubectl: rollout.Kubectl, out: Console) -> str:
+    """The namespace the demo uses (see :func:`~cli.demo_rollout.pick_namespace`), created
+    with kubectl when it is new."""
+    with contextlib.closing(cluster.admin_api_client()) as api:
+        namespace, new = rollout.pick_namespace(api)
+    if new:
+        _run(kubectl, ["create", "namespace", namespace], out)
+    return namespace
+
+
+def _run(kubectl: rollout.Kubectl, args: list[str], out: Console) -> None:
+    """Print a kubectl command as a user types it, run it, and print what it says."""
+    out.print(view.command(rollout.command_line(args)))
+    for line in kubectl.run(args).splitlines():
+        out.print(view.command_output(line))
+
+
+def _watcher_env(namespace: str) -> dict[str, str]:
+    """Settings of the demo worker's watchers: the Kubernetes watcher and the status mirror,
+    for the demo's namespace only, with their checkpoint there (a worker of the user's keeps
+    its own) and no Lease (nothing else watches that namespace), and no webhook port."""
+    return {
+        "AUTOPILOT_WATCH_NAMESPACES": json.dumps([namespace]),
+        "AUTOPILOT_WATCH_STATE_NAMESPACE": namespace,
+        "AUTOPILOT_WATCH_STATE_NAME": rollout.WATCHERS_STATE,
+        "AUTOPILOT_WATCH_LEADER_ELECTION": "false",  # the only watcher of its namespace
+        "AUTOPILOT_WATCH_WEBHOOKS": "false",
+        "AUTOPILOT_WATCH_PROMETHEUS": "false",
+        "AUTOPILOT_WATCH_STATUS_INTERVAL_S": "1",
+    }
+
+
+def _start_worker(cluster: DevCluster, namespace: str, out: Console) -> ManagedProcess:
+    """Start ``python -m worker_main`` with its watchers on the cluster; wait until it polls.
 
     Raises:
         CliError: It exited or did not get ready; the message has the end of its log.
@@ -252,7 +308,6 @@ def _start_worker(cluster: DevCluster, out: Console) -> ManagedProcess:
         # Another worker may serve the port Prometheus scrapes; then go without metrics.
         "--metrics-port",
         str(metrics_port if port_is_free(metrics_port) else 0),
-        "--no-watchers",
     ]
     log = cluster.state_dir / "logs" / WORKER_LOG
     offset = log.stat().st_size if log.exists() else 0
@@ -260,7 +315,7 @@ def _start_worker(cluster: DevCluster, out: Console) -> ManagedProcess:
         "demo-worker",
         argv,
         log,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **env, **_watcher_env(namespace), "PYTHONUNBUFFERED": "1"},
         cwd=rollout.ROOT,
     )
     deadline = time.monotonic() + WORKER_STARTUP_S
@@ -271,7 +326,7 @@ def _start_worker(cluster: DevCluster, out: Console) -> ManagedProcess:
         time.sleep(0.2)
     out.print(
         f"[green]worker running[/] (pid {worker.pid}, task queue {DEFAULT_TASK_QUEUE!r}, "
-        f"log {view.short(log)})"
+        f"watching namespace {namespace}, log {view.short(log)})"
     )
     return worker
 
@@ -287,35 +342,40 @@ def _read_from(path: Path, offset: int) -> str:
 # =============================================================================
 
 
-async def _rollouts(started: Started, interval: float, out: Console) -> list[rollout.Outcome]:
-    """Deploy v1, roll out v2 and v3 (live), then print the summary and the UI links."""
+async def _rollouts(
+    started: Started, kubectl: rollout.Kubectl, canary: Path, out: Console
+) -> list[rollout.Outcome]:
+    """Ship v1, v2 and v3 with kubectl and follow each rollout the watcher starts; then the
+    summary and the UI links."""
     cluster = started.cluster
+    assert started.namespace is not None
     ui = dev_temporal.ui_url(cluster.ports["temporal_ui"])
-    spec = rollout.canary_spec(interval)
     temporal = await connect(
         cluster.env()["TEMPORAL_ADDRESS"], rollout.TEMPORAL_NAMESPACE, identity=rollout.IDENTITY
     )
+    target = Target(namespace=started.namespace, name=rollout.APP)
+    workflow = target.workflow_id("canary")
     outcomes = []
     with contextlib.closing(cluster.admin_api_client()) as api:
-        started.namespace = rollout.pick_namespace(api)
-        target = Target(namespace=started.namespace, name=rollout.APP)
-        workflow = target.workflow_id("canary")
         out.print(view.links(ui, workflow))
         for release in rollout.RELEASES:
-            first = release is rollout.RELEASES[0]
-            if first:
-                rollout.deploy(api, target.namespace, release)
-            else:
-                rollout.ship(api, target.namespace, release)
-            out.print(view.release_header(release, target.namespace, first))
+            out.print(view.release_header(release, target.namespace))
+            for args in rollout.release_commands(release, target.namespace, canary):
+                _run(kubectl, args, out)
             started.workflows.add(workflow)
-            announced = await rollout.announce(temporal, api, target, spec, release)
+            revision = rollout.live_revision(api, target.namespace)
+            out.print(view.waiting_for_watcher(revision))
             with view.RolloutView(out, release) as watching:
-                outcome = await rollout.follow(announced, api, release, watching)
+                outcome = await rollout.follow(temporal, target, revision, api, release, watching)
             out.print(view.verdict(outcome))
             outcomes.append(outcome)
+        # The status mirror writes the last rollout's phase on the Canary: kubectl shows it.
+        await asyncio.to_thread(
+            rollout.canary_phase, api, target.namespace, outcomes[-1].state, MIRROR_WAIT_S
+        )
+        _run(kubectl, ["get", "canary", "-n", target.namespace], out)
     out.print()
-    out.print(view.summary(outcomes))
+    out.print(view.summary(outcomes, plain=not out.is_terminal))
     out.print(view.links(ui, workflow))
     return outcomes
 
@@ -327,21 +387,11 @@ async def _rollouts(started: Started, interval: float, out: Console) -> list[rol
 
 def _explain_keep(started: Started, out: Console) -> None:
     """Say what is still running, how to look at it and how to stop it."""
-    cluster = started.cluster
     namespace = started.namespace or "demo"
-    default = dev_paths.default_state_dir().expanduser().resolve()
-    state = "" if cluster.state_dir == default else f" --state-dir {view.short(cluster.state_dir)}"
-    lines = [
-        "\n[bold]Everything is still running.[/] Explore:",
-        f'  eval "$(autopilot dev env{state})"',
-        f"  autopilot status -n {namespace} podinfo     # the last rollout: v3, Failed",
-        "  autopilot list --operator canary",
-        f"  kubectl get deployments,virtualservices -n {namespace}",
-        f"  autopilot retry -n {namespace} podinfo      # roll v3 out again (fails again)",
-        "Stop it all, the demo's worker included:",
-        f"  autopilot dev down{state}",
-    ]
-    out.print("\n".join(lines), highlight=False)
+    out.print("\n[bold]Everything is still running.[/] Explore, in a shell of your own:")
+    out.print(view.next_commands(_env_command(started.cluster), namespace))
+    out.print("Stop it all, the demo's worker included:")
+    out.print(f"  autopilot dev down{_state_flag(started.cluster)}")
 
 
 def _clean_up(started: Started, out: Console) -> None:
@@ -349,6 +399,13 @@ def _clean_up(started: Started, out: Console) -> None:
     previous = signal.signal(signal.SIGINT, lambda *_: out.print("[dim]still cleaning up…[/]"))
     done: list[str] = []
     try:
+        if started.namespace is not None:
+            with (
+                contextlib.suppress(Exception),
+                contextlib.closing(started.cluster.admin_api_client()) as api,
+            ):
+                if rollout.delete_canary(api, started.namespace):
+                    done.append(f"deleted Canary {started.namespace}/{rollout.APP}")
         if started.workflows:
             with contextlib.suppress(Exception):
                 address = started.cluster.env()["TEMPORAL_ADDRESS"]

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from rich import box
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.markup import escape
@@ -22,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.demo_rollout import TEMPORAL_NAMESPACE, Outcome, Release, Weights
+from cli.demo_rollout import RELEASES, TEMPORAL_NAMESPACE, Outcome, Release, Weights
 from models.operator import OperatorStatus
 
 #: The visibility query of every canary workflow (the UI's filter).
@@ -55,20 +56,62 @@ def list_url(ui: str, query: str = CANARY_QUERY) -> str:
     return f"{ui}/namespaces/{TEMPORAL_NAMESPACE}/workflows?query={quote(query, safe='')}"
 
 
-def intro(running: bool, state_dir: str) -> RenderableType:
-    """What the demo is about to do, and what is real."""
+def intro(running: bool, state_dir: str, out: Console) -> RenderableType:
+    """What the demo is about to do, and what is real (boxed on a terminal only)."""
     where = "the running local cluster" if running else "a local cluster"
-    return Panel(
-        Text.assemble(
-            ("Autopilot demo", "bold"),
-            f": progressive delivery on {where} (state in {state_dir}).\n",
-            "Kubernetes, Istio's CRDs, Prometheus and Temporal are real; pods and their "
-            "traffic are ",
-            ("simulated", "bold"),
-            ".\nv1 is deployed, a healthy v2 is promoted, a faulty v3 is rolled back.",
-        ),
-        expand=False,
+    text = Text.assemble(
+        ("Autopilot demo", "bold"),
+        f": progressive delivery on {where} (state in {state_dir}).\n",
+        "Kubernetes, Istio's CRDs, Prometheus and Temporal are real; pods and their traffic are ",
+        ("simulated", "bold"),
+        ".\nWith kubectl: v1 and its Canary are applied, a healthy v2 is promoted, a faulty v3 "
+        "is rolled back;\nthe Kubernetes watcher in the demo's worker starts each rollout.",
     )
+    return Panel(text, expand=False) if out.is_terminal else text
+
+
+def commands_intro(env_command: str) -> Text:
+    """Before the first command: how a shell of the user's gets the same cluster."""
+    return Text.assemble(
+        "\nThe commands the demo runs are printed with a ",
+        ("$", "bold"),
+        f"; to type them yourself, point a shell at the cluster first: {env_command}",
+    )
+
+
+def command(line: str) -> Text:
+    """A command the demo runs, as a user types it."""
+    return Text.assemble(("$ ", "bold"), (line, "bold cyan"))
+
+
+def command_output(line: str) -> Text:
+    """A line a command printed."""
+    return Text(f"  {line}", style="dim")
+
+
+def waiting_for_watcher(revision: str) -> Text:
+    """After a release's commands: what is now up to the watcher."""
+    return Text(
+        f"  the Kubernetes watcher sees pod template {revision} and signals the workflow; "
+        "following that rollout:",
+        style="dim",
+    )
+
+
+def next_commands(env_command: str, namespace: str) -> str:
+    """What a user types next to look at what the demo left (with ``--keep``)."""
+    lines = [
+        f"  {env_command}",
+        f"  kubectl get canary -n {namespace}                # phase, weight, failed checks",
+        f"  autopilot status -n {namespace} podinfo          # the last rollout: v3, Failed",
+        f"  kubectl autopilot status -n {namespace} podinfo  # the same, as a kubectl plugin",
+        "  autopilot list --operator canary --all",
+        f"  kubectl get deployments,virtualservices -n {namespace}",
+        f"  kubectl set image -n {namespace} deployment/podinfo "
+        "podinfod=ghcr.io/stefanprodan/podinfo:6.5.3",
+        f"  autopilot watch -n {namespace} podinfo           # the rollout that starts",
+    ]
+    return "\n".join(lines)
 
 
 def links(ui: str, workflow: str) -> Text:
@@ -84,14 +127,14 @@ def links(ui: str, workflow: str) -> Text:
     )
 
 
-def release_header(release: Release, namespace: str, first: bool) -> Text:
+def release_header(release: Release, namespace: str) -> Text:
     """The line that opens one release."""
-    if first:
+    if release is RELEASES[0]:
         return Text.assemble(
             (f"\n{release.label}", "bold"),
-            f": Deployment {namespace}/podinfo created at {release.tag} ({release.about}). "
-            "The canary bootstraps podinfo-primary, the Services and the VirtualService; "
-            "the simulator sends traffic through it.",
+            f": Deployment {namespace}/podinfo at {release.tag} ({release.about}) and its "
+            "Canary. The canary bootstraps podinfo-primary, the Services and the "
+            "VirtualService; the simulator sends traffic through it.",
         )
     return Text.assemble(
         (f"\n{release.label}", "bold"),
@@ -239,9 +282,17 @@ def verdict(outcome: Outcome) -> Text:
     return text
 
 
-def summary(outcomes: list[Outcome]) -> Table:
-    """One row per release: what it was, what was expected, what happened."""
-    table = Table(title="Summary", title_justify="left")
+def summary(outcomes: list[Outcome], plain: bool = False) -> Table:
+    """One row per release: what it was, what was expected, what happened.
+
+    ``plain`` (no terminal): columns without box lines, as a log reads best.
+    """
+    table = Table(
+        title="Summary",
+        title_justify="left",
+        box=box.SIMPLE_HEAD if plain else box.HEAVY_HEAD,
+        show_edge=not plain,
+    )
     for column in ("release", "image", "what", "expected", "result", "canary weights", "took"):
         table.add_column(column)
     for outcome in outcomes:

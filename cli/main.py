@@ -6,7 +6,8 @@ of contents. A command's module is imported only when that command runs or shows
 help: between them the modules bring the Temporal and Kubernetes clients, the dev cluster
 and every workflow, most of a second of imports, while ``autopilot status`` needs only
 Temporal and ``autopilot --help`` none of it. The top-level ``--help`` reads the one-line
-summaries from the modules' source instead (:func:`summary_in_source`).
+summaries from the modules' source instead (:func:`summary_in_source`), remembered between
+runs while the files are unchanged (:mod:`cli.source_cache`).
 
 Exit codes are documented in :class:`cli.errors.Exit` and ``docs/cli.md``; the console
 script is :func:`main`, which ends the process through :func:`cli.errors.leave`.
@@ -28,6 +29,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cli.errors import CliError, Exit, documented, friendly, leave
+from cli.source_cache import SourceCache
 
 #: What may name an operator (``service.settings.OPERATOR_NAME_PATTERN``, kept import-free).
 _OPERATOR_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -66,9 +68,18 @@ def _human_examples(name: str) -> tuple[str, ...]:
     )
 
 
+@cache
+def source_cache() -> SourceCache:
+    """What was read from the commands' source in earlier runs (:mod:`cli.source_cache`)."""
+    return SourceCache()
+
+
 def table() -> list[Entry]:
     """Every command, in the order ``--help`` lists them."""
-    humans = literal_in_source(_HUMAN, _HUMAN_SUMMARIES)
+    humans = source_cache().get(
+        _HUMAN, _HUMAN_SUMMARIES, lambda: literal_in_source(_HUMAN, _HUMAN_SUMMARIES)
+    )
+    source_cache().save()
     if not isinstance(humans, dict):  # not a literal any more: import to know the names
         humans = getattr(importlib.import_module(_HUMAN), _HUMAN_SUMMARIES)
     return [
@@ -236,7 +247,10 @@ class LazyCommand(TyperCommand):
     def describe(self) -> None:
         """Set the summary ``--help`` lists (read from the source, or from the command)."""
         if self.help is None:
-            self.help = summary_in_source(self.entry) or self.real().help
+            entry = self.entry
+            name = entry.attribute if entry.key is None else f"{entry.attribute}[{entry.key}]"
+            found = source_cache().get(entry.module, name, lambda: summary_in_source(entry))
+            self.help = found if isinstance(found, str) else self.real().help
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
@@ -267,6 +281,7 @@ class AutopilotGroup(TyperGroup):
         for command in self.commands.values():
             if isinstance(command, LazyCommand):
                 command.describe()
+        source_cache().save()
         return super().list_commands(ctx)
 
 
@@ -316,10 +331,14 @@ def worker_command(
     raise typer.Exit(int(code or 0))
 
 
-def run(args: list[str] | None = None) -> Exit:
-    """Run one ``autopilot`` command line to its end; the documented exit code it ends with."""
+def run(args: list[str] | None = None, prog_name: str = "autopilot") -> Exit:
+    """Run one ``autopilot`` command line to its end; the documented exit code it ends with.
+
+    ``prog_name`` is what usage lines and help call the command (``kubectl autopilot`` when
+    run as the kubectl plugin, :mod:`cli.plugin`).
+    """
     try:
-        app(args=args, prog_name="autopilot")
+        app(args=args, prog_name=prog_name)
     except SystemExit as exiting:
         return documented(exiting.code)
     except KeyboardInterrupt:

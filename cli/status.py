@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
 from rich.text import Text
 from temporalio.client import Client
 
 from cli.connection import AddressOption, Endpoint, NamespaceOption, open_client, resolve
 from cli.errors import CliError, Exit, friendly, run
-from cli.happenings import Happening, between, line, opening
 from cli.output import Format, OutputOption, console, dump, dump_line
 from cli.targets import (
     DEFAULT_OPERATOR,
@@ -36,6 +34,11 @@ from cli.targets import (
     workflow_id_of,
 )
 from cli.views import outcome_text, status_view
+
+if TYPE_CHECKING:  # only watch needs them (and cli.happenings brings every canary model)
+    from rich.live import Live
+
+    from cli.happenings import Happening
 
 #: ``watch`` exit code for each final outcome.
 WATCH_EXIT = {"succeeded": Exit.OK, "failed": Exit.FAILED, "waiting": Exit.WAITING}
@@ -120,13 +123,19 @@ class _Teller:
             dump_line({**record, "kind": "watching", "text": text, "state": status.state}, self.fmt)
         else:
             if self.out.is_terminal:  # a plain console never is
+                from rich.live import Live
+
                 self.live = Live(status_view(found), console=self.out, refresh_per_second=4)
                 self.live.start()
             self.out.print(Text.assemble(f"watching {self.workflow}: ", (status.state, "bold")))
+        from cli.happenings import opening
+
         self.tell(opening(status))
 
     def tell(self, happenings: list[Happening]) -> None:
         """Print each happening (above the live view, on a terminal)."""
+        from cli.happenings import line
+
         for happening in happenings:
             if self.out is None:
                 dump_line(happening.as_dict(self.workflow), self.fmt)
@@ -200,6 +209,8 @@ async def _watch(endpoint: Endpoint, workflow: str, interval: float, teller: _Te
                 # By event ID: the engine keeps a bounded list, so positions shift.
                 seen = {r.event_id for r in answered.transitions}
                 new = [r for r in found.status.transitions if r.event_id not in seen]
+                from cli.happenings import between
+
                 teller.tell(between(answered, found.status, new, datetime.now(UTC)))
             answered = found.status
     finally:

@@ -30,6 +30,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli import plugin
 from cli.connection import START_HINT, Endpoint
 from cli.errors import CliError, Exit
 from models.errors import describe
@@ -81,6 +82,8 @@ def workflow_id_of(target: str, namespace: str | None, operator: str = DEFAULT_O
     Raises:
         CliError: Neither a workflow ID nor a valid namespace and name (exit code 2).
     """
+    if namespace is None and "/" not in target:
+        namespace = plugin.default_namespace()  # kubectl's context namespace, as the plugin
     if namespace is None:
         try:
             parse_workflow_id(target)

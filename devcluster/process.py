@@ -12,15 +12,15 @@ import contextlib
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI reads cluster state through this module: no HTTP stack for that
+    import ssl
 
 
 class StartupError(RuntimeError):
@@ -198,6 +198,9 @@ def port_is_free(port: int) -> bool:
 
 def http_ok(url: str, *, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
     """Return whether a GET of ``url`` answers 2xx."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return 200 <= int(response.status) < 300

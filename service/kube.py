@@ -5,7 +5,8 @@ the activities, ``~/.kube`` first in the CLI), so the same shell could drive the
 the CLI at two different clusters. The precedence, documented in ``docs/configuration.md``:
 
 1. an explicit kubeconfig: the caller's (``--kubeconfig``, the watchers' own setting), else
-   the ``kubernetes`` section's (``AUTOPILOT_KUBECONFIG``, else ``KUBECONFIG``);
+   the ``kubernetes`` section's (``AUTOPILOT_KUBECONFIG``, else ``KUBECONFIG``), in the
+   section's ``context`` (``AUTOPILOT_KUBE_CONTEXT``) when one is set, else its current one;
 2. in a pod (``KUBERNETES_SERVICE_HOST``): its ServiceAccount;
 3. ``~/.kube/config``;
 4. the fallbacks the caller offers (the CLI offers the running dev cluster's kubeconfig).
@@ -73,12 +74,15 @@ def api_client(
     Raises:
         KubernetesNotConfigured: Nothing in the precedence applies.
     """
+    settings = settings or KubernetesSettings()
     configuration = client.Configuration()
     source = config_source(settings, kubeconfig=kubeconfig, fallbacks=fallbacks)
     if source is None:
         config.load_incluster_config(client_configuration=configuration)
     else:
-        config.load_kube_config(config_file=str(source), client_configuration=configuration)
+        config.load_kube_config(
+            config_file=str(source), context=settings.context, client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = POOL_SIZE
     if retries is not None:
         configuration.retries = retries

@@ -24,8 +24,6 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models.rollout_slots import GLOBAL_SCOPE, namespace_scope
-
 #: The task queue every built-in operator's worker polls.
 DEFAULT_TASK_QUEUE = "autopilot"
 
@@ -126,7 +124,8 @@ class KubernetesSettings(BaseSettings):
     """Which Kubernetes API to use; :func:`service.kube.api_client` applies the precedence.
 
     ``kubeconfig`` (``AUTOPILOT_KUBECONFIG``, else ``KUBECONFIG``) wins; without one, a
-    process in a pod uses its ServiceAccount; elsewhere ``~/.kube/config``.
+    process in a pod uses its ServiceAccount; elsewhere ``~/.kube/config``. ``context`` picks
+    one of the file's contexts, as kubectl's ``--context`` does.
     """
 
     model_config = SettingsConfigDict(env_prefix="AUTOPILOT_", extra="ignore")
@@ -135,6 +134,13 @@ class KubernetesSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("AUTOPILOT_KUBECONFIG", "KUBECONFIG", "kubeconfig"),
         description="kubeconfig file (env AUTOPILOT_KUBECONFIG, else KUBECONFIG)",
+    )
+    context: str | None = Field(
+        default=None,
+        max_length=253,
+        validation_alias=AliasChoices("AUTOPILOT_KUBE_CONTEXT", "context"),
+        description="kubeconfig context to use; unset: its current-context "
+        "(`kubectl autopilot --context` sets it)",
     )
     in_cluster: bool = Field(
         default_factory=lambda: bool(os.environ.get("KUBERNETES_SERVICE_HOST")),
@@ -174,6 +180,9 @@ class CapSettings(BaseSettings):
         Always namespace first, then global: one order for everyone means two rollouts can
         never each hold the permit the other waits for.
         """
+        # Here, not at the top: every CLI command reads the settings, none needs these models.
+        from models.rollout_slots import GLOBAL_SCOPE, namespace_scope
+
         wanted: list[tuple[str, int]] = []
         if self.max_concurrent_per_namespace is not None:
             wanted.append((namespace_scope(namespace), self.max_concurrent_per_namespace))

@@ -1,9 +1,11 @@
 """``autopilot demo`` end to end, run as a user runs it: a process, its output, its exit code.
 
 The first test is the main job on a fresh machine's path: the demo starts its own cluster
-(free ports, a temporary state directory), promotes v2, rolls back v3 and stops everything
-it started. The others run the demo on the session's cluster, which it must leave running:
-``--keep`` leaves the demo's worker and rollouts up; Ctrl-C cleans up mid-rollout.
+(free ports, a temporary state directory), applies podinfo and its Canary and ships v2 and
+v3 with the real kubectl, its worker's watcher starts the rollouts, v2 is promoted, v3 rolled
+back, and everything it started is stopped. The others run the demo on the session's
+cluster, which it must leave running: ``--keep`` leaves the demo's worker and rollouts up;
+Ctrl-C cleans up mid-rollout.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
 from cli.demo import demo
-from cli.demo_rollout import delete_objects, terminate_open
+from cli.demo_rollout import delete_canary, delete_objects, terminate_open
 from devcluster.cluster import DevCluster
 from models.operator import OperatorStatus
 from service.temporal import connect
@@ -71,9 +73,16 @@ class Demo:
                 raise AssertionError(f"no line matched {pattern!r}; output:\n{self.output}")
             time.sleep(0.1)
 
-    def finish(self, timeout: float = 600) -> int:
-        """Wait for the demo to exit; return its exit code (the output is then complete)."""
-        code = self.process.wait(timeout=timeout)
+    def finish(self, timeout: float = 420) -> int:
+        """Wait for the demo to exit; return its exit code (the output is then complete).
+
+        The bound is below pytest's timeout, so a demo that hangs fails with its output.
+        """
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the demo did not exit; output:\n{self.output}") from None
         self._ended.wait(timeout=10)
         return code
 
@@ -89,7 +98,7 @@ class Demo:
 
     def namespace(self) -> str:
         """The Kubernetes namespace the demo deploys into (from its output)."""
-        return self.wait_for_line(r"Deployment (demo[-\d]*)/podinfo created").group(1)
+        return self.wait_for_line(r"\$ kubectl apply -n (demo[-\d]*) -f demo/podinfo.yaml").group(1)
 
 
 def alive(pid: int) -> bool:
@@ -136,7 +145,21 @@ async def test_the_demo_promotes_v2_rolls_back_v3_and_stops_everything_it_starte
         r"canary%2Fdemo%2Fpodinfo",
         output,
     )
-    assert "cleaned up: terminated canary/demo/podinfo" in output
+    # The user's path: kubectl applied the app and its Canary and shipped each version; the
+    # watcher in the demo's worker started the rollouts; the status mirror wrote the phase.
+    assert "$ kubectl apply -n demo -f demo/podinfo.yaml" in output
+    assert re.search(r"^\$ kubectl apply -n demo -f \S+canary\.yaml$", output, re.MULTILINE)
+    assert "canary.autopilot.dev/podinfo created" in output
+    image = "deployment/podinfo podinfod=ghcr.io/stefanprodan/podinfo"
+    assert f"$ kubectl set image -n demo {image}:6.5.1" in output
+    assert "$ kubectl annotate -n demo deployment/podinfo --overwrite " in output
+    assert f"$ kubectl set image -n demo {image}:6.5.2" in output
+    assert re.search(r"^  podinfo\s+Failed\s", output, re.MULTILINE)  # kubectl get canary
+    assert "kubectl autopilot status -n demo podinfo" in output  # what to type next
+    # Plain and unwrapped without a terminal: no boxes, a summary row on one line.
+    assert "╭" not in output and "┏" not in output
+    assert re.search(r"v2\s+6\.5\.1\s+healthy\s+promoted\s+promoted\s+0 → 10 → 20", output)
+    assert "cleaned up: deleted Canary demo/podinfo" in output
     assert not alive(worker)
     assert DevCluster(own_state_dir).running_processes() == {}
 
@@ -172,6 +195,7 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         worker_status = next(p for p in dev_cluster.status() if p.name == "demo-worker")
         assert (worker_status.state, worker_status.pid) == ("running", worker)
     finally:
+        delete_canary(kube_api, namespace)  # while its watcher runs, as the demo would
         # What 'autopilot dev down' does first, without stopping the session's cluster.
         stopped = dev_cluster.down(only=["demo-worker"])
         await terminate_open(dev_cluster.env()["TEMPORAL_ADDRESS"], {workflow.id})
