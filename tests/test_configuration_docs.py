@@ -19,6 +19,7 @@ NOT_CONFIGURATION = {
     "cli/errors.py": "AUTOPILOT_DEBUG shows tracebacks; a developer's switch",
     "cli/dev.py": "AUTOPILOT_DEBUG, likewise",
     "cli/demo.py": "passes the environment on to the processes it starts",
+    "cli/demo_rollout.py": "passes the environment on to kubectl, with the cluster's KUBECONFIG",
     "cli/plugin.py": "writes kubectl's --kubeconfig and --context as the settings they are",
 }
 
