@@ -32,6 +32,7 @@ from cli.demo_rollout import delete_canary, delete_objects, terminate_open
 from devcluster.cluster import DevCluster
 from models.operator import OperatorStatus
 from service.temporal import connect
+from tests.watchers.support import kubectl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,6 +193,12 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":6.5.1")
         status = await workflow.query("status", result_type=OperatorStatus)
         assert status.state == "Failed" and status.data["outcome"] == "rolled back"
+        # The rollouts' story, as `kubectl describe canary` tells it (the real kubectl).
+        described = await asyncio.to_thread(
+            kubectl, dev_cluster.kubeconfig_path, "describe", "canary", "podinfo", "-n", namespace
+        )
+        for reason in ("WeightChanged", "Promoted", "AnalysisFailed", "RolledBack"):
+            assert reason in described, described
         worker_status = next(p for p in dev_cluster.status() if p.name == "demo-worker")
         assert (worker_status.state, worker_status.pid) == ("running", worker)
     finally:
