@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -426,8 +426,9 @@ async def follow(
     """
     workflow = target.workflow_id("canary")
     begun = time.monotonic()
+    since = datetime.now(UTC)
     while True:
-        status = await status_of(temporal, workflow)
+        status = await status_of(temporal, workflow, since)
         seconds = time.monotonic() - begun
         if status is not None and not is_previous(status, revision):
             observer.update(status, route_weights(api, target.namespace), seconds)
@@ -447,13 +448,18 @@ async def follow(
     )
 
 
-async def status_of(temporal: Client, workflow: str) -> OperatorStatus | None:
+async def status_of(
+    temporal: Client, workflow: str, since: datetime | None = None
+) -> OperatorStatus | None:
     """The machine's status: its ``status`` query while it runs, its result once completed;
     None before the watcher has started it.
 
     Both are asked of the run just described. The watcher starts a new run whenever it
     sees a new template, maybe between the two calls, and the workflow's result would then
     follow that run: a rolled-back rollout never completes, so it would wait for ever.
+
+    A run that ended otherwise (terminated, failed...) before ``since`` is an earlier demo's
+    (a namespace is reused): it is not this rollout's, so there is nothing to look at yet.
     """
     handle = temporal.get_workflow_handle(workflow, result_type=OperatorStatus)
     try:
@@ -462,6 +468,13 @@ async def status_of(temporal: Client, workflow: str) -> OperatorStatus | None:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+    ended = description.close_time
+    closed_badly = description.status not in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.COMPLETED,
+    )
+    if closed_badly and since is not None and ended is not None and ended < since:
+        return None
     return await status_of_run(temporal, workflow, description.run_id, description.status)
 
 

@@ -153,10 +153,25 @@ def count_reading(ctx: Ctx[ResilienceSpec, ResilienceData, Reading]) -> Resilien
     return _read(ctx)
 
 
+def _breaches(ctx: Ctx[ResilienceSpec, ResilienceData, Reading], data: ResilienceData) -> str:
+    """The metrics over their bound, with their last values (not only this reading's)."""
+    bounds = {"error-rate": ctx.spec.max_error_rate, "latency-p99": ctx.spec.max_latency_p99_ms}
+    parts = []
+    for metric in data.breaching:
+        value = data.last_values.get(metric)
+        shown = "no data" if value is None else f"{value:.4g}"
+        parts.append(f"{metric} {shown} (bound {bounds.get(metric, 0):g})")
+    return ", ".join(parts)
+
+
 def plan_tighter(ctx: Ctx[ResilienceSpec, ResilienceData, Reading]) -> ResilienceData:
-    """Degraded: aim one level tighter, and say why."""
+    """Degraded: aim one level tighter, and say why: what is over its bound.
+
+    The reading that triggers it may be a healthy one of another metric (the latency read
+    while the error rate is still over): the reason names the metrics that are over.
+    """
     data = _read(ctx)
-    reason = f"degraded: {_why(ctx)}"
+    reason = f"degraded: {_breaches(ctx, data)}"
     update = {"target_level": data.level + 1, "reason": reason, "approved_by": None}
     return data.model_copy(update=update)
 

@@ -39,7 +39,14 @@ ANALYSIS: dict[str, Any] = {
     "threshold": 2,
     "stepWeight": 10,
     "maxWeight": 30,
-    "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "6s"}],
+    "metrics": [
+        {
+            "name": "request-success-rate",
+            "thresholdRange": {"min": 99},
+            "interval": "6s",
+            "minSampleCount": 3,
+        }
+    ],
 }
 
 

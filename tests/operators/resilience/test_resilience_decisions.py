@@ -66,3 +66,11 @@ def test_only_opted_in_services_start_an_instance_with_the_annotations_spec() ->
     assert gone.start is None
     watch = resilience.senses[0]
     assert not watch.wants(KubeChange("added", {"metadata": {**meta, "annotations": {}}}))  # type: ignore[union-attr]
+
+
+def test_the_reason_names_the_metric_over_its_bound_not_the_reading_that_came_in() -> None:
+    # The error rate is over; a healthy latency reading arrives and still finds it degraded.
+    data = ResilienceData(level=1, breaching=["error-rate"], last_values={"error-rate": 48.0})
+    latency = LatencyP99(metric="latency-p99", value=24.65, at=AT)
+    planned = plan_tighter(_ctx(data, latency))
+    assert planned.reason == "degraded: error-rate 48 (bound 5)"
