@@ -47,6 +47,7 @@ from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.kube.index import CanaryIndex
 from watchers.kube.objects import OPERATOR
 from watchers.prometheus.queries import PlannedQuery, Wanted, plan, wanted_metrics
+from watchers.ticks import at_interval_boundaries
 from watchers.visibility import WorkflowDirectory
 
 logger = logging.getLogger(__name__)
@@ -143,18 +144,12 @@ class PrometheusWatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick at every interval boundary until ``stop`` is set."""
+
+        async def tick(at: datetime) -> None:
+            self.last = await self.tick(at)
+
         interval = self.settings.sample_interval_s
-        while not stop.is_set():
-            at = (math.floor(time.time() / interval) + 1) * interval
-            try:
-                await asyncio.wait_for(stop.wait(), max(0.0, at - time.time()))
-                return
-            except TimeoutError:
-                pass
-            try:
-                self.last = await self.tick(datetime.fromtimestamp(at, UTC))
-            except Exception:
-                logger.warning("Prometheus sampling failed", exc_info=True)
+        await at_interval_boundaries(interval, stop, tick, "Prometheus sampling")
 
     async def tick(self, at: datetime) -> TickReport:
         """Sample every active rollout at ``at`` and signal the samples."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +32,7 @@ from models.senses import OperatorSenses, PromQL
 from service.settings import WatchersSettings
 from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.prometheus.watcher import prometheus_for
+from watchers.ticks import at_interval_boundaries
 from watchers.visibility import WorkflowDirectory
 
 logger = logging.getLogger(__name__)
@@ -91,21 +90,11 @@ class ReadingsWatcher:
                 group.create_task(self._every_interval(operator, sense, stop))
 
     async def _every_interval(self, operator: str, sense: PromQL, stop: asyncio.Event) -> None:
-        interval = sense.interval.total_seconds()
-        while not stop.is_set():
-            at = (math.floor(time.time() / interval) + 1) * interval
-            try:
-                await asyncio.wait_for(stop.wait(), max(0.0, at - time.time()))
-                return
-            except TimeoutError:
-                pass
-            try:
-                report = await self.tick(operator, sense, datetime.fromtimestamp(at, UTC))
-                self.last[(operator, sense.metric)] = report
-            except Exception:
-                logger.warning(
-                    "operator %s, %s: tick failed", operator, sense.describe, exc_info=True
-                )
+        async def tick(at: datetime) -> None:
+            self.last[(operator, sense.metric)] = await self.tick(operator, sense, at)
+
+        what = f"operator {operator}, {sense.describe}: tick"
+        await at_interval_boundaries(sense.interval.total_seconds(), stop, tick, what)
 
     async def tick(self, operator: str, sense: PromQL, at: datetime) -> ReadingReport:
         """Read ``sense`` at ``at`` for every running instance of ``operator``; signal them."""
