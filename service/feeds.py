@@ -21,7 +21,7 @@ from typing import Any
 
 from models.senses import Dedicated, OperatorSenses
 from service.settings import WebhookSettings
-from workflows.engine import Command, Operator
+from workflows.engine import Operator
 
 
 class FeedError(ValueError):
@@ -38,12 +38,6 @@ def sense_table(operators: Mapping[str, Operator[Any, Any]]) -> list[OperatorSen
     return [
         OperatorSenses(name, tuple(operator.senses)) for name, operator in sorted(operators.items())
     ]
-
-
-def _handled(operator: Operator[Any, Any]) -> set[str]:
-    return {
-        t.trigger.type_name() for t in operator.transitions if not isinstance(t.trigger, Command)
-    }
 
 
 def _declares(operator: Operator[Any, Any], watcher: str) -> bool:
@@ -78,7 +72,7 @@ def feed_problems(
                 f"(known: {', '.join(sorted(operators)) or 'none'})"
             )
             continue
-        handled = _handled(operators[name])
+        handled = operators[name].handled_events()
         for event in types:
             if event not in handled:
                 found.append(

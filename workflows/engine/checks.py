@@ -51,7 +51,7 @@ def sense_problems(op: Operator[Any, Any]) -> list[str]:
     A sense whose event no transition handles would feed the machine something it drops in
     silence, the most confusing way for a watcher to be wrong, so the operator is refused.
     """
-    handled = {t.trigger.type_name() for t in op.transitions if not isinstance(t.trigger, Command)}
+    handled = op.handled_events()
     found = []
     for sense in op.senses:
         for model in sense_events(sense):

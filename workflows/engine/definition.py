@@ -361,6 +361,12 @@ class Operator(Generic[SpecT, DataT]):
                 models[transition.trigger.type_name()] = transition.trigger
         return models
 
+    def handled_events(self) -> set[str]:
+        """The type names of the events some transition is declared on."""
+        return {
+            t.trigger.type_name() for t in self.transitions if not isinstance(t.trigger, Command)
+        }
+
     def activity_refs(self) -> dict[str, ActivityRef]:
         """Every worker any state runs (and the recorder of its Events), by activity name."""
         refs = {ref.name: ref for s in self.states.values() for ref in s.run}
