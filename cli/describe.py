@@ -15,10 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.errors import CliError, Exit, friendly
+from cli.operators import registered
 from cli.output import console
-from service.settings import settings as load_settings
 from workflows.engine.diagram import engine_notes, mermaid, state_rows, transition_rows
-from workflows.registry import operators
 
 _KIND_STYLE = {"initial": "cyan", "final": "green", "settled": "yellow", "failed": "red"}
 
@@ -31,7 +30,7 @@ def describe_command(
     ] = False,
 ) -> None:
     """Show an operator's states (final / settled / failed, workers, timer) and transitions."""
-    known = operators(load_settings().worker.operator_modules)
+    known = registered()
     if operator not in known:
         raise CliError(
             f"no operator {operator!r}",

@@ -90,10 +90,9 @@ def _operator_checks() -> dict[str, Check]:
     Imported only when a document of our group is not a ``Canary``: the registry imports
     every workflow module, which ``lint`` of canaries does not need.
     """
-    from service.settings import settings
-    from workflows.registry import operators
+    from cli.operators import registered
 
-    found = operators(settings().worker.operator_modules)
+    found = registered()
     checks = {to_pascal(name): _check_with(op.spec) for name, op in found.items()}
     checks[CANARY_KIND] = _check_canary
     return checks
