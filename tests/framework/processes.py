@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 from temporalio.client import Client
 
+from devcluster.crds import install_autopilot_crds
 from models.operator import OperatorStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +102,35 @@ def worker_process(
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def worker_fixture(modules: str) -> Any:
+    """A ``worker`` fixture: ``worker_main.py`` with ``modules``, watching the test's namespace.
+
+    Use it as ``worker = worker_fixture("my.operator.module")`` in a test module.
+    """
+
+    @pytest.fixture
+    def worker(
+        kube_api: client.ApiClient,
+        kubeconfig_path: Path,
+        prometheus_url: str,
+        temporal_address: str,
+        namespace: str,
+        tmp_path: Path,
+    ) -> Iterator[WorkerProcess]:
+        install_autopilot_crds(kube_api)  # the canary's watcher, which every worker runs
+        with worker_process(
+            modules=modules,
+            kubeconfig=kubeconfig_path,
+            temporal_address=temporal_address,
+            prometheus_url=prometheus_url,
+            namespace=namespace,
+            log=tmp_path / "worker.log",
+        ) as running:
+            yield running
+
+    return worker
 
 
 def cli(

@@ -14,14 +14,12 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from devcluster.crds import install_autopilot_crds
 from service.temporal import connect
 from tests.framework.beacon_operator import BEACON_LABEL
 from tests.framework.processes import (
@@ -30,7 +28,7 @@ from tests.framework.processes import (
     cli,
     create_app,
     status_of,
-    worker_process,
+    worker_fixture,
 )
 from tests.waiting import eventually
 from watchers.webhooks import sign
@@ -40,26 +38,7 @@ pytestmark = pytest.mark.cluster
 MODULE = "tests.framework.beacon_operator"
 
 
-@pytest.fixture
-def worker(
-    kube_api: client.ApiClient,
-    kubeconfig_path: Path,
-    prometheus_url: str,
-    temporal_address: str,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[WorkerProcess]:
-    """``worker_main.py`` with the beacon operator, its watchers on the test's namespace."""
-    install_autopilot_crds(kube_api)
-    with worker_process(
-        modules=MODULE,
-        kubeconfig=kubeconfig_path,
-        temporal_address=temporal_address,
-        prometheus_url=prometheus_url,
-        namespace=namespace,
-        log=tmp_path / "worker.log",
-    ) as running:
-        yield running
+worker = worker_fixture(MODULE)
 
 
 def _beacon(api: client.ApiClient, namespace: str, name: str, level: str) -> None:

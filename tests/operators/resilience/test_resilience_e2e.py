@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from devcluster.crds import install_autopilot_crds
 from models.operator import OperatorStatus
 from models.resilience import LEVELS, OPT_IN
 from service.temporal import connect
-from tests.framework.processes import WorkerProcess, cli, create_app, status_of, worker_process
+from tests.framework.processes import WorkerProcess, cli, create_app, status_of, worker_fixture
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.cluster
@@ -30,25 +28,7 @@ MODULES = "workflows.resilience"
 ERROR_RATE = "sim.autopilot.dev/error-rate"
 
 
-@pytest.fixture
-def worker(
-    kube_api: client.ApiClient,
-    kubeconfig_path: Path,
-    prometheus_url: str,
-    temporal_address: str,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[WorkerProcess]:
-    install_autopilot_crds(kube_api)
-    with worker_process(
-        modules=MODULES,
-        kubeconfig=kubeconfig_path,
-        temporal_address=temporal_address,
-        prometheus_url=prometheus_url,
-        namespace=namespace,
-        log=tmp_path / "worker.log",
-    ) as running:
-        yield running
+worker = worker_fixture(MODULES)
 
 
 def _rule(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
