@@ -7,21 +7,13 @@ pinning keeps the runs that started on version 1 correct.
 # No `from __future__ import annotations`: Temporal compares the run and init signatures.
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 
 from models.operator import OperatorInput, OperatorStatus
+from tests.framework.relay_models import RelayData, RelaySpec
 from workflows.engine import Command, Ctx, Operator, OperatorWorkflow
 from workflows.engine.versioning import pinned
 from workflows.registry import register
-
-
-class RelaySpec(BaseModel):
-    pass
-
-
-class RelayData(BaseModel):
-    version: str = ""
 
 
 def stamp(ctx: Ctx[RelaySpec, RelayData]) -> RelayData:
