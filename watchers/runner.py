@@ -46,6 +46,7 @@ from watchers.kube.status import StatusMirror
 from watchers.kube.watcher import KubeWatcher
 from watchers.lease import LeaderElector
 from watchers.prometheus.watcher import PrometheusWatcher
+from watchers.retry import retry_delay
 from watchers.senses.kinds import KindWatcher
 from watchers.senses.readings import ReadingsWatcher
 from watchers.visibility import WorkflowDirectory
@@ -217,7 +218,7 @@ class Runner:
                 await self._lead(calls, stop)
             except Exception:
                 failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = retry_delay(failures + 1)
                 logger.exception("the watchers failed; starting them again in %.1fs", delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)

@@ -57,13 +57,12 @@ from watchers.kube.objects import (
     Key,
     key_of,
 )
+from watchers.retry import retry_delay
 
 logger = logging.getLogger(__name__)
 
 #: What to do when the API server does not serve Canaries.
 CRD_HINT = "is the Canary CRD installed? kubectl apply -f deploy/crds/canary.yaml"
-#: Longest pause before a failed decision is tried again, in seconds.
-MAX_RETRY_S = 30.0
 #: Tries of one decision (about ten minutes of backoff) before it waits for a new event.
 MAX_ATTEMPTS = 25
 
@@ -373,7 +372,7 @@ class KubeWatcher:
                 self._failing.pop(key, None)
                 return
             self._failing[key] = attempts
-            delay = min(MAX_RETRY_S, 0.5 * 2 ** min(attempts - 1, 6))
+            delay = retry_delay(attempts)
             logger.warning("canary %s/%s: %s; trying again in %.1fs", key[0], key[1], error, delay)
             asyncio.get_running_loop().call_later(delay, self._queue.put_nowait, _Retry(key))
         else:

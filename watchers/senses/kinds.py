@@ -51,6 +51,7 @@ from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.kube.checkpoint import Checkpoint
 from watchers.kube.client import KubeCalls
 from watchers.kube.informer import BOOKMARK, DELETED, MODIFIED, RELISTED, Informer, WatchEvent
+from watchers.retry import retry_delay
 from watchers.senses.resources import list_call
 from watchers.senses.selectors import LabelSelector
 
@@ -58,8 +59,6 @@ logger = logging.getLogger(__name__)
 
 #: ``EventEnvelope.source`` prefix of the events of this watcher.
 SOURCE = "kubernetes"
-#: Longest pause before a failed delivery is tried again, in seconds.
-MAX_RETRY_S = 30.0
 
 #: Workflows whose last delivered event ID is remembered (oldest forgotten first).
 MAX_REMEMBERED = 100_000
@@ -306,7 +305,7 @@ class KindWatcher:
             attempt += 1
             self._failing = len(failed)
             self.stats.failures += len(failed)
-            delay = min(MAX_RETRY_S, 0.5 * 2 ** min(attempt - 1, 6))
+            delay = retry_delay(attempt)
             logger.warning("%d events not delivered; trying again in %.1fs", len(failed), delay)
             await asyncio.sleep(delay)
             pending = failed
