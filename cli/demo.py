@@ -32,19 +32,19 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from cli import demo_rollout as rollout
 from cli import demo_view as view
 from cli.errors import CliError, Exit, friendly, report
 from cli.output import console
+from cli.progress import step_display
 from devcluster import paths as dev_paths
 from devcluster import temporal as dev_temporal
 from devcluster.cluster import ClusterError, DevCluster
@@ -196,7 +196,7 @@ def _cluster(state_dir: Path | None, free_ports: bool, sink: _Sink) -> DevCluste
 def _bring_up(cluster: DevCluster, sink: _Sink, out: Console) -> None:
     """``cluster.up()`` with a line per step (and Go's output while binaries build)."""
     begun = time.monotonic()
-    with _steps(out) as (step, detail):
+    with step_display(out, indent="  ") as (step, detail):
         sink.step, sink.detail = step, detail
         try:
             cluster.up()
@@ -206,42 +206,6 @@ def _bring_up(cluster: DevCluster, sink: _Sink, out: Console) -> None:
         finally:
             sink.step = sink.detail = _ignore
     out.print(f"[green]cluster up[/] in {time.monotonic() - begun:.1f}s")
-
-
-@contextlib.contextmanager
-def _steps(out: Console) -> Iterator[tuple[Callable[[str], None], Callable[[str], None]]]:
-    """``(step, detail)`` callbacks: spinners on a terminal, timed lines elsewhere."""
-    if not out.is_terminal:
-        begun = time.monotonic()
-
-        def line(text: str) -> None:
-            out.print(f"  [{time.monotonic() - begun:5.1f}s] {text}")
-
-        yield line, _ignore
-        return
-    with Progress(
-        SpinnerColumn(finished_text="[green]✓[/]"),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-        console=out,
-    ) as progress:
-        tasks: list[TaskID] = []
-
-        def step(text: str) -> None:
-            if tasks:
-                progress.update(tasks[-1], completed=1, detail="")
-            tasks.append(progress.add_task(text, total=1, detail=""))
-
-        def detail(text: str) -> None:
-            if tasks:
-                progress.update(tasks[-1], detail=text[:70])
-
-        try:
-            yield step, detail
-        finally:
-            if tasks:
-                progress.update(tasks[-1], completed=1, detail="")
 
 
 def _state_flag(cluster: DevCluster) -> str:

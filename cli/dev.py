@@ -13,17 +13,16 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.progress import step_display
 from devcluster import build
 from devcluster.cluster import DevCluster, PartStatus
 from devcluster.compile_progress import LOG_INTERVAL_S, CompileStatus, Throttle
@@ -116,7 +115,7 @@ def build_command(
     Example: autopilot dev build
     """
     started = time.monotonic()
-    with _progress_display() as (step, detail):
+    with step_display(console) as (step, detail):
         compiled = _compile_progress(step, detail)
         step(f"kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION}")
         binaries = build.ensure_binaries(step, output=detail, compiled=compiled, force=force)
@@ -179,7 +178,7 @@ def up(
         autopilot_metrics=autopilot_metrics_port,
     )
     started = time.monotonic()
-    with _progress_display() as (step, detail):
+    with step_display(console) as (step, detail):
         cluster = DevCluster(
             state_dir, ports, progress=step, output=detail, install_prometheus=install
         )
@@ -203,7 +202,7 @@ def down(
 
     Example: autopilot dev down --purge
     """
-    with _progress_display() as (step, _detail):
+    with step_display(console) as (step, _detail):
         cluster = DevCluster(state_dir, progress=step)
         stopped = cluster.down(purge=purge)
     if stopped:
@@ -261,50 +260,6 @@ def env(state_dir: StateDirOption = None) -> None:
 
 
 # -- display ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _progress_display() -> Iterator[tuple[Callable[[str], None], Callable[[str], None]]]:
-    """Yield ``(step, detail)`` callbacks that drive a Rich progress display.
-
-    On a terminal each step gets a spinner and its elapsed time, and ``detail`` shows the
-    latest tool output next to it; elsewhere (CI logs) steps are printed as plain lines.
-    """
-    if not console.is_terminal:
-        started = time.monotonic()
-
-        def plain(line: str) -> None:
-            # soft_wrap: a log line stays one line, whatever width Rich guesses for a pipe
-            console.print(
-                f"[{time.monotonic() - started:6.1f}s] {line}", highlight=False, soft_wrap=True
-            )
-
-        yield plain, lambda _line: None
-        return
-    with Progress(
-        SpinnerColumn(finished_text="[green]✓[/]"),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        TextColumn("[dim]{task.fields[detail]}"),
-        console=console,
-        transient=False,
-    ) as progress:
-        current: list[TaskID] = []
-
-        def step(line: str) -> None:
-            if current:
-                progress.update(current[-1], completed=1, detail="")
-            current.append(progress.add_task(line, total=1, detail=""))
-
-        def detail(line: str) -> None:
-            if current:
-                progress.update(current[-1], detail=line[:80])
-
-        try:
-            yield step, detail
-        finally:
-            if current:
-                progress.update(current[-1], completed=1, detail="")
 
 
 _STATE_STYLE = {"running": "green", "starting": "yellow", "stopped": "red", "absent": "dim"}
