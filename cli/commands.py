@@ -17,19 +17,12 @@ code says which it was (0 applied, 1 superseded, 3 still queued when the wait ra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
-)
-from temporalio.exceptions import FailureError
-from temporalio.service import RPCError
 
 from cli.connection import (
     AddressOption,
@@ -46,15 +39,14 @@ from cli.targets import (
     KubeNamespaceOption,
     OperatorOption,
     TargetArgument,
-    describe_workflow,
-    execution_name,
     temporal_errors,
     unknown,
     workflow_id_of,
 )
 from cli.views import receipt_view
 from models.errors import describe
-from models.operator import APPLIED, COMMAND_UPDATE, CommandReceipt, CommandRequest
+from models.operator import APPLIED, CommandReceipt, CommandRequest
+from service import commands
 
 #: The commands, with what each one asks of the machine (``--help`` text).
 COMMANDS: dict[str, str] = {
@@ -80,6 +72,26 @@ AsOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class Via(StrEnum):
+    """Where a command goes: see ``--via``."""
+
+    AUTO = "auto"
+    KUBERNETES = "kubernetes"
+    TEMPORAL = "temporal"
+
+
+ViaOption = Annotated[
+    Via,
+    typer.Option(
+        "--via",
+        envvar="AUTOPILOT_COMMANDS_VIA",
+        help="auto: as an Approval object when the cluster serves them (the API server "
+        "authenticates you; RBAC decides), else straight to Temporal. kubernetes: only as an "
+        "Approval. temporal: straight to Temporal, for local use (--as implies it).",
+    ),
+]
 WaitOption = Annotated[
     float,
     typer.Option(
@@ -90,66 +102,37 @@ WaitOption = Annotated[
     ),
 ]
 
-#: However short ``--wait`` is, a worker gets this long to accept or refuse the command.
-ACCEPT_TIMEOUT_S = 30.0
-
-
-def refused(request: CommandRequest, error: WorkflowUpdateFailedError) -> CliError:
-    """The workflow's own message for a refused command (exit 1)."""
-    cause = error.cause
-    message = cause.message if isinstance(cause, FailureError) else str(cause or error)
-    return CliError(f"{request.command} refused: {message}")
-
 
 async def send_command(
     endpoint: Endpoint, workflow: str, request: CommandRequest, wait: float
 ) -> CommandReceipt | None:
-    """Send ``request``; the receipt, or ``None`` if it was accepted but not acted on yet.
+    """Send ``request`` to Temporal; the receipt, or ``None`` if accepted but not handled yet.
 
     Raises:
         CliError: Unknown workflow (4), finished workflow or refused command (1).
     """
     client = await open_client(endpoint, identity=request.by)
-    handle, description = await describe_workflow(client, endpoint, workflow)
-    execution = execution_name(description.status)
-    if execution != "Running":
-        raise CliError(
-            f"{workflow} has finished ({execution}); it accepts no commands",
-            hint=f"'autopilot status {workflow}' shows how it ended",
-        )
     try:
         with temporal_errors(endpoint, workflow):
-            update = await asyncio.wait_for(
-                handle.start_update(
-                    COMMAND_UPDATE,
-                    request,
-                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                    result_type=CommandReceipt,
-                ),
-                timeout=max(wait, ACCEPT_TIMEOUT_S),
+            handle = await commands.running_handle(client, workflow)
+            update = await commands.accept(
+                handle, request, timeout=max(wait, commands.ACCEPT_TIMEOUT_S)
             )
-    except WorkflowUpdateFailedError as error:
-        raise refused(request, error) from None
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            if wait == 0:
+                return None
+            return await commands.outcome(update, request, wait)
+    except commands.NoSuchWorkflow:
+        raise unknown(workflow) from None
+    except commands.WorkflowFinished as error:
         raise CliError(
-            f"{workflow} did not answer within {max(wait, ACCEPT_TIMEOUT_S):g}s; the command "
-            "was not accepted",
-            hint="is a worker running? 'autopilot worker' starts one",
+            str(error), hint=f"'autopilot status {workflow}' shows how it ended"
         ) from None
-    if wait == 0:
-        return None
-    try:
-        receipt: CommandReceipt = await asyncio.wait_for(update.result(), timeout=wait)
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return None
-    except WorkflowUpdateFailedError as error:
-        # A rejection by the validator surfaces here: accepted-stage calls return at once.
-        raise refused(request, error) from None
-    except RPCError as error:
-        if "not found" in error.message.lower():
-            raise unknown(workflow) from None
-        raise
-    return receipt
+    except commands.NotAnswered as error:
+        raise CliError(
+            str(error), hint="is a worker running? 'autopilot worker' starts one"
+        ) from None
+    except commands.CommandRefused as error:
+        raise CliError(str(error)) from None
 
 
 def make_command(name: str, summary: str, operator: str | None = None) -> Callable[..., None]:
@@ -166,6 +149,7 @@ def make_command(name: str, summary: str, operator: str | None = None) -> Callab
         operator: OperatorOption = implied or DEFAULT_OPERATOR,
         reason: ReasonOption = None,
         as_: AsOption = None,
+        via: ViaOption = Via.AUTO,
         wait: WaitOption = 120.0,
         output: OutputOption = Format.TABLE,
         address: AddressOption = None,
@@ -175,12 +159,36 @@ def make_command(name: str, summary: str, operator: str | None = None) -> Callab
             namespace, target = target.split("/")
         workflow = workflow_id_of(target, namespace, operator)
         endpoint = resolve(address, temporal_namespace)
+        if as_ is not None and via is Via.KUBERNETES:
+            raise CliError(
+                "--as cannot be used with --via kubernetes: the API server says who you are",
+                Exit.INVALID,
+            )
         by = as_ if as_ is not None else settings().identity
         try:
             request = CommandRequest(command=name, by=by, reason=reason)
         except ValidationError as error:
             raise CliError(f"invalid command: {describe(error)}", Exit.INVALID) from None
-        receipt = run(send_command(endpoint, workflow, request, wait))
+        api = None
+        if as_ is None and via is not Via.TEMPORAL:
+            from cli import approvals  # the Kubernetes client loads only on this path
+
+            api = approvals.kubernetes_api(via.value)  # type: ignore[arg-type]
+        if api is not None:
+            with api:
+                of, kube_namespace, kube_name = workflow.split("/", 2)
+                approval, receipt = approvals.give(
+                    api,
+                    operator=of,
+                    namespace=kube_namespace,
+                    target=kube_name,
+                    command=name,
+                    reason=reason,
+                    wait=wait,
+                )
+            by = receipt.by if receipt is not None else f"Approval {kube_namespace}/{approval}"
+        else:
+            receipt = run(send_command(endpoint, workflow, request, wait))
         if receipt is None:
             waited = f"within {wait:g}s" if wait else "yet (--wait 0)"
             message = (
@@ -205,8 +213,10 @@ def make_command(name: str, summary: str, operator: str | None = None) -> Callab
 
     command.__name__ = f"{name.replace('-', '_')}_command"
     command.__doc__ = (
-        f"{summary}\n\nRecords who (--as) and why (--reason); a command the current state "
-        "does not accept is refused with the workflow's message (exit 1)."
+        f"{summary}\n\nWith a cluster that serves Approvals, the command is an Approval object: "
+        "the API server authenticates you and RBAC decides (--via). Records who and why "
+        "(--reason); a command the current state does not accept is refused with the "
+        "workflow's message (exit 1)."
     )
     return friendly(command)
 

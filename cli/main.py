@@ -31,7 +31,7 @@ from typer.core import TyperCommand, TyperGroup
 from cli.errors import CliError, Exit, documented, friendly, leave
 from cli.source_cache import SourceCache
 
-#: What may name an operator (``service.settings.OPERATOR_NAME_PATTERN``, kept import-free).
+#: What may name an operator (``models.operator.OPERATOR_NAME_PATTERN``, kept import-free).
 _OPERATOR_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 

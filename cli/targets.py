@@ -40,6 +40,7 @@ from models.operator import (
     Target,
     parse_workflow_id,
 )
+from service.commands import execution_name
 
 #: How long a status query may wait for a worker before the CLI falls back to describe.
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -190,13 +191,6 @@ class Snapshot:
         }
         data["ui_url"] = self.url
         return data
-
-
-def execution_name(status: WorkflowExecutionStatus | None) -> str:
-    """``Running``, ``Completed``, ... as Temporal's UI writes them."""
-    if status is None:
-        return "Unknown"
-    return status.name.replace("_", " ").title().replace(" ", "")
 
 
 async def describe_workflow(

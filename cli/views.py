@@ -328,13 +328,26 @@ def _commands_table(status: OperatorStatus) -> Table:
     table.add_column("at", no_wrap=True)
     table.add_column("command")
     table.add_column("by")
+    table.add_column("via")
     table.add_column("in state")
     table.add_column("reason", overflow="fold")
     for record in status.commands:
         table.add_row(
-            clock(record.at), record.command, record.by, record.state, escape(record.reason or "")
+            clock(record.at),
+            record.command,
+            record.by,
+            _via(record.via),
+            record.state,
+            escape(record.reason or ""),
         )
     return table
+
+
+def _via(via: str | None) -> str:
+    """How a command came: its name authenticated by the API server, or as the sender wrote."""
+    if via == "kubernetes":
+        return "Approval (authenticated)"
+    return "temporal (name unchecked)" if via == "temporal" else ""
 
 
 def receipt_view(receipt: CommandReceipt, workflow: str) -> Text:

@@ -28,7 +28,12 @@ import yaml
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from deploy.crd_schema import flat_structural_schema, structural_schema
+from deploy import approvals
+from deploy.crd_schema import (
+    custom_resource_definition,
+    flat_structural_schema,
+    structural_schema,
+)
 from models.canary import (
     CANARY_KIND,
     CanaryAnalysis,
@@ -158,50 +163,19 @@ def canary_crd() -> dict[str, Any]:
     """The whole ``CustomResourceDefinition`` of ``canaries.autopilot.dev``."""
     spec = spec_schema()
     description = spec.pop("description", "")
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{CANARY_PLURAL}.{CANARY_GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "autopilot"},
-        },
-        "spec": {
-            "group": CANARY_GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": CANARY_KIND,
-                "listKind": f"{CANARY_KIND}List",
-                "plural": CANARY_PLURAL,
-                "singular": CANARY_SINGULAR,
-                "shortNames": list(CANARY_SHORT_NAMES),
-                "categories": ["autopilot"],
-            },
-            "versions": [
-                {
-                    "name": CANARY_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "description": "Progressive delivery of one Deployment, driven by "
-                            "Autopilot's canary workflow. " + description,
-                            "type": "object",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status_schema(),
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return custom_resource_definition(
+        group=CANARY_GROUP,
+        version=CANARY_VERSION,
+        kind=CANARY_KIND,
+        plural=CANARY_PLURAL,
+        singular=CANARY_SINGULAR,
+        short_names=CANARY_SHORT_NAMES,
+        description="Progressive delivery of one Deployment, driven by Autopilot's canary "
+        "workflow. " + description,
+        spec=spec,
+        status=status_schema(),
+        printer_columns=PRINTER_COLUMNS,
+    )
 
 
 def render() -> str:
@@ -216,17 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run python -m deploy.generate_crds")
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(f"wrote {args.output}")
-    return 0
+    outputs = {args.output: render, **approvals.OUTPUTS}
+    stale = []
+    for path, rendering in outputs.items():
+        text = rendering()
+        if args.check:
+            if (path.read_text() if path.exists() else "") != text:
+                stale.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    for path in stale:
+        print(f"{path} is out of date: run python -m deploy.generate_crds")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -146,7 +146,50 @@ def install_autopilot_crds(api: client.ApiClient, directory: Path = AUTOPILOT_CR
         CrdError: A CRD could not be applied or did not become Established.
     """
     crds = [crd for path in sorted(directory.glob("*.yaml")) for crd in load_crds(path)]
-    return apply_crds(api, crds)
+    names = apply_crds(api, crds)
+    install_admission_policies(api)
+    return names
+
+
+#: The admission policies that stamp an Approval's requester (``deploy/approvals.py``).
+AUTOPILOT_POLICIES = AUTOPILOT_CRD_DIR.parent / "kubernetes" / "approval-policies.yaml"
+
+#: Resource of each admission kind we apply (all ``admissionregistration.k8s.io/v1``).
+_ADMISSION_PLURALS = {
+    "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
+    "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
+
+
+def install_admission_policies(api: client.ApiClient, path: Path = AUTOPILOT_POLICIES) -> None:
+    """Server-side apply the Approval's admission policies and bindings (cluster-scoped).
+
+    Raises:
+        CrdError: The API server refused one of them.
+    """
+    if not path.exists():
+        return
+    for policy in yaml.safe_load_all(path.read_text()):
+        if not isinstance(policy, dict):
+            continue
+        plural = _ADMISSION_PLURALS[policy["kind"]]
+        name = policy["metadata"]["name"]
+        try:
+            # any cluster-scoped resource has the custom-object path shape
+            client.CustomObjectsApi(api).patch_cluster_custom_object(
+                "admissionregistration.k8s.io",
+                "v1",
+                plural,
+                name,
+                policy,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
+        except client.ApiException as error:
+            raise CrdError(f"applying {policy['kind']} {name} failed: {error.status}") from error
 
 
 def apply_crds(api: client.ApiClient, crds: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ same language while import-linter keeps the layers apart.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -65,6 +65,14 @@ class EventEnvelope(BaseModel):
     observed_at: datetime | None = None
 
 
+#: An operator's name: what workflow IDs, CLI commands and webhook paths start with.
+OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+
+#: How a command reached the workflow: straight to Temporal, where ``by`` is whatever the
+#: sender wrote; or as an ``Approval`` through the API server, which authenticated ``by``.
+CommandVia = Literal["temporal", "kubernetes"]
+
+
 class CommandRequest(BaseModel):
     """A human command (approve, abort, pause, ...) sent as a Temporal update."""
 
@@ -72,6 +80,11 @@ class CommandRequest(BaseModel):
     by: str = Field(min_length=1, max_length=256, description="who gives the command")
     reason: str | None = Field(default=None, max_length=2048)
     args: dict[str, Any] = Field(default_factory=dict)
+    via: CommandVia = Field(
+        default="temporal",
+        description="'kubernetes' when an Approval carried it, so the API server "
+        "authenticated 'by'; 'temporal' when sent directly (for local use: 'by' is unchecked)",
+    )
 
     @field_validator("by")
     @classmethod
@@ -137,6 +150,9 @@ class CommandRecord(BaseModel):
     accepted_in: str | None = None
     outcome: str | None = None
     detail: str | None = None
+    via: CommandVia | None = Field(
+        default=None, description="how it came (None on records written before it was kept)"
+    )
 
 
 class EngineSettings(BaseModel):

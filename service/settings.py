@@ -24,6 +24,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models.operator import OPERATOR_NAME_PATTERN
+
 #: The task queue every built-in operator's worker polls.
 DEFAULT_TASK_QUEUE = "autopilot"
 
@@ -233,6 +235,15 @@ class WatchersSettings(BaseSettings):
     kubernetes: bool = Field(default=True, description="run the Kubernetes watcher")
     prometheus: bool = Field(default=True, description="run the Prometheus watcher")
     webhooks: bool = Field(default=True, description="run the webhook server")
+    approvals: bool = Field(
+        default=True, description="hand each Approval object to its workflow (with Kubernetes)"
+    )
+    approvals_max_age_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="an Approval older than this when first seen is Expired, never sent",
+    )
 
     # -- Kubernetes ------------------------------------------------------------
     kubeconfig: Path | None = Field(
@@ -294,8 +305,6 @@ class WatchersSettings(BaseSettings):
 
 # -- webhooks ------------------------------------------------------------------
 
-#: Operator names are workflow type names: lower-case, dash-separated.
-OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 #: Event types are PascalCase identifiers, as the engine declares them.
 EVENT_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{0,127}$"
 

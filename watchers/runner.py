@@ -38,6 +38,7 @@ from temporalio.client import Client
 
 from models.senses import OperatorSenses, dedicated, webhook_routes
 from service.settings import WatchersSettings, WebhookSettings
+from watchers.approvals import ApprovalWatcher
 from watchers.delivery import Delivery
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.client import KubeCalls, api_client
@@ -64,6 +65,7 @@ class LeaderWatchers:
     prometheus: PrometheusWatcher | None
     kinds: KindWatcher | None = None
     readings: ReadingsWatcher | None = None
+    approvals: ApprovalWatcher | None = None
 
     @classmethod
     def build(
@@ -89,7 +91,10 @@ class LeaderWatchers:
         readings = (
             ReadingsWatcher(settings, delivery, senses) if senses and settings.prometheus else None
         )
-        return cls(kube, status, prometheus, kinds, readings)
+        approvals = (
+            ApprovalWatcher(settings, delivery.client, calls) if settings.approvals else None
+        )
+        return cls(kube, status, prometheus, kinds, readings, approvals)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop``; one failing watcher ends the term (the others are cancelled)."""
@@ -104,6 +109,8 @@ class LeaderWatchers:
                 group.create_task(self.kinds.run(stop))
             if self.readings is not None:
                 group.create_task(self.readings.run(stop))
+            if self.approvals is not None:
+                group.create_task(self.approvals.run(stop))
 
     async def _after_sync(
         self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event

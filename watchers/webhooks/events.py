@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.operator import EventEnvelope
-from service.settings import EVENT_TYPE_PATTERN, OPERATOR_NAME_PATTERN
+from models.operator import OPERATOR_NAME_PATTERN, EventEnvelope
+from service.settings import EVENT_TYPE_PATTERN
 from watchers.delivery import DeliveryRequest
 from watchers.webhooks.errors import Rejection, bad_request
 from watchers.webhooks.routing import Routed, describe, make_target

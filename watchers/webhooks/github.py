@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.operator import EventEnvelope, Target
-from service.settings import OPERATOR_NAME_PATTERN, WebhookSettings
+from models.operator import OPERATOR_NAME_PATTERN, EventEnvelope, Target
+from service.settings import WebhookSettings
 from watchers.delivery import DeliveryRequest
 from watchers.webhooks.routing import Ignored, Routed, describe, make_target
 

@@ -489,6 +489,7 @@ class OperatorWorkflow:
             accepted_in=self._accepted_in.pop(envelope.id, None),
             outcome=outcome,
             detail=detail,
+            via=request.via,
         )
         self._command_log.append(record)
         del self._command_log[: -self._settings.keep_records]
