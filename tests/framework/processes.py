@@ -74,6 +74,7 @@ def worker_process(
     prometheus_url: str,
     namespace: str,
     log: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[WorkerProcess]:
     """``worker_main.py`` with ``modules``, its watchers on ``namespace``; stopped by SIGTERM."""
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -87,6 +88,7 @@ def worker_process(
         AUTOPILOT_WATCH_PROMETHEUS_URL=prometheus_url,
         AUTOPILOT_WEBHOOK_PORT=str(port),
         AUTOPILOT_WEBHOOK_EVENTS_SECRET=SECRET,
+        **(extra_env or {}),
     )
     argv = [sys.executable, "worker_main.py", "--address", temporal_address]
     argv += ["--task-queue", queue, "--metrics-port", "0"]
@@ -104,10 +106,11 @@ def worker_process(
             process.kill()
 
 
-def worker_fixture(modules: str) -> Any:
+def worker_fixture(modules: str, **extra_env: str) -> Any:
     """A ``worker`` fixture: ``worker_main.py`` with ``modules``, watching the test's namespace.
 
-    Use it as ``worker = worker_fixture("my.operator.module")`` in a test module.
+    Use it as ``worker = worker_fixture("my.operator.module")`` in a test module; keyword
+    arguments are more environment variables for the worker.
     """
 
     @pytest.fixture
@@ -127,6 +130,7 @@ def worker_fixture(modules: str) -> Any:
             prometheus_url=prometheus_url,
             namespace=namespace,
             log=tmp_path / "worker.log",
+            extra_env=extra_env,
         ) as running:
             yield running
 
