@@ -78,6 +78,11 @@ class Command:
         return self.name
 
 
+#: How long the server waits for a running activity's next heartbeat before retrying it.
+#: The worker beats every third of it; a crashed worker costs about this much per activity.
+DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
+
 @dataclass(frozen=True)
 class ActivityRef:
     """A worker named by its activity name, with the event model it returns (if any).
@@ -85,12 +90,16 @@ class ActivityRef:
     Workflows refer to activities by name so that they never import the I/O code that
     implements them; the worker checks at start-up that every reference has an
     implementation.
+
+    ``heartbeat_timeout``: the worker heartbeats every activity for as long as it runs
+    (``service/heartbeats.py``), so a worker that dies mid-activity is noticed after this
+    long and the activity retried elsewhere, instead of after the whole ``timeout``.
     """
 
     name: str
     returns: type[Event] | None = None
     timeout: timedelta = timedelta(seconds=60)
-    heartbeat_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = DEFAULT_HEARTBEAT_TIMEOUT
     max_attempts: int = 10
     initial_retry_interval: timedelta = timedelta(milliseconds=200)
     maximum_retry_interval: timedelta = timedelta(seconds=10)

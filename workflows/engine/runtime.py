@@ -672,6 +672,7 @@ class OperatorWorkflow:
                 ref.name,
                 request,
                 start_to_close_timeout=ref.timeout,
+                heartbeat_timeout=ref.heartbeat_timeout,
                 retry_policy=RetryPolicy(
                     initial_interval=ref.initial_retry_interval,
                     maximum_interval=ref.maximum_retry_interval,
