@@ -170,7 +170,7 @@ class FakeGitHub:
         )
         self._pulls: dict[int, PullRequestRecord] = {}
         self._lock = threading.RLock()
-        self._failures: list[tuple[str, str, int]] = []
+        self._failures: list[tuple[str, str, int, bool]] = []
         self._outbox: queue.Queue[WebhookDelivery | None] = queue.Queue()
         self._users = {self.login: 2, self.owner: 1, "reviewer": 3}
         self._server = _Server((self.host, self.port), _Handler)
@@ -273,7 +273,12 @@ class FakeGitHub:
     def fail_next(self, method: str, operation: str, status: int = 502) -> None:
         """Answer the next ``method operation`` with ``status`` before doing anything."""
         with self._lock:
-            self._failures.append((method, operation, status))
+            self._failures.append((method, operation, status, False))
+
+    def lose_next_answer(self, method: str, operation: str, status: int = 502) -> None:
+        """Do the next ``method operation``, then answer ``status`` as if the reply was lost."""
+        with self._lock:
+            self._failures.append((method, operation, status, True))
 
     def file_at(self, branch: str, path: str) -> str | None:
         """The text of ``path`` on ``branch``, or None."""
@@ -305,6 +310,7 @@ class FakeGitHub:
                 self._json_body(handler),
             )
             status, body = route.handler(request)
+            self._injected_failure(handler.command, route.operation, after=True)
         except ApiError as error:
             status, body = error.status, error.body
             if error.injected:
@@ -336,10 +342,10 @@ class FakeGitHub:
             return route, params
         raise ApiError(405 if known_path else 404, "Not Found")
 
-    def _injected_failure(self, method: str, operation: str) -> None:
+    def _injected_failure(self, method: str, operation: str, *, after: bool = False) -> None:
         with self._lock:
-            for index, (want_method, want_operation, status) in enumerate(self._failures):
-                if (want_method, want_operation) == (method, operation):
+            for index, (want_method, want_operation, status, late) in enumerate(self._failures):
+                if (want_method, want_operation, late) == (method, operation, after):
                     del self._failures[index]
                     failure = ApiError(status, "injected failure (fake GitHub)")
                     failure.injected = True
