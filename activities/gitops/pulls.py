@@ -60,11 +60,20 @@ class _Session:
     def owner(self) -> str:
         return self.repo.full_name.split("/", 1)[0]
 
-    def call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one PyGithub call, turning its failure into a token-free activity error."""
+    def call(
+        self, doing: str, fn: Any, *args: Any, tolerate: tuple[int, ...] = (), **kwargs: Any
+    ) -> Any:
+        """Run one PyGithub call, turning its failure into a token-free activity error.
+
+        A GitHub answer whose status is in ``tolerate`` (404: not there) returns None.
+        """
         try:
             return fn(*args, **kwargs)
-        except (GithubException, RequestException) as error:
+        except GithubException as error:
+            if error.status in tolerate:
+                return None
+            raise github_failure(error, doing, self.token) from None
+        except RequestException as error:
             raise github_failure(error, doing, self.token) from None
 
 
@@ -92,29 +101,20 @@ def _find_pull(session: _Session, branch: str) -> PullRequest | None:
 
 
 def _branch_sha(session: _Session, branch: str) -> str | None:
-    try:
-        ref = session.repo.get_git_ref(f"heads/{branch}")
-        return str(ref.object.sha)
-    except GithubException as error:
-        if error.status == 404:
-            return None
-        raise github_failure(error, f"reading the branch {branch}", session.token) from None
-    except RequestException as error:
-        raise github_failure(error, f"reading the branch {branch}", session.token) from None
+    def read() -> str:
+        return str(session.repo.get_git_ref(f"heads/{branch}").object.sha)
+
+    found: str | None = session.call(f"reading the branch {branch}", read, tolerate=(404,))
+    return found
 
 
 def _read_file(session: _Session, path: str, ref: str) -> ContentFile | None:
-    try:
-        found = session.repo.get_contents(path, ref=ref)
-    except GithubException as error:
-        if error.status == 404:
-            return None
-        raise github_failure(error, f"reading {path}", session.token) from None
-    except RequestException as error:
-        raise github_failure(error, f"reading {path}", session.token) from None
+    found = session.call(
+        f"reading {path}", session.repo.get_contents, path, ref=ref, tolerate=(404,)
+    )
     if isinstance(found, list):
         raise non_retryable(f"{path} is a directory in the configuration repository")
-    return found
+    return found if isinstance(found, ContentFile) else None
 
 
 class _Files:
@@ -259,13 +259,14 @@ def open_pull_request_now(change: PullRequestChange) -> PullRequestOpened:
         wanted = _rendered(change, base_files)
         if not _differs(wanted, base_files):
             return _opened("unchanged", None, branch, sorted(wanted))
-        try:
-            session.repo.create_git_ref(f"refs/heads/{branch}", base)
-        except GithubException as error:
-            if error.status != 422:  # 422: it exists already (a concurrent attempt)
-                raise github_failure(error, f"creating {branch}", session.token) from None
-        except RequestException as error:
-            raise github_failure(error, f"creating {branch}", session.token) from None
+        # 422: it exists already (a concurrent attempt made it): go on with it.
+        session.call(
+            f"creating {branch}",
+            session.repo.create_git_ref,
+            f"refs/heads/{branch}",
+            base,
+            tolerate=(422,),
+        )
     branch_files = _Files(session, branch)
     wanted = _rendered(change, branch_files)
     message = f"{change.title}\n\nAutopilot workflow {change.workflow_id}, step {change.step_key}"

@@ -10,15 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from devcluster.git_http import wait_for_stop_signal
 from devcluster.github_fake.server import FakeGitHub
-
-log = logging.getLogger("devcluster.github_fake")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,17 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=secret,
     ).start()
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     print(json.dumps({"api_url": fake.api_url, "clone_url": fake.clone_url}), flush=True)
-    stop.wait()
-    fake.stop()
+    try:
+        wait_for_stop_signal()
+    finally:
+        fake.stop()
     return 0
 
 

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devcluster.git_http import run_http_backend
+from devcluster.git_http import Background, run_http_backend
 from devcluster.github_fake import payloads
 from devcluster.github_fake.gitrepo import (
     ZERO_SHA,
@@ -135,7 +134,7 @@ def _param(name: str) -> str:
 
 
 @dataclass
-class FakeGitHub:
+class FakeGitHub(Background):
     """A fake GitHub with one repository, on 127.0.0.1; see the module docstring.
 
     Attributes:
@@ -210,7 +209,7 @@ class FakeGitHub:
     def urls(self) -> Urls:
         return Urls(api=self.api_url, web=self.url)
 
-    def start(self) -> FakeGitHub:
+    def start(self) -> Self:
         """Serve and send webhooks from background threads; return self."""
         for target, name in ((self._server.serve_forever, "fake-github"), (self._send, "hooks")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -225,17 +224,6 @@ class FakeGitHub:
         self._server.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- what tests and humans do directly -----------------------------------------
 
