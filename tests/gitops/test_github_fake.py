@@ -18,7 +18,7 @@ from github import Auth, Github
 from pydantic import SecretStr
 
 from devcluster.github_fake.server import FakeGitHub
-from tests.gitops.contract import response_errors
+from tests.gitops.contract import assert_all_valid, response_errors
 from tests.waiting import eventually
 from watchers.webhooks.auth import verify_signature
 from watchers.webhooks.github import PullRequestEvent, PushEvent
@@ -160,7 +160,7 @@ async def test_webhooks_are_signed_and_read_by_autopilot_s_github_endpoint_model
                 lambda sent: all(sent) and sent,
                 what="every webhook sent",
             )
-            deliveries = list(fake.deliveries)
+            deliveries, exchanges = list(fake.deliveries), list(fake.exchanges)
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -178,9 +178,7 @@ async def test_webhooks_are_signed_and_read_by_autopilot_s_github_endpoint_model
     assert closed.pull_request.head.ref == BRANCH
     assert merged_push.ref == "refs/heads/main"
     assert "clusters/dev/shop/ap.yaml" in merged_push.commits[-1].added
-    from tests.gitops.contract import webhook_errors
-
-    assert [webhook_errors(d) for d in deliveries] == [[]] * len(deliveries)
+    assert_all_valid(exchanges, deliveries)
 
 
 def test_lost_webhooks_are_recorded_but_never_sent(fake_github: FakeGitHub) -> None:
