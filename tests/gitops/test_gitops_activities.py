@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -274,7 +276,11 @@ async def test_the_token_appears_in_no_log_and_no_error(
     error = refused.value
     assert error.non_retryable and "401" in error.message and "Bad credentials" in error.message
     assert error.__cause__ is None and error.__suppress_context__  # no PyGithub error rides along
-    shown = " ".join([error.message, repr(error.details), opened.model_dump_json(), caplog.text])
+    recorded = Failure()  # what Temporal writes into the workflow's history for this error
+    DataConverter.default.failure_converter.to_failure(
+        error, DataConverter.default.payload_converter, recorded
+    )
+    shown = " ".join([str(recorded), error.message, opened.model_dump_json(), caplog.text])
     assert gitops.token not in shown and wrong not in shown
 
 
