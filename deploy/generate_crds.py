@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 from deploy.crd_schema import flat_structural_schema, structural_schema
 from models.canary import (
     CANARY_KIND,
+    AutoscalerRef,
     CanaryAnalysis,
     CanaryService,
     CanarySpec,
@@ -70,6 +71,7 @@ _REFUSING_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (CanarySpec, ()),
     (CanaryService, ("service",)),
     (CanaryAnalysis, ("analysis",)),
+    (AutoscalerRef, ("autoscalerRef",)),
 ]
 
 #: Flagger's type of each refused field (declared so that a CEL rule can see it).
