@@ -25,10 +25,12 @@ import copy
 from typing import Any
 
 from activities import kube
+from activities.canary import events
 from activities.canary.objects import CANARY
 from activities.canary.workloads import primary_name
 from activities.errors import non_retryable
 from models.canary import AutoscalerRef, CanaryStep
+from models.kube_events import EventNote
 
 #: The ``spec`` fields of the primary's HPA that follow the user's.
 SYNCED_FIELDS = ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior")
@@ -118,6 +120,7 @@ async def reconcile(step: CanaryStep, primary: dict[str, Any], *, init: bool) ->
         )
     wanted = build_primary_hpa(user, ref, primary, step.workflow_id)
     name = wanted["metadata"]["name"]
+    created: list[bool] = []
 
     async def read() -> dict[str, Any] | None:
         return await CANARY.read_or_none(
@@ -125,6 +128,7 @@ async def reconcile(step: CanaryStep, primary: dict[str, Any], *, init: bool) ->
         )
 
     async def create(body: dict[str, Any]) -> object:
+        created.append(True)
         return await CANARY.call(
             api.create_namespaced_horizontal_pod_autoscaler,
             namespace,
@@ -154,4 +158,13 @@ async def reconcile(step: CanaryStep, primary: dict[str, Any], *, init: bool) ->
             field_manager=CANARY.field_manager,
         )
 
-    return await kube.ensure(wanted, read, create, change, write)
+    if not await kube.ensure(wanted, read, create, change, write):
+        return False
+    spec = wanted["spec"]
+    done = "created" if created else "updated"
+    message = (
+        f"HorizontalPodAutoscaler {name} {done} from {ref.name}: {spec.get('minReplicas', 1)} "
+        f"to {spec.get('maxReplicas')} replicas of {primary['metadata']['name']}"
+    )
+    await events.record(step, EventNote(reason=f"Autoscaler{done.title()}", message=message))
+    return True

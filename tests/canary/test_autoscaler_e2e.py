@@ -56,6 +56,12 @@ def hpa(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     return result
 
 
+def event_messages(api: client.ApiClient, namespace: str, reason: str) -> list[str]:
+    """The messages of the Events with ``reason`` (on the Deployment: there is no Canary)."""
+    listed = client.CoreV1Api(api).list_namespaced_event(namespace)
+    return [str(e.message) for e in listed.items if e.reason == reason]
+
+
 def hpa_spec(**autoscaler: Any) -> dict[str, Any]:
     spec = spec_dict("podinfo", interval="1s", stepWeight=50, maxWeight=50)
     spec["autoscalerRef"] = {
@@ -103,6 +109,10 @@ async def test_the_primary_gets_its_own_hpa_derived_from_the_users(rollouts, kub
         "podinfo-primary",
         primary["metadata"]["uid"],
     )
+    assert event_messages(kube_api, namespace, "AutoscalerCreated") == [
+        "HorizontalPodAutoscaler podinfo-primary created from podinfo: 2 to 4 replicas of "
+        "podinfo-primary"
+    ]
 
 
 async def test_primary_scaler_replicas_bound_the_primarys_hpa_instead(
@@ -133,6 +143,10 @@ async def test_a_change_to_the_users_hpa_reaches_the_primarys_when_a_revision_is
     assert (primarys["minReplicas"], primarys["maxReplicas"]) == (2, 6)
     assert primarys["metrics"] == cpu(50)
     assert primarys["scaleTargetRef"]["name"] == "podinfo-primary"
+    [updated] = event_messages(kube_api, namespace, "AutoscalerUpdated")
+    assert updated.startswith(
+        "HorizontalPodAutoscaler podinfo-primary updated from podinfo: 2 to 6"
+    )
 
 
 async def test_deleting_the_target_leaves_the_primarys_hpa_with_the_primary(
