@@ -128,25 +128,29 @@ async def reconcile(step: CanaryStep, primary: dict[str, Any], *, init: bool) ->
         )
 
     async def create(body: dict[str, Any]) -> object:
-        created.append(True)
-        return await CANARY.call(
+        stored = await CANARY.call(
             api.create_namespaced_horizontal_pod_autoscaler,
             namespace,
             body,
             field_manager=CANARY.field_manager,
         )
+        created.append(True)
+        return stored
 
     def change(live: dict[str, Any]) -> bool:
         CANARY.refuse_foreign(live)
-        spec = live.setdefault("spec", {})
-        if init or _synced(spec) == _synced(wanted["spec"]):
+        spec, meta = live.setdefault("spec", {}), live["metadata"]
+        owners = wanted["metadata"]["ownerReferences"]
+        same = _synced(spec) == _synced(wanted["spec"]) and meta.get("ownerReferences") == owners
+        if init or same:
             return False
         for field in SYNCED_FIELDS:
             spec.pop(field, None)
         spec.update(copy.deepcopy(wanted["spec"]))
-        annotations = live["metadata"].get("annotations") or {}
+        meta["ownerReferences"] = owners  # a primary created again has another uid
+        annotations = meta.get("annotations") or {}
         annotations[kube.WORKFLOW] = step.workflow_id
-        live["metadata"]["annotations"] = annotations
+        meta["annotations"] = annotations
         return True
 
     async def write(live: dict[str, Any]) -> object:

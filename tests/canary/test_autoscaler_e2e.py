@@ -103,12 +103,10 @@ async def test_the_primary_gets_its_own_hpa_derived_from_the_users(rollouts, kub
     assert meta["annotations"]["autopilot.dev/workflow"] == f"canary/{namespace}/podinfo"
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "autopilot"
     primary = deployment(kube_api, namespace, "podinfo-primary")
-    [owner] = meta["ownerReferences"]
-    assert (owner["kind"], owner["name"], owner["uid"]) == (
-        "Deployment",
-        "podinfo-primary",
-        primary["metadata"]["uid"],
-    )
+    uid = primary["metadata"]["uid"]
+    assert meta["ownerReferences"] == [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo-primary", "uid": uid}
+    ]
     assert event_messages(kube_api, namespace, "AutoscalerCreated") == [
         "HorizontalPodAutoscaler podinfo-primary created from podinfo: 2 to 4 replicas of "
         "podinfo-primary"
