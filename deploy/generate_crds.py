@@ -36,6 +36,7 @@ from deploy.crd_schema import (
 )
 from models.canary import (
     CANARY_KIND,
+    AutoscalerRef,
     CanaryAnalysis,
     CanaryService,
     CanarySpec,
@@ -75,6 +76,7 @@ _REFUSING_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
     (CanarySpec, ()),
     (CanaryService, ("service",)),
     (CanaryAnalysis, ("analysis",)),
+    (AutoscalerRef, ("autoscalerRef",)),
 ]
 
 #: Flagger's type of each refused field (declared so that a CEL rule can see it).

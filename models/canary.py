@@ -335,6 +335,9 @@ class Gates(_Spec):
     before_promotion: bool = Field(default=False, description="approve the promotion")
 
 
+#: Replicas an HPA bound may name (Kubernetes takes an int32; no workload comes near this).
+MAX_REPLICAS = 100_000
+
 #: Blue/green analyses of one revision (the weight plan holds one step for each).
 MAX_ITERATIONS = 1000
 
@@ -465,6 +468,56 @@ class CanaryAnalysis(_Spec):
         return [hook for hook in self.webhooks if hook.type == kind]
 
 
+class ScalerReplicas(_Spec):
+    """Flagger's ``primaryScalerReplicas``: bounds for the primary's HPA instead of the user's."""
+
+    min_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScalerReplicas:
+        low, high = self.min_replicas, self.max_replicas
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"minReplicas ({low}) is greater than maxReplicas ({high})")
+        return self
+
+
+class AutoscalerRef(_Spec):
+    """The user's HorizontalPodAutoscaler of the target; the primary gets ``<name>-primary``.
+
+    As in Flagger: the primary's HPA is derived from this one (same metrics and behavior,
+    ``scaleTargetRef`` rewritten to ``<target>-primary``, bounds from
+    ``primaryScalerReplicas`` where given), created when the canary is initialised and
+    brought up to date at every promotion. The user's HPA keeps scaling the canary.
+    """
+
+    api_version: Literal["autoscaling/v2"] = Field(
+        default="autoscaling/v2", description="autoscaling/v2 (v2beta2 left Kubernetes in 1.26)"
+    )
+    kind: Literal["HorizontalPodAutoscaler"] = Field(
+        default="HorizontalPodAutoscaler", description="KEDA ScaledObjects are not supported"
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME - len("-primary"),
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="the user's HPA in the canary's namespace",
+    )
+    primary_scaler_replicas: ScalerReplicas | None = Field(
+        default=None, description="minReplicas/maxReplicas of the primary's HPA instead"
+    )
+    primary_scaler_queries: Unsupported
+
+    _UNSUPPORTED: ClassVar[dict[str, str]] = {
+        "primary_scaler_queries": "it applies to KEDA ScaledObjects, which are not supported",
+    }
+
+    @field_validator("primary_scaler_queries")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
+        _refuse(value, info, cls._UNSUPPORTED)
+
+
 class CanarySpec(_Spec):
     """The ``spec`` of an Autopilot ``Canary``: Flagger's Istio fields plus our additions."""
 
@@ -477,21 +530,22 @@ class CanarySpec(_Spec):
     skip_analysis: bool = Field(default=False, description="promote without analysis")
     provider: Literal["istio"] = Field(default="istio", description="only istio is supported")
     revert_on_deletion: bool = Field(default=False, description="accepted; ignored")
-    autoscaler_ref: Unsupported
+    autoscaler_ref: AutoscalerRef | None = Field(
+        default=None, description="the target's HorizontalPodAutoscaler, mirrored for the primary"
+    )
     ingress_ref: Unsupported
     upstream_ref: Unsupported
     suspend: Unsupported
     canary_analysis: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "autoscaler_ref": "HPA handling is not implemented; scale <name>-primary yourself",
         "ingress_ref": "only Istio is supported; use service.gateways",
         "upstream_ref": "only Istio is supported",
         "suspend": "use `autopilot pause` and `autopilot resume`",
         "canary_analysis": "it was renamed analysis in flagger.app/v1beta1",
     }
 
-    @field_validator("autoscaler_ref", "ingress_ref", "upstream_ref", "suspend", "canary_analysis")
+    @field_validator("ingress_ref", "upstream_ref", "suspend", "canary_analysis")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)

@@ -41,6 +41,7 @@ from service.settings import WatchersSettings, WebhookSettings
 from watchers.approvals import ApprovalWatcher
 from watchers.delivery import Delivery
 from watchers.kube.canary_api import CanaryApi
+from watchers.kube.canary_metrics import CanaryMetrics
 from watchers.kube.client import KubeCalls, api_client
 from watchers.kube.index import CanaryIndex
 from watchers.kube.status import StatusMirror
@@ -84,7 +85,12 @@ class LeaderWatchers:
             index = CanaryIndex()
             directory = WorkflowDirectory(delivery.client)
             kube = KubeWatcher(settings, delivery, calls, index)
-            status = StatusMirror(settings, delivery.client, index, CanaryApi(calls), directory)
+            # The registry the webhook server's /metrics shows (see create_app).
+            served = registry if registry is not None else delivery.metrics.registry
+            metrics = CanaryMetrics.for_registry(served)
+            status = StatusMirror(
+                settings, delivery.client, index, CanaryApi(calls), directory, metrics
+            )
             if settings.prometheus and samples:
                 prometheus = PrometheusWatcher(settings, delivery, index, directory, registry)
         kinds = KindWatcher(settings, delivery, calls, senses) if senses else None

@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import kube
-from activities.canary import events, services, webhooks, workloads
+from activities.canary import autoscalers, events, services, webhooks, workloads
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.canary.routing import IstioRouter
 from activities.errors import non_retryable
@@ -75,6 +75,7 @@ async def initialize(step: CanaryStep) -> Initialized:
     revision = workloads.target_revision(target)
     primary, bootstrapped = await workloads.ensure_primary(target, revision, step.workflow_id)
     CANARY.refuse_foreign(primary)
+    await autoscalers.reconcile(step, primary, init=True)
     await services.reconcile(step.spec, namespace, selector, step.workflow_id)
     router = router_for(step)
     await router.reconcile()
@@ -174,7 +175,8 @@ async def promote(step: CanaryStep) -> Promoted:
             f"Deployment {namespace}/{name} changed to revision {revision} while revision "
             f"{step.data.revision} was being promoted; starting over"
         )
-    await workloads.promote_template(target, revision, step.workflow_id)
+    primary = await workloads.promote_template(target, revision, step.workflow_id)
+    await autoscalers.reconcile(step, primary, init=False)
     copied = f"promoting revision {revision}: template copied to {workloads.primary_name(name)}"
     await events.record(step, EventNote(reason="Promoting", message=copied))
     state = await workloads.wait_ready(namespace, workloads.primary_name(name))

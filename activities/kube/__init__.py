@@ -18,7 +18,7 @@ spec) or create where they must not (the quarantine label on a Deployment that i
 """
 
 from activities.kube.calls import Json, is_conflict, is_not_found, to_dict
-from activities.kube.client import api_client, apps, core, custom
+from activities.kube.client import api_client, apps, autoscaling, core, custom
 from activities.kube.conflicts import ensure, read_modify_write, retry_conflicts
 from activities.kube.events import ObjectRef, Recorder, recorder
 from activities.kube.owner import MANAGED_BY, WORKFLOW, Owner
@@ -32,6 +32,7 @@ __all__ = [
     "Recorder",
     "api_client",
     "apps",
+    "autoscaling",
     "core",
     "custom",
     "ensure",

@@ -25,6 +25,11 @@ def apps() -> client.AppsV1Api:
     return client.AppsV1Api(api_client())
 
 
+def autoscaling() -> client.AutoscalingV2Api:
+    """HorizontalPodAutoscalers (``autoscaling/v2``)."""
+    return client.AutoscalingV2Api(api_client())
+
+
 def core() -> client.CoreV1Api:
     """Services, ConfigMaps, Events."""
     return client.CoreV1Api(api_client())

@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import EventEnvelope
-from service.settings import WatchersSettings
+from service.settings import WatchersSettings, WebhookSettings
 from tests.canary.cluster import new_revision
 from tests.waiting import eventually as eventually  # re-exported for the watcher tests
 from watchers.delivery import Delivery, DeliveryMetrics, RetryPolicy
@@ -177,10 +177,14 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
 
 @contextlib.asynccontextmanager
 async def running(
-    watch_settings: WatchersSettings, delivery: Delivery, api: client.ApiClient
+    watch_settings: WatchersSettings,
+    delivery: Delivery,
+    api: client.ApiClient,
+    webhooks: WebhookSettings | None = None,
 ) -> AsyncIterator[Runner]:
-    """Run the watchers in the background for the duration of the block."""
-    runner = Runner(watch_settings, delivery, api=api)
+    """Run the watchers in the background for the duration of the block (``webhooks``: the
+    webhook server's settings, when ``watch_settings`` turns it on)."""
+    runner = Runner(watch_settings, delivery, api=api, webhook_settings=webhooks)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:

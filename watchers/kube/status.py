@@ -30,6 +30,7 @@ from models.canary_watch import PENDING_PHASE
 from models.operator import STATUS_QUERY, OperatorStatus
 from service.settings import WatchersSettings
 from watchers.kube.canary_api import CanaryApi
+from watchers.kube.canary_metrics import CanaryMetrics
 from watchers.kube.index import CanaryIndex
 from watchers.kube.objects import CanaryObject
 from watchers.visibility import WorkflowDirectory, WorkflowSummary
@@ -104,6 +105,7 @@ class StatusMirror:
         index: the Canaries (from the Kubernetes watcher).
         canaries: writes the status subresource.
         directory: the shared visibility listing; refreshed here.
+        metrics: the canary metrics to feed with every status mirrored (none: not kept).
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class StatusMirror:
         index: CanaryIndex,
         canaries: CanaryApi,
         directory: WorkflowDirectory,
+        metrics: CanaryMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.client = client
         self.index = index
         self.canaries = canaries
@@ -125,14 +129,20 @@ class StatusMirror:
         self.queries = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync every ``status_interval_s`` until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                await self.sync_once()
-            except Exception:
-                logger.warning("status sync failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.status_interval_s)
+        """Sync every ``status_interval_s`` until ``stop`` is set; show the metrics meanwhile."""
+        if self.metrics is not None:
+            self.metrics.lead(self.index)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sync_once()
+                except Exception:
+                    logger.warning("status sync failed", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.status_interval_s)
+        finally:
+            if self.metrics is not None:
+                self.metrics.resign(self.index)
 
     async def sync_once(self) -> None:
         """One listing, then a query and a status write for each workflow that moved."""
@@ -183,6 +193,8 @@ class StatusMirror:
                 # asked again when the state changes or at the next refresh.
                 logger.debug("status query of %s failed: %s", summary.workflow_id, error)
         fields = mirror_fields(summary, status, failure)
+        if self.metrics is not None:
+            self.metrics.observe(canary, fields, status)
         current = canary.status.model_dump(by_alias=True, mode="json")
         changed = {name: value for name, value in fields.items() if current.get(name) != value}
         if changed:
