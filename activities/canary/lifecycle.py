@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import kube
 from activities.canary import events, services, webhooks, workloads
+from activities.canary.istio_routes import route_options
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.canary.routing import IstioRouter
 from activities.errors import non_retryable
@@ -118,7 +119,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
     """Route ``data.canary_weight`` percent to the canary, reconciling from the live routes.
 
     Traffic to the canary is only ever raised when the canary is ready; otherwise the
-    weight is held and the event says why.
+    weight is held and the event says why. A strategy's extras at this weight (a mirror,
+    the affinity cookie route) come with it (:func:`~activities.canary.istio_routes.route_options`).
     """
     namespace, name = _names(step)
     desired = step.data.canary_weight
@@ -138,7 +140,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
                 held=True,
                 message=state.message,
             )
-    routes = await router.set_routes(100 - desired, desired, live=live)
+    options = route_options(step, desired)
+    routes = await router.set_routes(100 - desired, desired, live=live, options=options)
     if routes.canary != live.canary:
         await events.record(step, _weight_note(step, live.canary, routes.canary))
     return WeightApplied(
