@@ -39,7 +39,6 @@ MAX_COOKIE_MAX_AGE = 365 * 86400
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-HeaderName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=HEADER_NAME)]
 #: ``<namespace>/<name>`` or a host name, as in ``service.gateways``.
 Gateway = Annotated[str, Field(min_length=1, max_length=MAX_LABEL + 1 + MAX_NAME)]
 
@@ -113,16 +112,25 @@ class HTTPMatch(_Part):
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: dict[HeaderName, StringMatch] = Field(default_factory=dict, max_length=MAX_ENTRIES)
-    without_headers: dict[HeaderName, StringMatch] = Field(
-        default_factory=dict, max_length=MAX_ENTRIES
-    )
+    headers: dict[Label, StringMatch] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    without_headers: dict[Label, StringMatch] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     query_params: dict[Label, StringMatch] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     port: int | None = Field(default=None, ge=1, le=65535)
     source_labels: dict[Label, Text] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     source_namespace: str | None = Field(default=None, max_length=MAX_LABEL)
     gateways: list[Gateway] = Field(default_factory=list, max_length=MAX_ENTRIES)
     ignore_uri_case: bool | None = None
+
+    @field_validator("headers", "without_headers")
+    @classmethod
+    def _lowercase_names(cls, value: dict[str, StringMatch]) -> dict[str, StringMatch]:
+        for key in value:
+            if not re.fullmatch(HEADER_NAME, key):
+                raise ValueError(
+                    f"{key!r}: Istio matches header names in lowercase, without spaces "
+                    f"(write {key.lower().replace(' ', '-')!r})"
+                )
+        return value
 
     @field_validator("query_params")
     @classmethod

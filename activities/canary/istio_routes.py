@@ -143,10 +143,8 @@ class IstioRoutes:
         analysis = self.spec.analysis
         service_match = self.spec.service.match
         if analysis.strategy == Strategy.AB_TESTING:
-            matched = {
-                "match": merge_matches([m.istio() for m in analysis.match], service_match),
-                **self.weighted(primary, canary),
-            }
+            matched = self.weighted(primary, canary)
+            matched["match"] = merge_matches([m.istio() for m in analysis.match], service_match)
             rest: dict[str, Any] = {
                 "route": [self.destination(self.primary_host, 100)],
                 **self.base(),
