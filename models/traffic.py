@@ -16,16 +16,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import (
-    AliasGenerator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
+from models.judge import _Part  # camelCase, unknown fields refused: every part of a spec
 from models.limits import MAX_ENTRIES, MAX_LABEL, MAX_NAME, MAX_TEXT
 
 #: A header name as Istio matches it: lowercase, hyphens (HTTP/2 names are lowercase).
@@ -49,17 +42,6 @@ class Strategy(StrEnum):
     CANARY = "canary"  #: step weights (with mirror and session affinity as options)
     AB_TESTING = "ab-testing"  #: analysis.match + iterations
     BLUE_GREEN = "blue-green"  #: iterations alone (with mirror as an option)
-
-
-class _Part(BaseModel):
-    """camelCase names (Istio's and Flagger's), unknown fields refused, immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
 
 
 class StringMatch(_Part):

@@ -158,10 +158,11 @@ def _weight_note(step: CanaryStep, before: int, after: int) -> EventNote:
     """``WeightChanged``: the traffic split the VirtualService has now, and the step."""
     plan = step.spec.analysis.weight_plan()
     where = f" (step {step.data.step + 1}/{len(plan)})" if step.state == "Progressing" else ""
+    of = " of the requests matching analysis.match" if step.spec.analysis.match else ""
     return EventNote(
         reason="WeightChanged",
         message=f"canary weight {before} -> {after}{where}: routing {100 - after}/{after} "
-        f"(primary/canary) for revision {step.data.revision}",
+        f"(primary/canary){of} for revision {step.data.revision}",
         key=f"weight {before} -> {after} for {step.data.revision}",
     )
 

@@ -92,24 +92,7 @@ class IstioRouter:
 
     def route(self, primary: int, canary: int) -> dict[str, Any]:
         """The http route: two weighted destinations plus the user's route options."""
-        port = {"number": self.spec.service.port}
-        route: dict[str, Any] = {
-            "route": [
-                {"destination": {"host": self.primary_host, "port": port}, "weight": primary},
-                {"destination": {"host": self.canary_host, "port": dict(port)}, "weight": canary},
-            ]
-        }
-        service = self.spec.service
-        for key, value in (
-            ("retries", service.retries),
-            ("timeout", service.timeout),
-            ("headers", service.headers),
-            ("corsPolicy", service.cors_policy),
-            ("rewrite", service.rewrite),
-        ):
-            if value:
-                route[key] = copy.deepcopy(value)
-        return route
+        return self.routes.weighted(primary, canary)
 
     def virtual_service(self, primary: int = 100, canary: int = 0) -> dict[str, Any]:
         """The VirtualService as it should be at a given split."""
