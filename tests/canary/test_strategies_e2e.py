@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from kubernetes import client
 from prometheus_api_client import PrometheusConnect
+from temporalio.client import WorkflowHandle
 
+from models.operator import OperatorStatus
 from tests.canary.cluster import ERROR_RATE, new_revision, virtual_service
 from tests.canary.e2e import Rollouts, WeightRecorder
 from tests.canary.histories import record_if_asked
@@ -73,6 +76,29 @@ class Traffic:
         return float(result[0]["value"][1]) if result else 0.0
 
 
+async def roll_out(
+    rollouts: Rollouts,
+    kube_api: client.ApiClient,
+    namespace: str,
+    spec: dict[str, Any],
+    healthy: bool,
+    mix: list[dict[str, Any]],
+    meanwhile: Callable[[], Awaitable[Any]] | None = None,
+) -> tuple[OperatorStatus, RouteRecorder, WorkflowHandle]:
+    """Bootstrap podinfo, give its clients ``mix``, roll out V2 (faulty: half its requests
+    fail) with ``spec`` to its end, recording every shape of the routes on the way."""
+    await deployed(rollouts, kube_api, namespace, spec)
+    send_mix(kube_api, namespace, *mix)
+    recorder = RouteRecorder(kube_api, namespace, "podinfo")
+    with recorder:
+        new_revision(kube_api, namespace, "podinfo", V2, {} if healthy else {ERROR_RATE: "0.5"})
+        handle = await rollouts.start(namespace, "podinfo", spec)
+        if meanwhile is not None:
+            await meanwhile()
+        status = await rollouts.wait_for(handle, "Succeeded" if healthy else "Failed")
+    return status, recorder, handle
+
+
 def strategy_spec(**analysis: Any) -> dict[str, Any]:
     """The e2e canary spec (2 s steps, success rate over 6 s), with a strategy."""
     return canary_spec(**analysis)
@@ -87,23 +113,18 @@ A_B = strategy_spec(stepWeight=None, maxWeight=None, iterations=3, match=[INSIDE
 async def test_an_ab_test_routes_only_matching_requests_to_the_canary_then_decides(
     rollouts: Rollouts, kube_api, namespace, prometheus_url, healthy
 ):
-    await deployed(rollouts, kube_api, namespace, A_B)
-    send_mix(
-        kube_api,
-        namespace,
+    traffic = Traffic(prometheus_url, namespace)
+    mix = [
         {"name": "insiders", "share": 4, "headers": {"x-canary": "insider"}, "source": "insiders"},
         {"name": "everyone", "share": 6, "source": "everyone"},
-    )
-    traffic = Traffic(prometheus_url, namespace)
+    ]
 
-    recorder = RouteRecorder(kube_api, namespace, "podinfo")
-    with recorder:
-        new_revision(kube_api, namespace, "podinfo", V2, {} if healthy else {ERROR_RATE: "0.5"})
-        handle = await rollouts.start(namespace, "podinfo", A_B)
-        await eventually(
-            lambda: traffic.requests("insiders", "podinfo"), what="insiders on the canary"
-        )
-        status = await rollouts.wait_for(handle, "Succeeded" if healthy else "Failed")
+    async def insiders_reach_the_canary() -> None:
+        await eventually(lambda: traffic.requests("insiders", "podinfo"), what="insiders")
+
+    status, recorder, handle = await roll_out(
+        rollouts, kube_api, namespace, A_B, healthy, mix, insiders_reach_the_canary
+    )
     if healthy:
         await record_if_asked(handle, "canary_ab_test_promoted")
 
@@ -143,15 +164,11 @@ BLUE_GREEN = strategy_spec(
 async def test_a_blue_green_mirrors_live_traffic_to_the_canary_while_the_primary_answers(
     rollouts: Rollouts, kube_api, namespace, prometheus_url, healthy
 ):
-    await deployed(rollouts, kube_api, namespace, BLUE_GREEN)
-    send_mix(kube_api, namespace, {"name": "users", "source": "users"})
     traffic = Traffic(prometheus_url, namespace)
-
-    recorder = RouteRecorder(kube_api, namespace, "podinfo")
-    with recorder:
-        new_revision(kube_api, namespace, "podinfo", V2, {} if healthy else {ERROR_RATE: "0.5"})
-        handle = await rollouts.start(namespace, "podinfo", BLUE_GREEN)
-        status = await rollouts.wait_for(handle, "Succeeded" if healthy else "Failed")
+    mix = [{"name": "users", "source": "users"}]
+    status, recorder, handle = await roll_out(
+        rollouts, kube_api, namespace, BLUE_GREEN, healthy, mix
+    )
     if healthy:
         await record_if_asked(handle, "canary_blue_green_mirror_promoted")
 
@@ -190,20 +207,12 @@ AFFINITY = strategy_spec(
 async def test_users_a_canary_with_session_affinity_reached_stay_on_it_until_it_is_decided(
     rollouts: Rollouts, kube_api, namespace, prometheus_url, healthy
 ):
-    await deployed(rollouts, kube_api, namespace, AFFINITY)
-    send_mix(
-        kube_api,
-        namespace,
+    traffic = Traffic(prometheus_url, namespace)
+    mix = [
         {"name": "returning", "share": 5, "users": 10, "source": "returning"},
         {"name": "anonymous", "share": 5, "source": "anonymous"},  # keeps no cookie
-    )
-    traffic = Traffic(prometheus_url, namespace)
-
-    recorder = RouteRecorder(kube_api, namespace, "podinfo")
-    with recorder:
-        new_revision(kube_api, namespace, "podinfo", V2, {} if healthy else {ERROR_RATE: "0.5"})
-        handle = await rollouts.start(namespace, "podinfo", AFFINITY)
-        status = await rollouts.wait_for(handle, "Succeeded" if healthy else "Failed")
+    ]
+    status, recorder, _ = await roll_out(rollouts, kube_api, namespace, AFFINITY, healthy, mix)
 
     sticky = [shape for shape in recorder.shapes if shape[0].get("name") == "sticky-route"]
     assert sticky, recorder.shapes
