@@ -2,11 +2,12 @@
 
 Why Flagger's field names: most users of progressive delivery on Istio come from Flagger.
 The ``spec`` of a Flagger ``Canary`` (``flagger.app/v1beta1``) loads here unchanged once its
-``apiVersion`` and ``kind`` are ours; fields that would silently change behaviour if ignored
-(A/B ``match``, ``mirror``, ``sessionAffinity``, ...) are refused with a message naming the
-field instead. What we add (per-metric ``noData`` policy, manual ``gates``) is marked
-"Autopilot" in the field descriptions, which also feed the ``Canary`` CRD schema
-(:func:`canary_crd_schema`).
+``apiVersion`` and ``kind`` are ours; its strategies (canary, A/B ``match``, blue/green with
+``mirror``, ``sessionAffinity``) keep Flagger's meaning (their match models are in
+:mod:`models.traffic`), and fields that would silently change behaviour if ignored are
+refused with a message naming the field instead. What we add (per-metric ``noData``
+policy, manual ``gates``) is marked "Autopilot" in the field descriptions, which also feed
+the ``Canary`` CRD schema (:func:`canary_crd_schema`).
 
 Durations are written the way Flagger users write them (``"1m"``, ``"30s"``) and kept as
 :class:`~datetime.timedelta` inside. Everything here is pure data: the workflow validates the
@@ -37,6 +38,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
@@ -60,6 +62,7 @@ from models.limits import (
 )
 from models.operator import StepInput
 from models.promql import BUILTIN_QUERIES, TEMPLATE_VARIABLES, VARIABLE
+from models.traffic import Matches, SessionAffinity, Strategy
 
 #: A Flagger field we refuse loudly rather than ignore (ignoring it would change behaviour).
 Unsupported = Annotated[SkipJsonSchema[Any], Field(default=None, exclude=True)]
@@ -77,6 +80,11 @@ def _refuse(value: Any, info: ValidationInfo, reasons: Mapping[str, str]) -> Non
     if value not in (None, False, [], {}, ""):
         name = to_camel(info.field_name or "")
         raise ValueError(f"{name} is not supported by Autopilot; {reasons[info.field_name or '']}")
+
+
+def _blame(field: str, message: str) -> PydanticCustomError:
+    """A model-wide error that names the field to blame (see :func:`models.errors.error_field`)."""
+    return PydanticCustomError("strategy", message, {"field": field})
 
 
 class _Spec(BaseModel):
@@ -139,7 +147,11 @@ class CanaryService(_Spec):
     headers: dict[str, Any] | None = None
     cors_policy: dict[str, Any] | None = None
     rewrite: dict[str, Any] | None = None
-    match: Unsupported
+    match: Matches = Field(
+        default_factory=list,
+        description="Istio HTTP match conditions of every route (e.g. a URI prefix); "
+        "requests matching none are not routed",
+    )
     mirror: Unsupported
     apex: Unsupported
     primary: Unsupported
@@ -147,15 +159,14 @@ class CanaryService(_Spec):
     delegation: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "match": "route by host; A/B matching is not implemented",
-        "mirror": "mirroring is not implemented; use a canary",
+        "mirror": "mirror the canary with analysis.mirror",
         "apex": "label the Deployment instead",
         "primary": "label the Deployment instead",
         "canary": "label the Deployment instead",
         "delegation": "use a plain VirtualService",
     }
 
-    @field_validator("match", "mirror", "apex", "primary", "canary", "delegation")
+    @field_validator("mirror", "apex", "primary", "canary", "delegation")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
@@ -355,7 +366,7 @@ class CanaryAnalysis(_Spec):
         default=None,
         ge=1,
         le=MAX_ITERATIONS,
-        description="blue/green: analyses to run with no canary traffic",
+        description="blue/green and A/B testing: analyses to run before promotion",
     )
     metrics: list[CanaryMetric] = Field(default_factory=list, max_length=MAX_ENTRIES)
     webhooks: list[CanaryWebhook] = Field(default_factory=list, max_length=MAX_ENTRIES)
@@ -377,21 +388,31 @@ class CanaryAnalysis(_Spec):
     )
     primary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
     canary_ready_threshold: int | None = Field(default=None, description="accepted; ignored")
-    match: Unsupported
-    mirror: Unsupported
-    mirror_weight: Unsupported
-    session_affinity: Unsupported
+    match: Matches = Field(
+        default_factory=list,
+        description="A/B testing: requests matching any of these Istio HTTP matches go to "
+        "the canary for `iterations` analyses; the others stay on the primary",
+    )
+    mirror: bool = Field(
+        default=False,
+        description="copy live requests to the canary (responses discarded): for all "
+        "`iterations` of a blue/green, or one analysis before the first stepWeight",
+    )
+    mirror_weight: int | None = Field(
+        default=None, ge=0, le=100, description="percent of requests mirrored (default 100)"
+    )
+    session_affinity: SessionAffinity | None = Field(
+        default=None,
+        description="with stepWeight(s): users the weights send to the canary get a cookie "
+        "and stay on the canary for the rest of the rollout",
+    )
     alerts: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "match": "A/B testing is not implemented; use stepWeight(s)",
-        "mirror": "traffic mirroring is not implemented; use stepWeight(s)",
-        "mirror_weight": "traffic mirroring is not implemented; use stepWeight(s)",
-        "session_affinity": "session affinity is not implemented",
         "alerts": "use webhooks of type event",
     }
 
-    @field_validator("match", "mirror", "mirror_weight", "session_affinity", "alerts")
+    @field_validator("alerts")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
@@ -439,29 +460,62 @@ class CanaryAnalysis(_Spec):
             raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _strategy_is_whole(self) -> CanaryAnalysis:
+        """Flagger's strategies, each with what it needs (see ``strategy``)."""
+        if self.match and self.iterations is None:
+            raise _blame("match", "A/B testing (match) needs iterations: the analyses to run")
+        if self.match and self.mirror:
+            raise _blame("mirror", "mirror does not combine with match: A/B sends real requests")
+        if self.mirror_weight is not None and not self.mirror:
+            raise _blame("mirrorWeight", "mirrorWeight needs mirror: true")
+        if self.session_affinity is not None and self.strategy != Strategy.CANARY:
+            raise _blame(
+                "sessionAffinity",
+                "sessionAffinity needs stepWeight or stepWeights (and no match): it keeps "
+                "the users the weights sent to the canary",
+            )
+        return self
+
     # -- the plan -----------------------------------------------------------
+
+    @property
+    def strategy(self) -> Strategy:
+        """Flagger's rule: ``match`` is A/B, step weights a canary, ``iterations`` alone
+        blue/green (``stepWeight`` and ``maxWeight`` are ignored with ``match``)."""
+        if self.match:
+            return Strategy.AB_TESTING
+        if self.step_weight is None and self.step_weights is None:
+            return Strategy.BLUE_GREEN
+        return Strategy.CANARY
 
     @property
     def blue_green(self) -> bool:
         """No weights given, only iterations: the canary gets no live traffic."""
-        return self.step_weight is None and self.step_weights is None
+        return self.strategy == Strategy.BLUE_GREEN
 
     def weight_plan(self) -> list[int]:
         """The canary weights to go through, in order, before promotion.
 
         ``stepWeights`` as given; otherwise ``stepWeight``, ``2 * stepWeight``, ... up to and
-        including ``maxWeight`` (the last step is capped, as in Flagger); for blue/green,
-        ``iterations`` steps of weight 0.
+        including ``maxWeight`` (the last step is capped, as in Flagger), after one step at
+        0 with ``mirror`` (Flagger's mirror pre-stage); for blue/green, ``iterations`` steps
+        of weight 0; for A/B, ``iterations`` steps of 100: the weight of the matching
+        requests (the others stay on the primary).
         """
+        if self.strategy == Strategy.AB_TESTING:
+            return [100] * (self.iterations or 1)
+        if self.strategy == Strategy.BLUE_GREEN:
+            return [0] * (self.iterations or 1)
         if self.step_weights:
-            return list(self.step_weights)
-        if self.step_weight is not None:
+            plan = list(self.step_weights)
+        else:
+            assert self.step_weight is not None
             top = self.max_weight or 100
             plan = list(range(self.step_weight, top + 1, self.step_weight))
             if not plan or plan[-1] != top:
                 plan.append(top)
-            return plan
-        return [0] * (self.iterations or 1)
+        return [0, *plan] if self.mirror else plan
 
     def hooks(self, kind: HookType) -> list[CanaryWebhook]:
         """The webhooks of one type, in declaration order."""

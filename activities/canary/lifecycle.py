@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import kube
 from activities.canary import autoscalers, events, services, webhooks, workloads
+from activities.canary.istio_routes import route_options
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
 from activities.canary.routing import IstioRouter
 from activities.errors import non_retryable
@@ -119,7 +120,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
     """Route ``data.canary_weight`` percent to the canary, reconciling from the live routes.
 
     Traffic to the canary is only ever raised when the canary is ready; otherwise the
-    weight is held and the event says why.
+    weight is held and the event says why. A strategy's extras at this weight (a mirror,
+    the affinity cookie route) come with it (:func:`~activities.canary.istio_routes.route_options`).
     """
     namespace, name = _names(step)
     desired = step.data.canary_weight
@@ -139,7 +141,8 @@ async def set_weight(step: CanaryStep) -> WeightApplied:
                 held=True,
                 message=state.message,
             )
-    routes = await router.set_routes(100 - desired, desired, live=live)
+    options = route_options(step, desired)
+    routes = await router.set_routes(100 - desired, desired, live=live, options=options)
     if routes.canary != live.canary:
         await events.record(step, _weight_note(step, live.canary, routes.canary))
     return WeightApplied(
@@ -156,10 +159,11 @@ def _weight_note(step: CanaryStep, before: int, after: int) -> EventNote:
     """``WeightChanged``: the traffic split the VirtualService has now, and the step."""
     plan = step.spec.analysis.weight_plan()
     where = f" (step {step.data.step + 1}/{len(plan)})" if step.state == "Progressing" else ""
+    of = " of the requests matching analysis.match" if step.spec.analysis.match else ""
     return EventNote(
         reason="WeightChanged",
         message=f"canary weight {before} -> {after}{where}: routing {100 - after}/{after} "
-        f"(primary/canary) for revision {step.data.revision}",
+        f"(primary/canary){of} for revision {step.data.revision}",
         key=f"weight {before} -> {after} for {step.data.revision}",
     )
 

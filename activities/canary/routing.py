@@ -11,6 +11,10 @@ destinations, hosts ``<apex>-primary`` and ``<apex>-canary`` (the Services of
 changes only the two weights (and restores our destinations if someone removed them),
 writing it back with its ``resourceVersion``; a concurrent writer gets us a 409 and we
 re-read and re-apply. Manual edits to other fields survive.
+
+Flagger's other strategies (A/B ``match``, ``mirror``, ``sessionAffinity``, and
+``service.match``) need more than one weighted route; their routes are built by
+:mod:`activities.canary.istio_routes` and, as Flagger does, written whole at every change.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from activities import kube
+from activities.canary.istio_routes import IstioRoutes, RouteOptions, uses_strategy_routes
 from activities.canary.objects import CANARY, ISTIO_GROUP, ISTIO_VERSION
 from models.canary import CanarySpec
 
@@ -47,8 +52,14 @@ class Router(Protocol):
     async def get_routes(self) -> Routes:
         """Read the live split."""
 
-    async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
-        """Write a split, reconciling from what is live."""
+    async def set_routes(
+        self,
+        primary: int,
+        canary: int,
+        live: Routes | None = None,
+        options: RouteOptions | None = None,
+    ) -> Routes:
+        """Write a split (with a strategy's mirror or affinity cookie), reconciling."""
 
 
 class IstioRouter:
@@ -61,6 +72,9 @@ class IstioRouter:
         self.apex = spec.apex
         self.primary_host = f"{self.apex}-primary"
         self.canary_host = f"{self.apex}-canary"
+        self.routes = IstioRoutes(spec, self.primary_host, self.canary_host)
+        #: A/B, mirror, session affinity or service.match: routes written whole.
+        self.strategic = uses_strategy_routes(spec)
 
     # ------------------------------------------------------------ desired objects
 
@@ -78,30 +92,15 @@ class IstioRouter:
 
     def route(self, primary: int, canary: int) -> dict[str, Any]:
         """The http route: two weighted destinations plus the user's route options."""
-        port = {"number": self.spec.service.port}
-        route: dict[str, Any] = {
-            "route": [
-                {"destination": {"host": self.primary_host, "port": port}, "weight": primary},
-                {"destination": {"host": self.canary_host, "port": dict(port)}, "weight": canary},
-            ]
-        }
-        service = self.spec.service
-        for key, value in (
-            ("retries", service.retries),
-            ("timeout", service.timeout),
-            ("headers", service.headers),
-            ("corsPolicy", service.cors_policy),
-            ("rewrite", service.rewrite),
-        ):
-            if value:
-                route[key] = copy.deepcopy(value)
-        return route
+        return self.routes.weighted(primary, canary)
 
     def virtual_service(self, primary: int = 100, canary: int = 0) -> dict[str, Any]:
         """The VirtualService as it should be at a given split."""
         spec: dict[str, Any] = {
             "hosts": [self.apex, *[h for h in self.spec.service.hosts if h != self.apex]],
-            "http": [self.route(primary, canary)],
+            "http": self.routes.http(primary, canary, RouteOptions())
+            if self.strategic
+            else [self.route(primary, canary)],
         }
         if self.spec.service.gateways:
             spec["gateways"] = list(self.spec.service.gateways)
@@ -117,6 +116,8 @@ class IstioRouter:
     def weights(self, virtual_service: dict[str, Any]) -> tuple[int, int] | None:
         """(primary, canary) from the first http route, or None if ours are not there."""
         routes = (virtual_service.get("spec") or {}).get("http") or []
+        if self.strategic:
+            return self.routes.weights(routes)
         if not routes:
             return None
         found: dict[str, int] = {}
@@ -166,7 +167,9 @@ class IstioRouter:
             wanted = copy.deepcopy(desired["spec"])
             if keep_weights:
                 current = self.weights(live)
-                if current is not None:
+                if current is not None and self.strategic:
+                    wanted["http"] = live["spec"].get("http")  # set_routes shapes them
+                elif current is not None:
                     wanted["http"][0] = self.route(*current)
                     wanted["http"][1:] = (live["spec"].get("http") or [])[1:]
             if live.get("spec") == wanted:
@@ -205,20 +208,33 @@ class IstioRouter:
         primary, canary = weights if weights is not None else (100, 0)
         return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
 
-    async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
+    async def set_routes(
+        self,
+        primary: int,
+        canary: int,
+        live: Routes | None = None,
+        options: RouteOptions | None = None,
+    ) -> Routes:
         """Set the two weights on the live VirtualService (409 → re-read and retry).
 
         Args:
-            primary: Percent to the primary.
-            canary: Percent to the canary.
+            primary: Percent to the primary (for A/B: of the requests that match).
+            canary: Percent to the canary (for A/B: of the requests that match).
             live: What the caller read earlier; the first write uses its resourceVersion.
+            options: A strategy's mirror and affinity cookie at this split (none: neither).
         """
         if primary + canary != 100 or min(primary, canary) < 0:
             raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
+        wanted = self.routes.http(primary, canary, options or RouteOptions())
 
         def change(obj: dict[str, Any]) -> bool:
             CANARY.refuse_foreign(obj)
             http = obj.setdefault("spec", {}).setdefault("http", [])
+            if self.strategic:
+                if http == wanted:
+                    return False
+                obj["spec"]["http"] = copy.deepcopy(wanted)
+                return True
             ours_only = bool(http) and len(http[0].get("route") or []) == 2
             if ours_only and self.weights(obj) == (primary, canary):
                 return False

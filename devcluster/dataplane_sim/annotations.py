@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from devcluster.dataplane_sim.latency import DEFAULT_LATENCY_MEAN_MS, LatencyModel
+from devcluster.dataplane_sim.matching import RequestClass, parse_requests
 
 T = TypeVar("T")
 
@@ -202,11 +203,30 @@ PATH: Final = Annotation(
     "AuthorizationPolicy `paths`.",
     parse=parse_path,
 )
+REQUESTS: Final = Annotation(
+    key=PREFIX + "requests",
+    applies_to=VIRTUAL_SERVICE,
+    default="one class: no headers, cookies or query parameters",
+    description="The request mix: a JSON list of classes, each a `share` of the rate with "
+    "its own `headers`, `cookies`, `query`, client `source` and `users` who keep the "
+    "cookies responses set.",
+    parse=parse_requests,
+)
 
 #: Every annotation the simulator reads, keyed by annotation key.
 ANNOTATIONS: Final[Mapping[str, Annotation[Any]]] = {
     a.key: a
-    for a in (ERROR_RATE, ERROR_CODE, LATENCY_MS, LATENCY_P99_MS, READY_DELAY, RATE, SOURCE, PATH)
+    for a in (
+        ERROR_RATE,
+        ERROR_CODE,
+        LATENCY_MS,
+        LATENCY_P99_MS,
+        READY_DELAY,
+        RATE,
+        SOURCE,
+        PATH,
+        REQUESTS,
+    )
 }
 
 #: Name of the simulated client when no ``source`` annotation is set.
@@ -264,11 +284,13 @@ class RouteBehaviour:
         rate: Requests per second.
         source: The client workload.
         path: Path of every synthetic request.
+        requests: The request mix; empty: one class without headers, cookies or query.
     """
 
     rate: float
     source: SourceRef
     path: str
+    requests: tuple[RequestClass, ...] = ()
 
 
 def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -335,4 +357,5 @@ def route_behaviour(
         rate=read(sources, RATE, default_rate, problems),
         source=read(sources, SOURCE, default_source, problems),
         path=read(sources, PATH, "/", problems),
+        requests=read(sources, REQUESTS, (), problems),
     )

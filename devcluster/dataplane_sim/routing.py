@@ -6,16 +6,19 @@ which pods a ``host`` + ``subset`` pair selects). Everything here is a pure func
 JSON mappings as the Kubernetes API returns them, so it is unit tested without a cluster.
 
 Simplifications (also listed in the documentation): synthetic requests are ``GET <path>``
-without headers or query parameters; only Kubernetes Services are destinations (no
+with the headers, cookies and query parameters of their class (see
+:mod:`~devcluster.dataplane_sim.matching`); only Kubernetes Services are destinations (no
 ServiceEntry); Deployments stand in for pods, selected by their pod-template labels.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
+
+from devcluster.dataplane_sim import matching
+from devcluster.dataplane_sim.matching import string_match as string_match
 
 #: Kubernetes cluster domain used to build service FQDNs.
 DEFAULT_CLUSTER_DOMAIN: Final = "cluster.local"
@@ -83,6 +86,9 @@ class SyntheticRequest:
         source_principal: SPIFFE identity of the client, without ``spiffe://``.
         source_labels: Pod labels of the client, when it is a known Deployment.
         gateways: Where the request enters: ``("mesh",)`` or the VirtualService's gateways.
+        headers: Request headers, names lowercase (a ``cookie`` header holds the cookies).
+        query: Query parameters.
+        authority: The ``Host`` the client asks for (the VirtualService's first host).
     """
 
     path: str
@@ -91,33 +97,26 @@ class SyntheticRequest:
     source_principal: str = ""
     source_labels: Mapping[str, str] | None = None
     gateways: tuple[str, ...] = (MESH_GATEWAY,)
-
-
-def string_match(condition: JsonObject, value: str, ignore_case: bool = False) -> bool:
-    """Evaluate an Istio ``StringMatch`` (``exact``, ``prefix`` or ``regex``) on ``value``."""
-    subject = value.lower() if ignore_case else value
-    for kind, expected in condition.items():
-        pattern = str(expected).lower() if ignore_case else str(expected)
-        if kind == "exact":
-            return subject == pattern
-        if kind == "prefix":
-            return subject.startswith(pattern)
-        if kind == "regex":
-            try:
-                return re.fullmatch(pattern, subject) is not None
-            except re.error:
-                return False
-    return True  # an empty StringMatch matches anything
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    authority: str = ""
 
 
 def _match_request(match: JsonObject, request: SyntheticRequest) -> bool:
     """Evaluate one ``HTTPMatchRequest``; conditions the request cannot satisfy fail."""
     ignore_case = bool(match.get("ignoreUriCase"))
     for key, condition in match.items():
-        if key in ("name", "ignoreUriCase", "port", "statPrefix", "withoutHeaders"):
-            # No headers are sent, so withoutHeaders always holds; ports are not modelled.
-            continue
-        if key == "uri":
+        if key in ("name", "ignoreUriCase", "port", "statPrefix"):
+            continue  # ports are not modelled
+        if key == "withoutHeaders":
+            ok = matching.without_headers_match(condition, request.headers)
+        elif key == "headers":
+            ok = matching.headers_match(condition, request.headers)
+        elif key == "queryParams":
+            ok = matching.query_match(condition, request.query)
+        elif key == "authority" and request.authority:
+            ok = string_match(condition, request.authority)
+        elif key == "uri":
             ok = string_match(condition, request.path, ignore_case)
         elif key == "method":
             ok = string_match(condition, request.method)
@@ -130,7 +129,7 @@ def _match_request(match: JsonObject, request: SyntheticRequest) -> bool:
             ok = all(labels.get(k) == v for k, v in (condition or {}).items())
         elif key == "gateways":
             ok = bool(set(condition or ()) & set(request.gateways))
-        else:  # headers, queryParams, authority: the synthetic request has none of them
+        else:  # no authority, or a key the simulator does not know
             ok = not condition
         if not ok:
             return False

@@ -19,7 +19,10 @@ Per destination of the selected http route:
 
 Requests that reach a workload are reported twice, ``reporter="destination"`` (mTLS) and
 ``reporter="source"``, like a pair of sidecars does. A request matching no http route gets a
-404 ``NR`` from the source proxy.
+404 ``NR`` from the source proxy. A route's ``mirror`` copies its requests to the mirror host,
+whose sidecar reports them (``reporter="destination"`` only: the copy's answer is dropped).
+A VirtualService's request mix (headers, cookies, query, affinity users) is sent by
+:mod:`~devcluster.dataplane_sim.clients`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from devcluster.dataplane_sim import annotations as ann
+from devcluster.dataplane_sim import clients, matching
 from devcluster.dataplane_sim.allocation import Apportioner
 from devcluster.dataplane_sim.authz import DEFAULT_ROOT_NAMESPACE, RequestAttributes, decide
 from devcluster.dataplane_sim.latency import LOCAL_REPLY, LatencyModel, bucket_shares
@@ -82,6 +86,10 @@ CLUSTER_ID: Final = "Kubernetes"
 TRUST_DOMAIN: Final = "cluster.local"
 #: Workload that sends the requests of VirtualServices bound only to gateways.
 INGRESS_GATEWAY: Final = "istio-ingressgateway"
+#: Who reports a request that reaches a workload: both sidecars.
+BOTH: Final = ("destination", "source")
+#: Who reports a mirrored copy: only the mirror's sidecar (the client drops its answer).
+MIRRORED: Final = ("destination",)
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,9 @@ class TrafficGenerator:
         """
         self.settings = settings
         self.apportioner = Apportioner()
+        #: Users of request classes that keep cookies, per (VirtualService uid, class).
+        self.populations: dict[tuple[str, int], matching.Population] = {}
+        self.ticks = 0
 
     def tick(
         self,
@@ -254,10 +265,12 @@ class TrafficGenerator:
         Returns:
             The tick's batches (several may share labels; callers add them up).
         """
+        self.ticks += 1
         run = _Tick(self, index, policies, ready, problems)
         for virtual_service in sorted(virtual_services, key=object_key):
             run.virtual_service(virtual_service)
         self.apportioner.forget_unused()
+        self.populations = {k: v for k, v in self.populations.items() if k in run.populations}
         return run.batches
 
 
@@ -283,6 +296,9 @@ class _Tick:
         self.problems = problems
         self.batches: list[Batch] = []
         self._behaviours: dict[tuple[str, str], ann.WorkloadBehaviour] = {}
+        self.now = generator.ticks * self.settings.tick_seconds  # simulated seconds
+        self.known_populations = generator.populations
+        self.populations: set[tuple[str, int]] = set()  # used this tick
 
     def behaviour(self, deployment: JsonObject) -> ann.WorkloadBehaviour:
         key = object_key(deployment)
@@ -330,6 +346,13 @@ class _Tick:
             key, ["source"], source, UNKNOWN_WORKLOAD, service, code, flags, count, LOCAL_REPLY
         )
 
+    def client(self, namespace: str, name: str) -> tuple[Workload, JsonObject | None]:
+        """A client workload: a Deployment's identity, or a synthetic one."""
+        deployment = self.index.deployments.get((namespace, name))
+        if deployment is None:
+            return Workload.synthetic(name, namespace), None
+        return Workload.of_deployment(deployment), deployment
+
     def source_of(
         self, virtual_service: JsonObject, vs_key: str
     ) -> tuple[ann.RouteBehaviour, Workload, SyntheticRequest]:
@@ -346,18 +369,14 @@ class _Tick:
         )
         self.problems.extend(f"VirtualService {vs_key}: {p}" for p in found)
         source_namespace = behaviour.source.namespace or namespace
-        deployment = self.index.deployments.get((source_namespace, behaviour.source.name))
-        source = (
-            Workload.of_deployment(deployment)
-            if deployment is not None
-            else Workload.synthetic(behaviour.source.name, source_namespace)
-        )
+        source, deployment = self.client(source_namespace, behaviour.source.name)
         request = SyntheticRequest(
             path=behaviour.path,
             source_namespace=source_namespace,
             source_principal=source.principal.removeprefix("spiffe://"),
             source_labels=template_labels(deployment) if deployment is not None else None,
             gateways=gateways,
+            authority=str(((virtual_service.get("spec") or {}).get("hosts") or [""])[0]),
         )
         return behaviour, source, request
 
@@ -369,21 +388,48 @@ class _Tick:
             return  # tcp/tls-only routes are not simulated
         behaviour, source, request = self.source_of(virtual_service, vs_key)
         total = self.apportioner.whole(("rate", uid), behaviour.rate * self.settings.tick_seconds)
+        if behaviour.requests:
+            clients.send_mix(self, virtual_service, uid, behaviour.requests, source, request, total)
+            return
+        self.send((uid,), virtual_service, request, source, total)
+
+    def send(
+        self,
+        prefix: tuple[Any, ...],
+        virtual_service: JsonObject,
+        request: SyntheticRequest,
+        source: Workload,
+        total: int,
+    ) -> tuple[JsonObject, dict[tuple[int, str, str | None], int]] | None:
+        """Route ``total`` alike requests through a VirtualService (and its mirrors).
+
+        Returns the route taken and the requests per destination ``(position, host,
+        subset)``, or ``None`` when no route matched (404 ``NR``).
+        """
+        namespace, _ = object_key(virtual_service)
         selected = select_http_route(virtual_service, request)
         if selected is None:
-            self.local_reply(("nr", uid), source, UNKNOWN_SERVICE, 404, "NR", total)
-            return
+            self.local_reply(("nr", *prefix), source, UNKNOWN_SERVICE, 404, "NR", total)
+            return None
         route_index, route = selected
         destinations = route_destinations(route)
         split = self.apportioner.split(
-            ("route", uid, route_index),
+            ("route", *prefix, route_index),
             total,
             [((i, d.host, d.subset), d.weight) for i, d in enumerate(destinations)],
         )
         for (position, host, subset), count in split.items():
             self.destination(
-                (uid, route_index, position), namespace, host, subset, count, source, request
+                (*prefix, route_index, position), namespace, host, subset, count, source, request
             )
+        for number, mirror in enumerate(matching.mirrors_of(route)):
+            key = ("mirror", *prefix, route_index, number)
+            shares = [(True, mirror.percent), (False, 100.0 - mirror.percent)]
+            copies = self.apportioner.split(key, total, shares).get(True, 0)
+            self.destination(
+                key, namespace, mirror.host, mirror.subset, copies, source, request, MIRRORED
+            )
+        return route, split
 
     def destination(
         self,
@@ -394,9 +440,12 @@ class _Tick:
         count: int,
         source: Workload,
         request: SyntheticRequest,
+        reporters: Sequence[str] = BOTH,
     ) -> None:
         service_host = resolve_host(host, client_namespace, self.index.domain)
         service = self.index.services.get(service_host.fqdn) if service_host else None
+        if "source" not in reporters and (service is None or count <= 0):
+            return  # a mirrored copy that goes nowhere is reported by no one
         if service_host is None or service is None:
             labels = ServiceLabels(host, host.split(".")[0], UNKNOWN)
             self.local_reply(key, source, labels, 503, "NC", count)
@@ -407,7 +456,8 @@ class _Tick:
             rule = self.index.destination_rule(service_host.fqdn, client_namespace)
             found = subset_labels(rule, subset)
             if found is None:
-                self.local_reply(key, source, service_labels, 503, "NC", count)
+                if "source" in reporters:
+                    self.local_reply(key, source, service_labels, 503, "NC", count)
                 return
             extra = found
         endpoints = [
@@ -416,7 +466,8 @@ class _Tick:
             if self.ready.get(object_key(d), 0) > 0
         ]
         if not endpoints:
-            self.local_reply(key, source, service_labels, 503, "UH", count)
+            if "source" in reporters:
+                self.local_reply(key, source, service_labels, 503, "UH", count)
             return
         per_workload = self.apportioner.split(
             ("endpoints", *key), count, [(k, float(self.ready[k])) for k, _ in endpoints]
@@ -424,7 +475,9 @@ class _Tick:
         deployments = dict(endpoints)
         attrs = RequestAttributes(request=request, host=service_host.fqdn)
         for workload_key, served in per_workload.items():
-            self.workload(key, deployments[workload_key], served, source, service_labels, attrs)
+            self.workload(
+                key, deployments[workload_key], served, source, service_labels, attrs, reporters
+            )
 
     def workload(
         self,
@@ -434,10 +487,11 @@ class _Tick:
         source: Workload,
         service: ServiceLabels,
         attrs: RequestAttributes,
+        reporters: Sequence[str] = BOTH,
     ) -> None:
         destination = Workload.of_deployment(deployment)
         key = (*key, destination.namespace, destination.name)
-        both = ["destination", "source"]
+        both = list(reporters)
         namespaces = {destination.namespace, self.settings.root_namespace}
         decision = decide(
             [p for namespace in sorted(namespaces) for p in self.policies.get(namespace, [])],

@@ -82,8 +82,8 @@ def test_durations_read_as_flagger_writes_them(text, seconds):
         ({"stepWeights": [10, 30, 20]}, "analysis.stepWeights", "ascending"),
         ({"stepWeights": [10, 120]}, "analysis.stepWeights", "1..100"),
         ({"threshold": 0}, "analysis.threshold", "greater than or equal to 1"),
-        ({"match": [{"headers": {"x": {"exact": "y"}}}]}, "analysis.match", "A/B"),
-        ({"mirror": True}, "analysis.mirror", "mirroring"),
+        ({"match": [{"headers": {"x": {"exact": "y"}}}]}, "analysis.match", "needs iterations"),
+        ({"mirrorWeight": 50}, "analysis.mirrorWeight", "needs mirror: true"),
         ({"bogus": 1}, "analysis.bogus", "Extra inputs"),
         (
             {"metrics": [{"name": "error-count", "thresholdRange": {"max": 1}}]},
@@ -179,7 +179,8 @@ def test_the_crd_schema_is_structural():
     assert analysis["interval"]["type"] == "string"
     assert analysis["stepWeight"]["minimum"] == 1
     assert analysis["metrics"]["items"]["properties"]["noData"]["enum"] == ["fail", "hold", "pass"]
-    assert "match" not in analysis  # refused fields are not offered
+    assert "alerts" not in analysis  # refused fields are not offered
+    assert analysis["match"]["items"]["properties"]["headers"]["maxProperties"] == 50
     assert schema["properties"]["service"]["properties"]["trafficPolicy"][
         "x-kubernetes-preserve-unknown-fields"
     ]

@@ -46,6 +46,18 @@ async def test_flaggers_example_and_our_examples_pass_unchanged(autopilot, tmp_p
     assert "3 document(s) checked, 0 invalid" in result.stderr
 
 
+async def test_flaggers_ab_testing_mirroring_and_session_affinity_manifests_pass_unchanged(
+    autopilot,
+):
+    manifests = sorted(str(p) for p in (ROOT / "tests/fixtures/flagger").glob("*.yaml"))
+    assert len(manifests) == 3
+
+    result = await autopilot("lint", *manifests)
+
+    assert result.exit_code == Exit.OK, result.output
+    assert "3 document(s) checked, 0 invalid" in result.stderr
+
+
 async def test_each_invalid_document_is_named_with_its_file_number_and_field(autopilot, tmp_path):
     broken = canary("bad", stepWeight=200)
     broken["spec"]["service"]["port"] = 0  # type: ignore[index]
@@ -62,12 +74,14 @@ async def test_each_invalid_document_is_named_with_its_file_number_and_field(aut
 
 
 async def test_a_refused_flagger_field_is_named_as_the_workflow_names_it(autopilot, tmp_path):
-    path = write(tmp_path, "ab.yaml", canary(match=[{"headers": {"x-canary": {"exact": "1"}}}]))
+    suspended = canary()
+    suspended["spec"]["suspend"] = True  # type: ignore[index]
+    path = write(tmp_path, "suspended.yaml", suspended)
 
     result = await autopilot("lint", path)
 
     assert result.exit_code == Exit.INVALID
-    assert result.stdout.startswith(f"{path}:doc 1: spec.analysis.match: match is not supported")
+    assert result.stdout.startswith(f"{path}:doc 1: spec.suspend: suspend is not supported")
 
 
 async def test_a_misspelt_kind_of_our_group_is_a_problem_not_a_skip(autopilot, tmp_path):

@@ -19,6 +19,7 @@ from workflows.canary.guards import (
     gate_ahead,
     plan,
     sample_breach,
+    switches_to_the_canary,
 )
 from workflows.engine import ActivityFailed, Ctx
 
@@ -316,12 +317,21 @@ def approve_and_advance(ctx: On[CommandRequest]) -> CanaryData:
 
 
 def start_promotion(ctx: C) -> CanaryData:
-    """Promotion begins (readiness deadline of the primary starts now)."""
+    """Promotion begins (readiness deadline of the primary starts now).
+
+    A blue/green switches all traffic to the analysed canary while the primary rolls out
+    (:func:`~workflows.canary.guards.switches_to_the_canary`).
+    """
     data = record_pass(ctx) if isinstance(ctx.event, m.AnalysisResult) else ctx.data
     by = f" by {ctx.command.by}" if ctx.command is not None else ""
-    return data.model_copy(
-        update={"phase_started_at": ctx.now, "message": f"promoting revision {data.revision}{by}"}
-    )
+    update: dict[str, Any] = {
+        "phase_started_at": ctx.now,
+        "message": f"promoting revision {data.revision}{by}",
+    }
+    if switches_to_the_canary(ctx):
+        update["canary_weight"] = 100
+        update["message"] += ": all traffic on the canary while the primary rolls out"
+    return data.model_copy(update=update)
 
 
 def approve_and_promote(ctx: On[CommandRequest]) -> CanaryData:

@@ -8,6 +8,8 @@ clock but ``ctx.now``.
 from datetime import timedelta
 from typing import TypeVar, cast
 
+from temporalio import workflow
+
 from models import canary as m
 from models.canary import AnalysisOutcome, CanaryData, CanarySpec, MetricStatus
 from models.rollout_slots import QueueJoined
@@ -204,6 +206,24 @@ def passed_last_step_gated(ctx: C) -> bool:
 def passed_step_gated(ctx: C) -> bool:
     """Passed before the last step, and every increase has a gate."""
     return not at_last_step(ctx) and step_gated(ctx)
+
+
+#: Temporal patch: a blue/green promoted before it switched traffic replays without it.
+BLUE_GREEN_SWITCH_PATCH = "canary-blue-green-switches-traffic"
+
+
+def switches_to_the_canary(ctx: C) -> bool:
+    """Promoting a blue/green after its analyses: all traffic goes to the canary first.
+
+    Flagger's order: the analysed canary (green) takes the traffic while the primary (blue)
+    rolls out the new template, so no request meets a pod being replaced; then traffic
+    returns to the primary. Not from states where the canary may not be up (a ``promote``
+    from ``Failed``, ``Waiting`` or ``Starting``): there traffic stays on the primary.
+    Rollouts whose history predates the patch replay without the switch.
+    """
+    if not ctx.spec.analysis.blue_green or ctx.state in ("Failed", "Waiting", "Starting"):
+        return False
+    return not workflow.in_workflow() or workflow.patched(BLUE_GREEN_SWITCH_PATCH)
 
 
 def promoted_and_drained(ctx: On[m.Promoted]) -> bool:
