@@ -38,7 +38,6 @@ from devcluster.process import (
     wait_until_ready,
 )
 from devcluster.state import DEFAULT_PORTS, ClusterState, Ports
-from devcluster.versions import ISTIO_API_VERSION
 
 #: Part names, in start order.
 ETCD = "etcd"
@@ -358,11 +357,11 @@ class DevCluster:
         )
 
         with contextlib.closing(self.admin_api_client()) as api:
-            installed = self._state.crds_version == ISTIO_API_VERSION and self._state.crds
+            installed = self._state.crds_version == crds.CRDS_VERSION and self._state.crds
             if not installed or crds.not_established(api, self._state.crds):
-                self._progress(f"Installing Istio CRDs (istio.io/api {ISTIO_API_VERSION})")
-                self._state.crds = crds.install_istio_crds(api)
-                self._state.crds_version = ISTIO_API_VERSION
+                self._progress(f"Installing the mesh CRDs ({crds.CRDS_VERSION})")
+                self._state.crds = crds.install_crds(api)
+                self._state.crds_version = crds.CRDS_VERSION
                 self._state.save(self.state_file)
 
         if sim_available():
@@ -501,7 +500,7 @@ class DevCluster:
 
     def _crd_status(self, api_ok: bool) -> PartStatus:
         names = self._state.crds
-        address = f"istio.io/api {ISTIO_API_VERSION}"
+        address = crds.CRDS_VERSION
         if not api_ok:
             return PartStatus(ISTIO_CRDS, "stopped", address, detail="kube-apiserver is down")
         if not names:

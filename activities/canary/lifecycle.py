@@ -14,9 +14,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import kube
-from activities.canary import events, services, webhooks, workloads
+from activities.canary import events, routing, services, webhooks, workloads
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
-from activities.canary.routing import IstioRouter
 from activities.errors import non_retryable
 from models.canary import (
     CanaryStep,
@@ -36,9 +35,9 @@ def _names(step: CanaryStep) -> tuple[str, str]:
     return step.target.namespace, step.spec.target_ref.name
 
 
-def router_for(step: CanaryStep) -> IstioRouter:
-    """The router for this canary (Istio is the one provider)."""
-    return IstioRouter(step.spec, step.target.namespace, step.workflow_id)
+def router_for(step: CanaryStep) -> routing.Router:
+    """The router for this canary's provider."""
+    return routing.router_for(step.spec, step.target.namespace, step.workflow_id)
 
 
 async def _target(step: CanaryStep) -> dict[str, Any]:
