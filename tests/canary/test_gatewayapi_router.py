@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kubernetes import client
 from temporalio.exceptions import ApplicationError
@@ -30,8 +32,8 @@ def gateway_spec() -> CanarySpec:
     return load_canary_spec(spec)
 
 
-def http_route(api: client.ApiClient, namespace: str, name: str = "podinfo") -> dict:
-    result: dict = client.CustomObjectsApi(api).get_namespaced_custom_object(
+def http_route(api: client.ApiClient, namespace: str, name: str = "podinfo") -> dict[str, Any]:
+    result: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, name
     )
     return result
