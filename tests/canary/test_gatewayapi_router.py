@@ -66,7 +66,7 @@ async def test_initialize_routes_all_traffic_to_the_primary_with_an_http_route(k
     assert route["metadata"]["annotations"][kube.MANAGED_BY] == "canary"
     custom = client.CustomObjectsApi(kube_api)
     for plural in ("virtualservices", "destinationrules"):
-        listed = custom.list_namespaced_custom_object(
+        listed: Any = custom.list_namespaced_custom_object(
             "networking.istio.io", "v1", namespace, plural
         )
         assert listed["items"] == [], plural  # no Istio object for a Gateway API canary
