@@ -575,6 +575,7 @@ _NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
     ("service", "headers"): "it is an Istio route option",
     ("service", "cors_policy"): "it is an Istio route option",
     ("service", "rewrite"): "it is an Istio route option",
+    ("service", "match"): "it holds Istio matches",
     ("analysis", "match"): "A/B matches are not implemented for HTTPRoutes",
     ("analysis", "mirror"): "mirroring is not implemented for HTTPRoutes",
     ("analysis", "mirror_weight"): "mirroring is not implemented for HTTPRoutes",

@@ -168,13 +168,18 @@ class GatewayApiRouter:
         primary, canary = weights if weights is not None else (100, 0)
         return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
 
-    async def set_routes(self, primary: int, canary: int, live: Routes | None = None) -> Routes:
+    async def set_routes(
+        self, primary: int, canary: int, live: Routes | None = None, options: object = None
+    ) -> Routes:
         """Set the two weights on the live HTTPRoute (409 → re-read and retry).
 
         Args:
             primary: Percent to the primary.
             canary: Percent to the canary.
             live: What the caller read earlier; the first write uses its resourceVersion.
+            options: A strategy's extras at this split (a mirror, an affinity cookie), which
+                only the Istio router writes: specs that would need them are refused at load
+                with this provider, so there is never one to write here.
         """
         if primary + canary != 100 or min(primary, canary) < 0:
             raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")

@@ -14,8 +14,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import kube
-from activities.canary import events, routing, services, webhooks, workloads
+from activities.canary import events, services, webhooks, workloads
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
+from activities.canary.routing import Router
+from activities.canary.routing import router_for as router_of_provider
 from activities.errors import non_retryable
 from models.canary import (
     CanaryStep,
@@ -35,9 +37,9 @@ def _names(step: CanaryStep) -> tuple[str, str]:
     return step.target.namespace, step.spec.target_ref.name
 
 
-def router_for(step: CanaryStep) -> routing.Router:
+def router_for(step: CanaryStep) -> Router:
     """The router for this canary's provider."""
-    return routing.router_for(step.spec, step.target.namespace, step.workflow_id)
+    return router_of_provider(step.spec, step.target.namespace, step.workflow_id)
 
 
 async def _target(step: CanaryStep) -> dict[str, Any]:
