@@ -38,6 +38,7 @@ from devcluster.process import (
     wait_until_ready,
 )
 from devcluster.state import DEFAULT_PORTS, ClusterState, Ports
+from devcluster.versions import ISTIO_API_VERSION
 
 #: Part names, in start order.
 ETCD = "etcd"
@@ -500,7 +501,7 @@ class DevCluster:
 
     def _crd_status(self, api_ok: bool) -> PartStatus:
         names = self._state.crds
-        address = crds.CRDS_VERSION
+        address = f"istio.io/api {ISTIO_API_VERSION}"
         if not api_ok:
             return PartStatus(ISTIO_CRDS, "stopped", address, detail="kube-apiserver is down")
         if not names:

@@ -39,11 +39,24 @@ CRDS_VERSION = f"istio.io/api {ISTIO_API_VERSION}, sigs.k8s.io/gateway-api {GATE
 
 
 class CrdError(RuntimeError):
-    """The mesh's CRDs could not be fetched or installed."""
+    """The Istio CRDs could not be fetched or installed."""
+
+
+def istio_crd_file() -> Path:
+    """Return the CRD bundle of the pinned ``istio.io/api`` module, downloading it if needed.
+
+    Raises:
+        CrdError: Go is missing or the module could not be downloaded.
+    """
+    module = f"istio.io/api@{ISTIO_API_VERSION}"
+    path = module_dir(module) / ISTIO_CRD_FILE
+    if not path.is_file():
+        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
+    return path
 
 
 def module_dir(module: str) -> Path:
-    """Return the directory of a pinned Go module (``path@version``), downloading it if needed.
+    """Return the directory of Go module ``path@version`` in Go's module cache, downloading it.
 
     Raises:
         CrdError: Go is missing or the module could not be downloaded.
@@ -67,19 +80,6 @@ def module_dir(module: str) -> Path:
         detail = info.get("Error") or result.stderr.strip() or "no output"
         raise CrdError(f"'go mod download {module}' failed: {detail}")
     return Path(info["Dir"])
-
-
-def istio_crd_file() -> Path:
-    """Return the CRD bundle of the pinned ``istio.io/api`` module, downloading it if needed.
-
-    Raises:
-        CrdError: Go is missing, the module could not be downloaded or lacks the bundle.
-    """
-    module = f"istio.io/api@{ISTIO_API_VERSION}"
-    path = module_dir(module) / ISTIO_CRD_FILE
-    if not path.is_file():
-        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
-    return path
 
 
 def gateway_api_crd_files() -> list[Path]:

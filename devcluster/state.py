@@ -75,7 +75,7 @@ class ClusterState:
         ports: Port per part name (keys of ``DEFAULT_PORTS``).
         processes: Started processes by part name.
         crds: Names of the CustomResourceDefinitions installed by ``up``.
-        crds_version: The module versions those CRDs came from (``crds.CRDS_VERSION``).
+        crds_version: ``istio.io/api`` version those CRDs came from.
     """
 
     ports: dict[str, int] = field(default_factory=dict)
