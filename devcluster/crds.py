@@ -82,19 +82,6 @@ def module_dir(module: str) -> Path:
     return Path(info["Dir"])
 
 
-def gateway_api_crd_files() -> list[Path]:
-    """Return the standard-channel CRD files of the pinned ``sigs.k8s.io/gateway-api`` module.
-
-    Raises:
-        CrdError: Go is missing, the module could not be downloaded or lacks the CRDs.
-    """
-    module = f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"
-    files = sorted((module_dir(module) / GATEWAY_API_CRD_DIR).glob("*.yaml"))
-    if not files:
-        raise CrdError(f"{module} has no {GATEWAY_API_CRD_DIR}/*.yaml")
-    return files
-
-
 def load_crds(path: Path) -> list[dict[str, Any]]:
     """Return the CustomResourceDefinitions in a multi-document YAML file."""
     # The bundle is about 1 MB: the C loader parses it ten times faster when available.
@@ -106,6 +93,19 @@ def load_crds(path: Path) -> list[dict[str, Any]]:
         for doc in documents
         if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
     ]
+
+
+def gateway_api_crd_files() -> list[Path]:
+    """Return the standard-channel CRD files of the pinned ``sigs.k8s.io/gateway-api`` module.
+
+    Raises:
+        CrdError: Go is missing, the module could not be downloaded or lacks the CRDs.
+    """
+    module = f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"
+    files = sorted((module_dir(module) / GATEWAY_API_CRD_DIR).glob("*.yaml"))
+    if not files:
+        raise CrdError(f"{module} has no {GATEWAY_API_CRD_DIR}/*.yaml")
+    return files
 
 
 def mesh_crds() -> list[dict[str, Any]]:
