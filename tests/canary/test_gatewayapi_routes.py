@@ -6,8 +6,9 @@ import pytest
 
 from activities.canary.gatewayapi import GatewayApiRouter
 from activities.canary.routing import IstioRouter, router_for
-from models.canary import CanarySpecError, load_canary_spec
+from models.canary import load_canary_spec
 from tests.canary.specs import spec_dict
+from tests.canary.test_canary_spec import problems_of
 
 #: Flagger's Gateway API tutorial, as a whole manifest.
 FLAGGER_GATEWAY_API = """
@@ -49,12 +50,6 @@ def gateway_spec(**service):
     spec["provider"] = "gatewayapi:v1"
     spec["service"] = {"port": 9898, "gatewayRefs": [{"name": "gateway"}], **service}
     return spec
-
-
-def problems_of(spec: dict) -> list[str]:
-    with pytest.raises(CanarySpecError) as caught:
-        load_canary_spec(spec)
-    return caught.value.problems
 
 
 def test_flaggers_gateway_api_manifest_loads_unchanged():
