@@ -572,7 +572,6 @@ _NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
     ("service", "gateways"): "list the Gateways in service.gatewayRefs",
     ("service", "traffic_policy"): "it configures Istio DestinationRules",
     ("service", "retries"): "it is an Istio route option",
-    ("service", "headers"): "it is an Istio route option",
     ("service", "cors_policy"): "it is an Istio route option",
     ("service", "rewrite"): "it is an Istio route option",
     ("service", "match"): "it holds Istio matches",
@@ -584,6 +583,41 @@ _NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
 
 #: A Gateway API ``Duration`` (GEP-2257), which ``rules[].timeouts.request`` must be.
 _GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+#: A Gateway API ``HTTPHeaderName``; a header filter holds at most 16 of each operation.
+_GATEWAY_API_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$")
+_MAX_HEADER_CHANGES = 16
+
+
+def _header_problem(headers: Mapping[str, Any]) -> str | None:
+    """Why Istio ``headers`` cannot become HTTPRoute header filters, or None when they can.
+
+    The shape is Istio's (``{request|response: {set: {name: value}, add: {...}, remove:
+    [name]}}``); the limits are the Gateway API's, so the API server never refuses the route.
+    """
+    for side, changes in headers.items():
+        if side not in ("request", "response") or not isinstance(changes, Mapping):
+            return f"{side!r}: expected request or response, each a mapping of set, add, remove"
+        for operation, entries in changes.items():
+            if operation not in ("set", "add", "remove"):
+                return f"{side}.{operation}: expected set, add or remove"
+            names: list[Any]
+            values: list[Any]
+            if operation == "remove":
+                if not isinstance(entries, list):
+                    return f"{side}.remove: expected a list of names"
+                names, values = entries, []
+            else:
+                if not isinstance(entries, Mapping):
+                    return f"{side}.{operation}: expected a mapping name: value"
+                names, values = list(entries), list(entries.values())
+            if len(names) > _MAX_HEADER_CHANGES:
+                return f"{side}.{operation}: an HTTPRoute filter takes at most 16, got {len(names)}"
+            for name in names:
+                if not isinstance(name, str) or not _GATEWAY_API_HEADER.match(name):
+                    return f"{side}.{operation}: {name!r} is not a header name"
+            if any(not isinstance(value, str) or len(value) > 4096 for value in values):
+                return f"{side}.{operation}: values must be strings of at most 4096 characters"
+    return None
 
 
 def _provider_problems(spec: CanarySpec) -> list[tuple[str, str]]:
@@ -613,6 +647,9 @@ def _provider_problems(spec: CanarySpec) -> list[tuple[str, str]]:
                 f"got {len(service.hosts)}",
             )
         )
+    header_problem = _header_problem(service.headers or {})
+    if header_problem:
+        problems.append(("service.headers", header_problem))
     if service.timeout is not None and not _GATEWAY_API_DURATION.match(service.timeout):
         problems.append(
             (

@@ -7,7 +7,8 @@ router, and everything else about the canary (workloads, Services, analysis) is 
 What it writes, as Flagger does: an HTTPRoute ``<apex>`` attached to ``service.gatewayRefs``
 (its ``parentRefs``), with ``service.hosts`` as its ``hostnames`` and one rule whose two
 ``backendRefs``, the Services ``<apex>-primary`` and ``<apex>-canary`` on the service port,
-carry the weights (``service.timeout`` becomes the rule's request timeout). Fields the API
+carry the weights (``service.timeout`` becomes the rule's request timeout, ``service.headers``
+its header modifier filters). Fields the API
 server would default are written out, so the stored object equals the one written and a
 reconcile that changes nothing writes nothing. The rules are the same as IstioRouter's:
 every traffic change reads the live HTTPRoute, changes only the two weights (restoring our
@@ -51,12 +52,32 @@ class GatewayApiRouter:
             for host, weight in ((self.primary_host, primary), (self.canary_host, canary))
         ]
 
+    def filters(self) -> list[dict[str, Any]]:
+        """``service.headers`` (Istio's shape) as header modifier filters, as Flagger does."""
+        found = []
+        for side, changes in (self.spec.service.headers or {}).items():
+            modifier: dict[str, Any] = {}
+            for operation in ("set", "add"):
+                if changes.get(operation):
+                    modifier[operation] = [
+                        {"name": name, "value": value} for name, value in changes[operation].items()
+                    ]
+            if changes.get("remove"):
+                modifier["remove"] = list(changes["remove"])
+            if modifier:
+                kind = f"{side.capitalize()}HeaderModifier"
+                found.append({"type": kind, f"{side}HeaderModifier": modifier})
+        return found
+
     def rule(self, primary: int, canary: int) -> dict[str, Any]:
         """The rule that splits the traffic (every path, as the API's default match)."""
         rule: dict[str, Any] = {
             "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
             "backendRefs": self.backend_refs(primary, canary),
         }
+        filters = self.filters()
+        if filters:
+            rule["filters"] = filters
         if self.spec.service.timeout:
             rule["timeouts"] = {"request": self.spec.service.timeout}
         return rule

@@ -28,6 +28,7 @@ def gateway_spec() -> CanarySpec:
         "port": 9898,
         "hosts": ["podinfo.example.com"],
         "gatewayRefs": [{"name": "public", "namespace": "istio-ingress"}],
+        "headers": {"request": {"set": {"x-routed-by": "autopilot"}}},
     }
     return load_canary_spec(spec)
 
@@ -63,6 +64,9 @@ async def test_initialize_routes_all_traffic_to_the_primary_with_an_http_route(k
     assert backends(route) == [("podinfo-primary", 9898, 100), ("podinfo-canary", 9898, 0)]
     assert route["spec"]["parentRefs"][0]["name"] == "public"
     assert route["spec"]["hostnames"] == ["podinfo.example.com"]
+    assert route["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"] == {
+        "set": [{"name": "x-routed-by", "value": "autopilot"}]
+    }
     assert route["metadata"]["annotations"][kube.MANAGED_BY] == "canary"
     custom = client.CustomObjectsApi(kube_api)
     for plural in ("virtualservices", "destinationrules"):
@@ -85,12 +89,12 @@ async def test_a_stale_write_gets_409_and_keeps_the_other_writers_hand_edit(kube
     spec = await initialized(kube_api, namespace)
     router = GatewayApiRouter(spec, namespace, "canary/x/podinfo")
     stale = await router.get_routes()
-    # Someone adds a header filter to our rule by hand after we read the route.
+    # Someone adds a response header filter to our rule by hand after we read the route.
     edited = http_route(kube_api, namespace)
-    edited["spec"]["rules"][0]["filters"] = [
+    edited["spec"]["rules"][0]["filters"] += [
         {
-            "type": "RequestHeaderModifier",
-            "requestHeaderModifier": {"set": [{"name": "x-team", "value": "shop"}]},
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {"set": [{"name": "x-team", "value": "shop"}]},
         }
     ]
     replace(kube_api, namespace, edited)
@@ -100,7 +104,9 @@ async def test_a_stale_write_gets_409_and_keeps_the_other_writers_hand_edit(kube
     assert routes.conflicts == 1
     route = http_route(kube_api, namespace)
     assert backends(route) == [("podinfo-primary", 9898, 90), ("podinfo-canary", 9898, 10)]
-    assert route["spec"]["rules"][0]["filters"][0]["type"] == "RequestHeaderModifier"
+    assert route["spec"]["rules"][0]["filters"][-1]["responseHeaderModifier"]["set"] == [
+        {"name": "x-team", "value": "shop"}
+    ]
 
 
 async def test_a_route_stripped_of_our_backends_gets_them_back(kube_api, namespace):

@@ -81,6 +81,8 @@ def test_the_provider_chooses_the_router_and_istio_stays_the_default():
         ({"retries": {"attempts": 3}}, "spec.service.retries", "Istio route option"),
         ({"gatewayRefs": []}, "spec.service.gatewayRefs", "at least one is required"),
         ({"timeout": "1.5s"}, "spec.service.timeout", "not a Gateway API duration"),
+        ({"headers": {"request": {"set": ["x-a"]}}}, "spec.service.headers", "mapping"),
+        ({"headers": {"request": {"set": {"x a": "1"}}}}, "spec.service.headers", "header name"),
         ({"hosts": [f"h{i}.example.com" for i in range(17)]}, "spec.service.hosts", "at most 16"),
     ],
 )
@@ -156,3 +158,27 @@ def test_a_route_without_our_two_backends_has_no_weights_to_read():
 
     assert router.weights(route) is None
     assert router.weights({"spec": {}}) is None
+
+
+def test_istio_headers_become_the_rules_header_modifier_filters_as_in_flagger():
+    headers = {
+        "request": {"set": {"x-version": "canary"}, "remove": ["x-debug"]},
+        "response": {"add": {"x-served-by": "autopilot"}},
+    }
+    router = GatewayApiRouter(load_canary_spec(gateway_spec(headers=headers)), "shop", "w")
+
+    [rule] = router.http_route()["spec"]["rules"]
+
+    assert rule["filters"] == [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {
+                "set": [{"name": "x-version", "value": "canary"}],
+                "remove": ["x-debug"],
+            },
+        },
+        {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {"add": [{"name": "x-served-by", "value": "autopilot"}]},
+        },
+    ]
