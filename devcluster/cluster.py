@@ -358,11 +358,11 @@ class DevCluster:
         )
 
         with contextlib.closing(self.admin_api_client()) as api:
-            installed = self._state.crds_version == ISTIO_API_VERSION and self._state.crds
+            installed = self._state.crds_version == crds.CRDS_VERSION and self._state.crds
             if not installed or crds.not_established(api, self._state.crds):
-                self._progress(f"Installing Istio CRDs (istio.io/api {ISTIO_API_VERSION})")
-                self._state.crds = crds.install_istio_crds(api)
-                self._state.crds_version = ISTIO_API_VERSION
+                self._progress(f"Installing the mesh CRDs ({crds.CRDS_VERSION})")
+                self._state.crds = crds.install_crds(api)
+                self._state.crds_version = crds.CRDS_VERSION
                 self._state.save(self.state_file)
 
         if sim_available():

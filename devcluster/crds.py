@@ -1,8 +1,10 @@
-"""Install Istio's real CustomResourceDefinitions and wait until the API server serves them.
+"""Install the mesh's real CustomResourceDefinitions and wait until the API server serves them.
 
-The CRDs come from the pinned ``istio.io/api`` Go module (fetched through the Go module proxy
-into Go's module cache), not from a copy in this repository: their OpenAPI schemas are what
-make the API server reject a malformed VirtualService exactly as a real Istio cluster would.
+Two bundles, each from a pinned Go module (fetched through the Go module proxy into Go's
+module cache), not from a copy in this repository: Istio's (``istio.io/api``) and the
+Gateway API's standard channel (``sigs.k8s.io/gateway-api``, for ``provider:
+gatewayapi:v1``). Their OpenAPI schemas (and the Gateway API's CEL rules) are what make the
+API server reject a malformed VirtualService or HTTPRoute exactly as a real cluster would.
 They are applied server-side (no ``last-applied`` annotation, which would not fit the
 VirtualService schema's size) and the install is idempotent.
 """
@@ -19,13 +21,21 @@ import yaml
 from kubernetes import client
 
 from devcluster.build import BuildError, find_go
-from devcluster.versions import ISTIO_API_VERSION, ISTIO_CRD_FILE
+from devcluster.versions import (
+    GATEWAY_API_CRD_DIR,
+    GATEWAY_API_VERSION,
+    ISTIO_API_VERSION,
+    ISTIO_CRD_FILE,
+)
 
 #: Field manager recorded on the CRDs we apply.
 FIELD_MANAGER = "autopilot-dev"
 
 #: Seconds to wait for every CRD to become Established.
 ESTABLISH_TIMEOUT = 60.0
+
+#: What the installed CRDs came from; a cluster whose state records another is reinstalled.
+CRDS_VERSION = f"istio.io/api {ISTIO_API_VERSION}, sigs.k8s.io/gateway-api {GATEWAY_API_VERSION}"
 
 
 class CrdError(RuntimeError):
@@ -39,6 +49,18 @@ def istio_crd_file() -> Path:
         CrdError: Go is missing or the module could not be downloaded.
     """
     module = f"istio.io/api@{ISTIO_API_VERSION}"
+    path = module_dir(module) / ISTIO_CRD_FILE
+    if not path.is_file():
+        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
+    return path
+
+
+def module_dir(module: str) -> Path:
+    """Return the directory of Go module ``path@version`` in Go's module cache, downloading it.
+
+    Raises:
+        CrdError: Go is missing or the module could not be downloaded.
+    """
     try:
         go = find_go()
     except BuildError as error:
@@ -57,10 +79,7 @@ def istio_crd_file() -> Path:
     if result.returncode != 0 or "Dir" not in info:
         detail = info.get("Error") or result.stderr.strip() or "no output"
         raise CrdError(f"'go mod download {module}' failed: {detail}")
-    path = Path(info["Dir"]) / ISTIO_CRD_FILE
-    if not path.is_file():
-        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
-    return path
+    return Path(info["Dir"])
 
 
 def load_crds(path: Path) -> list[dict[str, Any]]:
@@ -76,8 +95,28 @@ def load_crds(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def install_istio_crds(api: client.ApiClient) -> list[str]:
-    """Apply Istio's CRDs and wait until each is Established.
+def gateway_api_crd_files() -> list[Path]:
+    """Return the standard-channel CRD files of the pinned ``sigs.k8s.io/gateway-api`` module.
+
+    Raises:
+        CrdError: Go is missing, the module could not be downloaded or lacks the CRDs.
+    """
+    module = f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"
+    files = sorted((module_dir(module) / GATEWAY_API_CRD_DIR).glob("*.yaml"))
+    if not files:
+        raise CrdError(f"{module} has no {GATEWAY_API_CRD_DIR}/*.yaml")
+    return files
+
+
+def mesh_crds() -> list[dict[str, Any]]:
+    """Istio's CRDs, then the Gateway API's (the standard channel's CRDs only: its admission
+    policy guards upgrades of a shared cluster, which the dev cluster is not)."""
+    paths = [istio_crd_file(), *gateway_api_crd_files()]
+    return [crd for path in paths for crd in load_crds(path)]
+
+
+def install_crds(api: client.ApiClient) -> list[str]:
+    """Apply Istio's, the Gateway API's and Autopilot's CRDs; wait until each is Established.
 
     Returns:
         Names of the installed CRDs.
@@ -85,13 +124,13 @@ def install_istio_crds(api: client.ApiClient) -> list[str]:
     Raises:
         CrdError: The CRDs could not be fetched, applied, or did not become Established.
     """
-    names = apply_crds(api, load_crds(istio_crd_file()))
+    names = apply_crds(api, mesh_crds())
     return names + install_autopilot_crds(api)
 
 
 def expected_crd_names() -> list[str]:
-    """Return the names of the CRDs in the pinned bundle (reads the module cache)."""
-    return [str(crd["metadata"]["name"]) for crd in load_crds(istio_crd_file())]
+    """Return the names of the CRDs in the pinned bundles (reads the module cache)."""
+    return [str(crd["metadata"]["name"]) for crd in mesh_crds()]
 
 
 def not_established(api: client.ApiClient, names: list[str]) -> list[str]:
@@ -129,7 +168,7 @@ def wait_established(
 
 
 # =============================================================================
-# Autopilot's own CRDs (deploy/crds/*.yaml), applied after Istio's
+# Autopilot's own CRDs (deploy/crds/*.yaml), applied after the mesh's
 # =============================================================================
 
 #: Generated by ``deploy/generate_crds.py``; one CRD per file.

@@ -9,6 +9,9 @@ strings) never serves a stale build. Each pin is chosen to match something else 
   ``hack/lib/etcd.sh``) and the one its ``go.mod`` requires.
 * Helm ``v3.22.0`` (the ``helm.sh/helm/v3`` module) builds against ``k8s.io/client-go v0.37``,
   the same Kubernetes minor; it renders and lints the chart under ``deploy/helm/``.
+* The Gateway API CRDs (HTTPRoute for ``provider: gatewayapi:v1``) come from the
+  ``sigs.k8s.io/gateway-api`` Go module at ``v1.6.3``, its standard channel
+  (``config/crd/standard/``); ``v1.7`` needs a newer Go than :data:`MINIMUM_GO`.
 * Istio's CRDs come from the ``istio.io/api`` Go module at ``v1.32.0``, whose
   ``kubernetes/customresourcedefinitions.gen.yaml`` holds the real OpenAPI schemas.
 """
@@ -26,6 +29,12 @@ ETCD_VERSION = "v3.7.0"
 
 #: Helm release whose ``helm`` command we build (the ``helm.sh/helm/v3`` module version).
 HELM_VERSION = "v3.22.0"
+
+#: ``sigs.k8s.io/gateway-api`` module version that provides the Gateway API CRDs.
+GATEWAY_API_VERSION = "v1.6.3"
+
+#: Directory of the standard-channel CRDs inside the ``sigs.k8s.io/gateway-api`` module.
+GATEWAY_API_CRD_DIR = "config/crd/standard"
 
 #: ``istio.io/api`` module version that provides Istio's CustomResourceDefinitions.
 ISTIO_API_VERSION = "v1.32.0"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -73,6 +74,8 @@ Text = Annotated[str, Field(max_length=MAX_TEXT)]
 #: An Istio gateway: ``<namespace>/<name>`` or a host name.
 Gateway = Annotated[str, Field(min_length=1, max_length=MAX_LABEL + 1 + MAX_NAME)]
 Variables = Annotated[dict[Name, Text], Field(max_length=MAX_ENTRIES)]
+#: The routing API (Flagger's names): Istio VirtualServices or Gateway API HTTPRoutes.
+Provider = Literal["istio", "gatewayapi:v1", "gatewayapi:v1beta1"]
 
 
 def _refuse(value: Any, info: ValidationInfo, reasons: Mapping[str, str]) -> None:
@@ -111,6 +114,34 @@ class TargetRef(_Spec):
     name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
+#: At most this many ``service.gatewayRefs``: the HTTPRoute's own limit on ``parentRefs``.
+MAX_GATEWAY_REFS = 32
+#: At most this many ``service.hosts`` with the Gateway API: the HTTPRoute's limit on
+#: ``hostnames``.
+MAX_HTTPROUTE_HOSTNAMES = 16
+
+
+class GatewayRef(_Spec):
+    """A Gateway API ParentReference, what the HTTPRoute attaches to (Flagger's gatewayRefs).
+
+    A Gateway by default; a Service (``group: ""``, ``kind: Service``) for mesh routing.
+    """
+
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    namespace: str | None = Field(
+        default=None,
+        max_length=MAX_LABEL,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="defaults to the Canary's namespace",
+    )
+    group: str = Field(default="gateway.networking.k8s.io", max_length=MAX_NAME)
+    kind: str = Field(default="Gateway", min_length=1, max_length=MAX_LABEL)
+    section_name: str | None = Field(
+        default=None, min_length=1, max_length=MAX_NAME, description="a listener of the Gateway"
+    )
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
 class CanaryService(_Spec):
     """How the workload is exposed: the Services and VirtualService Autopilot generates.
 
@@ -140,6 +171,11 @@ class CanaryService(_Spec):
         default_factory=list,
         max_length=MAX_ENTRIES,
         description="Istio gateways; empty means the mesh only",
+    )
+    gateway_refs: list[GatewayRef] = Field(
+        default_factory=list,
+        max_length=MAX_GATEWAY_REFS,
+        description="Gateway API: the HTTPRoute's parentRefs (provider gatewayapi:v1)",
     )
     traffic_policy: dict[str, Any] | None = None
     retries: dict[str, Any] | None = None
@@ -582,7 +618,10 @@ class CanarySpec(_Spec):
         default=600, ge=1, description="how long a workload may take to become ready"
     )
     skip_analysis: bool = Field(default=False, description="promote without analysis")
-    provider: Literal["istio"] = Field(default="istio", description="only istio is supported")
+    provider: Provider = Field(
+        default="istio",
+        description="istio (VirtualService) or gatewayapi:v1 (HTTPRoute; v1beta1 accepted)",
+    )
     revert_on_deletion: bool = Field(default=False, description="accepted; ignored")
     autoscaler_ref: AutoscalerRef | None = Field(
         default=None, description="the target's HorizontalPodAutoscaler, mirrored for the primary"
@@ -605,6 +644,14 @@ class CanarySpec(_Spec):
         _refuse(value, info, cls._UNSUPPORTED)
 
     @model_validator(mode="after")
+    def _fits_the_provider(self) -> CanarySpec:
+        problems = _provider_problems(self)
+        if problems:  # a model validator fails once: the first problem names its field
+            field, problem = problems[0]
+            raise PydanticCustomError("provider", "{problem}", {"field": field, "problem": problem})
+        return self
+
+    @model_validator(mode="after")
     def _fits_in_temporal(self) -> CanarySpec:
         check_json_size(self, MAX_SPEC_JSON_BYTES, "a canary spec")
         return self
@@ -615,9 +662,109 @@ class CanarySpec(_Spec):
         return timedelta(seconds=self.progress_deadline_seconds)
 
     @property
+    def gateway_api(self) -> bool:
+        """Whether the canary is routed with a Gateway API HTTPRoute (not a VirtualService)."""
+        return self.provider.startswith("gatewayapi:")
+
+    @property
     def apex(self) -> str:
         """The name of the apex Service and of the VirtualService."""
         return self.service.name or self.target_ref.name
+
+
+#: Istio-only fields an HTTPRoute has no place for, and what to do instead. Read with
+#: ``getattr`` so a strategy field that is refused for every provider (or not declared) is
+#: skipped here.
+_NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
+    ("service", "gateways"): "list the Gateways in service.gatewayRefs",
+    ("service", "traffic_policy"): "it configures Istio DestinationRules",
+    ("service", "retries"): "it is an Istio route option",
+    ("service", "cors_policy"): "it is an Istio route option",
+    ("service", "rewrite"): "it is an Istio route option",
+    ("service", "match"): "it holds Istio matches",
+    ("analysis", "match"): "A/B matches are not implemented for HTTPRoutes",
+    ("analysis", "mirror"): "mirroring is not implemented for HTTPRoutes",
+    ("analysis", "mirror_weight"): "mirroring is not implemented for HTTPRoutes",
+    ("analysis", "session_affinity"): "session affinity is not implemented for HTTPRoutes",
+}
+
+#: A Gateway API ``Duration`` (GEP-2257), which ``rules[].timeouts.request`` must be.
+_GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+#: A Gateway API ``HTTPHeaderName``; a header filter holds at most 16 of each operation.
+_GATEWAY_API_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$")
+_MAX_HEADER_CHANGES = 16
+
+
+def _header_problem(headers: Mapping[str, Any]) -> str | None:
+    """Why Istio ``headers`` cannot become HTTPRoute header filters, or None when they can.
+
+    The shape is Istio's (``{request|response: {set: {name: value}, add: {...}, remove:
+    [name]}}``); the limits are the Gateway API's, so the API server never refuses the route.
+    """
+    for side, changes in headers.items():
+        if side not in ("request", "response") or not isinstance(changes, Mapping):
+            return f"{side!r}: expected request or response, each a mapping of set, add, remove"
+        for operation, entries in changes.items():
+            if operation not in ("set", "add", "remove"):
+                return f"{side}.{operation}: expected set, add or remove"
+            names: list[Any]
+            values: list[Any]
+            if operation == "remove":
+                if not isinstance(entries, list):
+                    return f"{side}.remove: expected a list of names"
+                names, values = entries, []
+            else:
+                if not isinstance(entries, Mapping):
+                    return f"{side}.{operation}: expected a mapping name: value"
+                names, values = list(entries), list(entries.values())
+            if len(names) > _MAX_HEADER_CHANGES:
+                return f"{side}.{operation}: an HTTPRoute filter takes at most 16, got {len(names)}"
+            for name in names:
+                if not isinstance(name, str) or not _GATEWAY_API_HEADER.match(name):
+                    return f"{side}.{operation}: {name!r} is not a header name"
+            if any(not isinstance(value, str) or len(value) > 4096 for value in values):
+                return f"{side}.{operation}: values must be strings of at most 4096 characters"
+    return None
+
+
+def _provider_problems(spec: CanarySpec) -> list[tuple[str, str]]:
+    """``(field path, problem)`` for each field the chosen provider cannot honour.
+
+    Why refuse: a field silently dropped would run a different rollout than the one written.
+    """
+    service = spec.service
+    if not spec.gateway_api:
+        if service.gateway_refs:
+            return [("service.gatewayRefs", f"needs provider gatewayapi:v1 (not {spec.provider})")]
+        return []
+    problems = []
+    for (part, name), remedy in _NOT_WITH_GATEWAY_API.items():
+        if getattr(getattr(spec, part), name, None) not in (None, False, [], {}, ""):
+            where = f"{part}.{to_camel(name)}"
+            problems.append((where, f"not supported with provider {spec.provider}; {remedy}"))
+    if not service.gateway_refs:
+        problems.append(
+            ("service.gatewayRefs", f"at least one is required with provider {spec.provider}")
+        )
+    if len(service.hosts) > MAX_HTTPROUTE_HOSTNAMES:
+        problems.append(
+            (
+                "service.hosts",
+                f"an HTTPRoute takes at most {MAX_HTTPROUTE_HOSTNAMES} hostnames, "
+                f"got {len(service.hosts)}",
+            )
+        )
+    header_problem = _header_problem(service.headers or {})
+    if header_problem:
+        problems.append(("service.headers", header_problem))
+    if service.timeout is not None and not _GATEWAY_API_DURATION.match(service.timeout):
+        problems.append(
+            (
+                "service.timeout",
+                f"{service.timeout!r} is not a Gateway API duration (like 30s, 1m or 500ms)",
+            )
+        )
+    return problems
 
 
 # =============================================================================

@@ -297,6 +297,7 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("patch", "virtualservices.networking.istio.io"),
         ("create", "destinationrules.networking.istio.io"),
         ("delete", "authorizationpolicies.security.istio.io"),
+        ("update", "httproutes.gateway.networking.k8s.io"),
         ("patch", "deployments.apps"),
         ("watch", "canaries.autopilot.dev"),
         ("patch", "canaries.autopilot.dev"),

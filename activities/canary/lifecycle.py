@@ -17,7 +17,8 @@ from activities import kube
 from activities.canary import autoscalers, events, services, webhooks, workloads
 from activities.canary.istio_routes import route_options
 from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
-from activities.canary.routing import IstioRouter
+from activities.canary.routing import Router
+from activities.canary.routing import router_for as router_of_provider
 from activities.errors import non_retryable
 from models.canary import (
     CanaryStep,
@@ -37,9 +38,9 @@ def _names(step: CanaryStep) -> tuple[str, str]:
     return step.target.namespace, step.spec.target_ref.name
 
 
-def router_for(step: CanaryStep) -> IstioRouter:
-    """The router for this canary (Istio is the one provider)."""
-    return IstioRouter(step.spec, step.target.namespace, step.workflow_id)
+def router_for(step: CanaryStep) -> Router:
+    """The router for this canary's provider."""
+    return router_of_provider(step.spec, step.target.namespace, step.workflow_id)
 
 
 async def _target(step: CanaryStep) -> dict[str, Any]:

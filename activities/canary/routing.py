@@ -1,8 +1,9 @@
-"""Traffic routing behind a small interface, with Istio as the one implementation.
+"""Traffic routing behind a small interface: Istio here, the Gateway API beside it.
 
 Why an interface: Flagger keeps one file per mesh behind ``Reconcile / SetRoutes /
-GetRoutes / Finalize``; a second mesh (or Gateway API) would be a second class here, and
-the activities would not change.
+GetRoutes / Finalize``; the Gateway API is a second class
+(:mod:`activities.canary.gatewayapi`), :func:`router_for` picks one by ``spec.provider``,
+and the activities do not change.
 
 How Istio is driven: a VirtualService ``<apex>`` whose first http route has two weighted
 destinations, hosts ``<apex>-primary`` and ``<apex>-canary`` (the Services of
@@ -260,3 +261,13 @@ class IstioRouter:
         return Routes(
             primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
         )
+
+
+def router_for(spec: CanarySpec, namespace: str, workflow_id: str) -> Router:
+    """The router of ``spec.provider``: Istio (the default) or a Gateway API HTTPRoute."""
+    if spec.gateway_api:
+        # Imported here: the Gateway API router reuses this module's Routes.
+        from activities.canary.gatewayapi import GatewayApiRouter
+
+        return GatewayApiRouter(spec, namespace, workflow_id)
+    return IstioRouter(spec, namespace, workflow_id)

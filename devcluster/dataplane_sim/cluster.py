@@ -6,8 +6,9 @@ cannot drift from the server the way a cache with a missed event can. Responses 
 plain JSON (``_preload_content=False``), skipping the client's model classes, which are the
 slow part of a list.
 
-Istio kinds are read at ``v1`` and fall back to ``v1beta1`` when the API server does not serve
-``v1``; a kind whose CRD is not installed reads as empty (and is looked for again next tick).
+Istio kinds (and Gateway API HTTPRoutes) are read at ``v1`` and fall back to ``v1beta1`` when
+the API server does not serve ``v1``; a kind whose CRD is not installed reads as empty (and is
+looked for again next tick).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class IstioKind:
 VIRTUAL_SERVICES: Final = IstioKind("networking.istio.io", "virtualservices")
 DESTINATION_RULES: Final = IstioKind("networking.istio.io", "destinationrules")
 AUTHORIZATION_POLICIES: Final = IstioKind("security.istio.io", "authorizationpolicies")
+#: Gateway API HTTPRoutes (read like an Istio kind; see ``httproutes.py``).
+HTTP_ROUTES: Final = IstioKind("gateway.networking.k8s.io", "httproutes")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Snapshot:
     authorization_policies: list[JsonObject] = field(default_factory=list)
     services: list[JsonObject] = field(default_factory=list)
     deployments: list[JsonObject] = field(default_factory=list)
+    http_routes: list[JsonObject] = field(default_factory=list)
 
 
 def _items(response: Any) -> list[JsonObject]:
@@ -126,7 +130,7 @@ class ClusterAccess:
         return [f"{k.plural}.{k.group}/{v}" for k, v in self._served.items()]
 
     def snapshot(self) -> Snapshot:
-        """List everything one tick needs (five list calls)."""
+        """List everything one tick needs (six list calls)."""
         return Snapshot(
             virtual_services=self._list_istio(VIRTUAL_SERVICES),
             destination_rules=self._list_istio(DESTINATION_RULES),
@@ -138,6 +142,7 @@ class ClusterAccess:
                 self._apps.list_deployment_for_all_namespaces,
                 self._apps.list_namespaced_deployment,
             ),
+            http_routes=self._list_istio(HTTP_ROUTES),
         )
 
     def write_status(self, deployment: JsonObject, status: Mapping[str, Any]) -> bool:

@@ -4,10 +4,11 @@ Why: the dev cluster is a real API server with Istio's real CRDs but no nodes, s
 would ever mark a Deployment ready or produce the Istio metrics that canary analysis reads.
 :class:`DataPlaneSimulator` does both, one *tick* at a time:
 
-1. list VirtualServices, DestinationRules, AuthorizationPolicies, Services and Deployments;
+1. list VirtualServices, DestinationRules, AuthorizationPolicies, Services, Deployments and
+   Gateway API HTTPRoutes (read as VirtualServices, :mod:`~devcluster.dataplane_sim.httproutes`);
 2. write each Deployment's status as the deployment controller would once its pods are ready
    (:mod:`~devcluster.dataplane_sim.kubelet`), only when it differs;
-3. generate ``rate x tick`` requests per VirtualService along its live route weights
+3. generate ``rate x tick`` requests per VirtualService (or HTTPRoute) along its live weights
    (:mod:`~devcluster.dataplane_sim.traffic`) and add them to the exported counters.
 
 Simulated time advances by ``tick`` seconds per tick. :meth:`DataPlaneSimulator.start` runs
@@ -34,6 +35,7 @@ from prometheus_client.registry import CollectorRegistry
 from devcluster.dataplane_sim import annotations as ann
 from devcluster.dataplane_sim.authz import DEFAULT_ROOT_NAMESPACE
 from devcluster.dataplane_sim.cluster import ClusterAccess
+from devcluster.dataplane_sim.httproutes import as_virtual_services
 from devcluster.dataplane_sim.kubelet import RolloutTracker, desired_status, status_differs
 from devcluster.dataplane_sim.metrics import IstioMetricStore, new_registry
 from devcluster.dataplane_sim.routing import DEFAULT_CLUSTER_DOMAIN, MeshIndex, object_key
@@ -178,7 +180,7 @@ class DataPlaneSimulator:
                 self.config.cluster_domain,
             )
             batches = self._traffic.tick(
-                snapshot.virtual_services,
+                [*snapshot.virtual_services, *as_virtual_services(snapshot.http_routes)],
                 index,
                 snapshot.authorization_policies,
                 ready,

@@ -86,6 +86,9 @@ class Rollouts:
 class WeightRecorder:
     """Watches a VirtualService and records every distinct canary weight it takes."""
 
+    #: The watched kind (a subclass watches another routing object).
+    GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
+
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
         self.api, self.namespace, self.name = api, namespace, name
         self.canary_weights: list[int] = []
@@ -100,12 +103,17 @@ class WeightRecorder:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def _record(self, obj: dict[str, Any]) -> None:
+    def canary_weight(self, obj: dict[str, Any]) -> int | None:
+        """The canary's weight in the watched object."""
         for route in obj["spec"]["http"][0]["route"]:
             if route["destination"]["host"].endswith("-canary"):
-                weight = int(route.get("weight") or 0)
-                if not self.canary_weights or self.canary_weights[-1] != weight:
-                    self.canary_weights.append(weight)
+                return int(route.get("weight") or 0)
+        return None
+
+    def _record(self, obj: dict[str, Any]) -> None:
+        weight = self.canary_weight(obj)
+        if weight is not None and (not self.canary_weights or self.canary_weights[-1] != weight):
+            self.canary_weights.append(weight)
 
     def _run(self) -> None:
         custom = client.CustomObjectsApi(self.api)
@@ -114,10 +122,10 @@ class WeightRecorder:
             try:
                 for event in watch.Watch().stream(
                     custom.list_namespaced_custom_object,
-                    "networking.istio.io",
-                    "v1",
+                    self.GROUP,
+                    self.VERSION,
                     self.namespace,
-                    "virtualservices",
+                    self.PLURAL,
                     field_selector=f"metadata.name={self.name}",
                     resource_version=version,
                     timeout_seconds=1,
