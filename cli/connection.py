@@ -23,7 +23,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import quote
 
 import typer
 from pydantic import ValidationError
@@ -32,6 +31,7 @@ from cli.errors import CliError, Exit
 from devcluster import paths as dev_paths
 from devcluster.state import ClusterState
 from models.errors import describe
+from service import ui_links
 from service.settings import TemporalSettings
 
 if TYPE_CHECKING:  # the Temporal SDK is imported by the commands that connect, not before
@@ -80,17 +80,11 @@ class Endpoint:
 
     def workflow_url(self, workflow_id: str) -> str:
         """The Temporal UI page of one workflow."""
-        return (
-            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
-            f"/workflows/{quote(workflow_id, safe='')}"
-        )
+        return ui_links.workflow_page(self.ui_url, self.namespace, workflow_id)
 
     def list_url(self, query: str) -> str:
         """The Temporal UI's workflow list filtered by a visibility query."""
-        return (
-            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
-            f"/workflows?query={quote(query, safe='')}"
-        )
+        return ui_links.list_page(self.ui_url, self.namespace, query)
 
 
 def settings() -> TemporalSettings:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from rich import box
 from rich.console import Console, RenderableType
@@ -25,6 +24,7 @@ from rich.text import Text
 
 from cli.demo_rollout import RELEASES, TEMPORAL_NAMESPACE, Outcome, Release, Weights
 from models.operator import OperatorStatus
+from service import ui_links
 
 #: The visibility query of every canary workflow (the UI's filter).
 CANARY_QUERY = 'AutopilotOperator="canary"'
@@ -48,12 +48,12 @@ def short(path: Path) -> str:
 
 def workflow_url(ui: str, workflow: str) -> str:
     """The Temporal UI page of one workflow."""
-    return f"{ui}/namespaces/{TEMPORAL_NAMESPACE}/workflows/{quote(workflow, safe='')}"
+    return ui_links.workflow_page(ui, TEMPORAL_NAMESPACE, workflow)
 
 
 def list_url(ui: str, query: str = CANARY_QUERY) -> str:
     """The Temporal UI's workflow list, filtered by a visibility query."""
-    return f"{ui}/namespaces/{TEMPORAL_NAMESPACE}/workflows?query={quote(query, safe='')}"
+    return ui_links.list_page(ui, TEMPORAL_NAMESPACE, query)
 
 
 def intro(running: bool, state_dir: str, out: Console) -> RenderableType:

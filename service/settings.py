@@ -20,12 +20,12 @@ import os
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.operator import OPERATOR_NAME_PATTERN
+from service import ui_links
 
 #: The task queue every built-in operator's worker polls.
 DEFAULT_TASK_QUEUE = "autopilot"
@@ -77,10 +77,7 @@ class TemporalSettings(BaseSettings):
         """The Temporal UI page of one workflow, or None when no UI URL is configured."""
         if not self.ui_url:
             return None
-        return (
-            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
-            f"/workflows/{quote(workflow_id, safe='')}"
-        )
+        return ui_links.workflow_page(self.ui_url, self.namespace, workflow_id)
 
 
 class WorkerSettings(BaseSettings):
