@@ -45,7 +45,7 @@ from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
 from models.durations import format_duration as format_duration
 from models.durations import parse_duration as parse_duration
-from models.errors import error_field
+from models.errors import error_field, shown_key
 from models.events import Event
 from models.judge import BUILTIN_DIRECTIONS, Direction, JudgeSpec, JudgeVerdict, MetricJudgement
 from models.judge import Verdict as JudgeOutcome
@@ -851,7 +851,8 @@ def spec_problems(error: ValidationError, prefix: str = "") -> list[str]:
     for item in error.errors(include_input=False):
         path = prefix
         for part in [*item["loc"], *error_field(item)]:
-            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
+            key = shown_key(part)
+            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{key}"
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{path or '(spec)'}: {message}")
     return lines

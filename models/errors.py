@@ -6,6 +6,8 @@ Used at every edge (CLI, workflow start, webhooks) so a user reads
 
 from __future__ import annotations
 
+import json
+
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -20,11 +22,21 @@ def error_field(item: ErrorDetails) -> list[str]:
     return [field] if isinstance(field, str) and field else []
 
 
+def shown_key(part: object) -> str:
+    """A field name as a problem line shows it: quoted when it holds a control character,
+    a line break or a space, so one problem stays one readable line (a key of ``"\r"`` would
+    otherwise end the line)."""
+    text = str(part)
+    if text and text.isprintable() and " " not in text:
+        return text
+    return json.dumps(text)
+
+
 def field_errors(error: ValidationError, prefix: str = "") -> list[str]:
     """One ``path: message`` line per problem in ``error``."""
     lines = []
     for item in error.errors(include_input=False):
-        path = ".".join(str(p) for p in [*item["loc"], *error_field(item)])
+        path = ".".join(shown_key(p) for p in [*item["loc"], *error_field(item)])
         where = ".".join(p for p in (prefix, path) if p) or "(root)"
         lines.append(f"{where}: {item['msg']}")
     return lines

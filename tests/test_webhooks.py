@@ -796,7 +796,7 @@ JSON_VALUES = st.recursive(
 )
 FUZZ_BODIES = st.binary(max_size=2048) | JSON_VALUES.map(lambda value: json.dumps(value).encode())
 FUZZ_SETTINGS = hypothesis_settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
