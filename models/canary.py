@@ -38,11 +38,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from models.alerts import CanaryAlert
 from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
 from models.durations import format_duration as format_duration
 from models.durations import parse_duration as parse_duration
-from models.errors import error_field
+from models.errors import path_problems
 from models.events import Event
 from models.judge import BUILTIN_DIRECTIONS, Direction, JudgeSpec, JudgeVerdict, MetricJudgement
 from models.judge import Verdict as JudgeOutcome
@@ -192,7 +193,9 @@ BUILTIN_METRICS = tuple(BUILTIN_QUERIES)
 
 
 class TemplateRef(_Spec):
-    """A Flagger MetricTemplate reference; resolved from ``analysis.metricTemplates``."""
+    """A Flagger MetricTemplate reference: a template of ``analysis.metricTemplates`` by that
+    name, else the ``MetricTemplate`` resource (in ``namespace``, default the canary's),
+    read at each analysis (see :mod:`models.metric_templates`)."""
 
     name: Name
     namespace: str | None = Field(default=None, max_length=MAX_LABEL)
@@ -378,17 +381,20 @@ class CanaryAnalysis(_Spec):
     mirror: Unsupported
     mirror_weight: Unsupported
     session_affinity: Unsupported
-    alerts: Unsupported
+    alerts: list[CanaryAlert] = Field(
+        default_factory=list,
+        max_length=MAX_ENTRIES,
+        description="alerts to chat providers (AlertProvider resources), by severity",
+    )
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
         "match": "A/B testing is not implemented; use stepWeight(s)",
         "mirror": "traffic mirroring is not implemented; use stepWeight(s)",
         "mirror_weight": "traffic mirroring is not implemented; use stepWeight(s)",
         "session_affinity": "session affinity is not implemented",
-        "alerts": "use webhooks of type event",
     }
 
-    @field_validator("match", "mirror", "mirror_weight", "session_affinity", "alerts")
+    @field_validator("match", "mirror", "mirror_weight", "session_affinity")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
@@ -423,13 +429,6 @@ class CanaryAnalysis(_Spec):
             raise ValueError(
                 f"stepWeight {self.step_weight} is above maxWeight {self.max_weight or 100}"
             )
-        for index, metric in enumerate(self.metrics):
-            ref = metric.template_ref
-            if ref is not None and ref.name not in self.metric_templates:
-                raise ValueError(
-                    f"metrics[{index}].templateRef names {ref.name!r}, which is not in "
-                    f"metricTemplates ({', '.join(self.metric_templates) or 'none declared'})"
-                )
         counts = Counter(m.name for m in self.metrics)
         duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
@@ -592,14 +591,7 @@ def load_canary_spec(source: str | Mapping[str, Any]) -> CanarySpec:
 
 def spec_problems(error: ValidationError, prefix: str = "") -> list[str]:
     """``spec.analysis.metrics[0].thresholdRange: set min, max or both`` lines."""
-    lines = []
-    for item in error.errors(include_input=False):
-        path = prefix
-        for part in [*item["loc"], *error_field(item)]:
-            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{path or '(spec)'}: {message}")
-    return lines
+    return path_problems(error, prefix)
 
 
 def spec_differences(running: Mapping[str, Any], wanted: CanarySpec) -> list[str]:
