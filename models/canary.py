@@ -193,9 +193,7 @@ BUILTIN_METRICS = tuple(BUILTIN_QUERIES)
 
 
 class TemplateRef(_Spec):
-    """A Flagger MetricTemplate reference: a template of ``analysis.metricTemplates`` by that
-    name, else the ``MetricTemplate`` resource (in ``namespace``, default the canary's),
-    read at each analysis (see :mod:`models.metric_templates`)."""
+    """A template of ``analysis.metricTemplates`` by that name, else a ``MetricTemplate``."""
 
     name: Name
     namespace: str | None = Field(default=None, max_length=MAX_LABEL)

@@ -164,14 +164,19 @@ class _Unsendable(Exception):
 
 async def _provider(namespace: str, name: str) -> AlertProviderSpec:
     for group, version in GROUP_VERSIONS:
-        obj = await CANARY.read_or_none(
-            kube.custom().get_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            ALERT_PROVIDER_PLURAL,
-            name,
-        )
+        try:
+            obj = await CANARY.read_or_none(
+                kube.custom().get_namespaced_custom_object,
+                group,
+                version,
+                namespace,
+                ALERT_PROVIDER_PLURAL,
+                name,
+            )
+        except Exception as error:
+            if getattr(error, "status", None) in (401, 403):
+                continue  # may not read this group (Flagger's, say): try the next
+            raise
         if obj is not None:
             try:
                 return load_alert_provider(obj)
@@ -184,9 +189,17 @@ async def _destination(spec: AlertProviderSpec, namespace: str) -> tuple[str, st
     """The address and proxy: the provider's own, overridden by its Secret's."""
     address, proxy = spec.address, spec.proxy
     if spec.secret_ref is not None:
-        secret = await CANARY.read_or_none(
-            kube.core().read_namespaced_secret, spec.secret_ref.name, namespace
-        )
+        try:
+            secret = await CANARY.read_or_none(
+                kube.core().read_namespaced_secret, spec.secret_ref.name, namespace
+            )
+        except Exception as error:
+            if getattr(error, "status", None) in (401, 403):
+                raise _Unsendable(
+                    f"names Secret {spec.secret_ref.name}, which the worker may not read "
+                    f"(grant get on it in {namespace})"
+                ) from None
+            raise
         if secret is None:
             raise _Unsendable(f"names Secret {spec.secret_ref.name}, which does not exist")
         data = secret.get("data") or {}
