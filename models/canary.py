@@ -747,6 +747,8 @@ class MetricResult(BaseModel):
         if self.status == MetricStatus.NO_DATA:
             read = f"; it read {self.value:.4g}" if self.value is not None else ""
             return f"{self.name}: no data ({self.message or 'empty result'}{read})"
+        if self.value is None:  # failed without a value: its template is missing, say
+            return f"{self.name}: failed ({self.message or 'no value'})"
         bounds = " ".join(
             part
             for part in (
