@@ -49,9 +49,8 @@ def create_provider(api: client.ApiClient, namespace: str, name: str, spec: dict
 
 def create_secret(api: client.ApiClient, namespace: str, name: str, address: str) -> None:
     data = {"address": base64.b64encode(address.encode()).decode()}
-    client.CoreV1Api(api).create_namespaced_secret(
-        namespace, {"metadata": {"name": name}, "data": data}
-    )
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=data)
+    client.CoreV1Api(api).create_namespaced_secret(namespace, body)
 
 
 def alert_request(namespace: str, provider: dict[str, Any], key: str = "evt-1") -> SendAlert:
@@ -117,9 +116,8 @@ async def test_a_missing_provider_or_secret_key_is_reported_not_retried(
     kube_api, namespace, canary_env
 ):
     missing = await send_alert(alert_request(namespace, {"name": "nobody"}))
-    client.CoreV1Api(kube_api).create_namespaced_secret(
-        namespace, {"metadata": {"name": "empty"}, "stringData": {"url": "x"}}
-    )
+    empty = client.V1Secret(metadata=client.V1ObjectMeta(name="empty"), string_data={"url": "x"})
+    client.CoreV1Api(kube_api).create_namespaced_secret(namespace, empty)
     create_provider(
         kube_api, namespace, "keyless", {"type": "slack", "secretRef": {"name": "empty"}}
     )
