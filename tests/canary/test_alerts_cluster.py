@@ -7,6 +7,7 @@ The receivers are real HTTP servers on loopback playing the chat tools' incoming
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from typing import Any
 
@@ -20,8 +21,10 @@ from models.operator import Target
 from models.promql import BUILTIN_QUERIES
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
 from tests.canary.e2e import Rollouts
+from tests.canary.histories import record_if_asked
 from tests.canary.hooks import hook_receiver
 from tests.canary.specs import spec_dict
+from tests.canary.test_alerts_replay import decoded
 from tests.fixtures.cluster import fresh_namespace
 from tests.waiting import eventually
 
@@ -209,7 +212,11 @@ async def test_a_faulty_canary_alerts_slack_on_errors_and_teams_on_everything(
                 return [body["sections"][0]["activityTitle"] for body in receiver.bodies("/teams")]
 
             await eventually(titles, lambda got: len(got) >= 3, what="three Teams alerts")
+            await record_if_asked(handle, "canary_rolled_back_with_alerts")
+            history = decoded(json.loads((await handle.fetch_history()).to_json()))
 
+    assert "Failed checks threshold reached 2" in history, "the alert requests are in history"
+    assert receiver.base_url not in history, "no provider address ever is"
     assert "success" in (status.data["failure"] or "")
     assert titles() == [
         "New Deployment detected, initialization completed.",
