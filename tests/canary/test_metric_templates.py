@@ -20,8 +20,9 @@ from models.operator import Target
 from models.promql import BUILTIN_QUERIES, MetricQuery
 from tests.canary.specs import make_spec
 from tests.fixtures.cluster import fresh_namespace
+from watchers.prometheus.queries import wanted_metrics
 
-pytestmark = [pytest.mark.cluster]
+cluster = pytest.mark.cluster
 
 #: Flagger's success rate, as a platform team would share it.
 SUCCESS_RATE_QUERY = BUILTIN_QUERIES["request-success-rate"]
@@ -43,6 +44,7 @@ def metric(name: str, ref: dict[str, str]) -> dict[str, Any]:
     return {"name": name, "templateRef": ref, "thresholdRange": {"min": 99}, "interval": "30s"}
 
 
+@cluster
 async def test_a_template_in_another_namespace_is_read_and_rendered_for_the_canary(
     kube_api, namespace, canary_env
 ):
@@ -68,6 +70,7 @@ async def test_a_template_in_another_namespace_is_read_and_rendered_for_the_cana
     assert result.query == expected, "rendered with the canary's namespace, target and interval"
 
 
+@cluster
 async def test_a_template_ref_without_a_namespace_is_looked_for_in_the_canarys(
     kube_api, namespace, canary_env
 ):
@@ -79,6 +82,7 @@ async def test_a_template_ref_without_a_namespace_is_looked_for_in_the_canarys(
     assert list(templates.found) == [f"{namespace}/latency"]
 
 
+@cluster
 async def test_a_missing_template_fails_the_check_with_the_reason(kube_api, namespace, canary_env):
     spec = make_spec(metrics=[metric("gone", {"name": "not-there", "namespace": namespace})])
     target = Target(namespace=namespace, name="podinfo")
@@ -92,6 +96,7 @@ async def test_a_missing_template_fails_the_check_with_the_reason(kube_api, name
     assert result.describe().startswith("gone")
 
 
+@cluster
 async def test_a_template_of_another_provider_fails_the_check_naming_the_field(
     kube_api, namespace, canary_env
 ):
@@ -110,6 +115,7 @@ async def test_a_template_of_another_provider_fails_the_check_naming_the_field(
     assert "'datadog' is not supported by Autopilot" in result.message
 
 
+@cluster
 async def test_a_template_using_a_variable_the_metric_does_not_give_fails_the_check(
     kube_api, namespace, canary_env
 ):
@@ -123,3 +129,16 @@ async def test_a_template_using_a_variable_the_metric_does_not_give_fails_the_ch
 
     assert result.status == MetricStatus.FAIL
     assert "variables.tier" in result.message
+
+
+def test_the_prometheus_watcher_leaves_a_resource_templates_metric_to_the_analysis():
+    spec = make_spec(
+        metrics=[
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+            metric("shared", {"name": "success-rate", "namespace": "ops"}),
+        ]
+    )
+
+    sampled = wanted_metrics("canary/shop/podinfo", "shop", spec)
+
+    assert [item.name for item in sampled] == ["request-success-rate"]
