@@ -397,6 +397,15 @@ class CanaryAnalysis(_Spec):
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
 
+    @field_validator("alerts")
+    @classmethod
+    def _alert_names_unique(cls, value: list[CanaryAlert]) -> list[CanaryAlert]:
+        counts = Counter(alert.name for alert in value)
+        repeated = sorted(name for name, count in counts.items() if count > 1)
+        if repeated:
+            raise ValueError(f"alert names must be unique; repeated: {', '.join(repeated)}")
+        return value
+
     @field_validator("interval")
     @classmethod
     def _interval_at_least_a_second(cls, value: timedelta) -> timedelta:

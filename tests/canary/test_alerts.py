@@ -25,7 +25,14 @@ from models.alerts import (
     load_alert_provider,
     reaches,
 )
-from models.canary import AnalysisResult, CanaryData, CanarySpec, MetricResult, MetricStatus
+from models.canary import (
+    AnalysisResult,
+    CanaryData,
+    CanarySpec,
+    CanarySpecError,
+    MetricResult,
+    MetricStatus,
+)
 from models.flagger import ResourceError
 from models.operator import Target
 from tests.canary.hooks import hook_receiver
@@ -150,6 +157,14 @@ def test_a_gate_warns_once_per_step_however_often_the_rollout_comes_back_to_it()
     assert first.message == "Canary promotion is waiting for approval."
     assert first.severity == "warn"
     assert first.key == again.key, "the sender posts it once"
+
+
+def test_two_alerts_of_one_name_are_refused_naming_the_field():
+    alert = {"name": "chat", "providerRef": {"name": "chat"}}
+    with pytest.raises(CanarySpecError) as caught:
+        make_spec(alerts=[alert, alert])
+
+    assert caught.value.problems == ["analysis.alerts: alert names must be unique; repeated: chat"]
 
 
 def test_a_spec_without_alerts_sends_nothing():
