@@ -310,8 +310,10 @@ class OperatorWorkflow:
         await self._answer_every_command()
         # Alerts of the last transitions ("promotion finished") go out before the run ends:
         # a closed run's pending activities are never started. Only runs that sent alerts
-        # (behind ALERTS_PATCH) have any, so older histories end as they did.
-        await workflow.wait_condition(lambda: not self._alerting)
+        # (behind ALERTS_PATCH) have any, so older histories end as they did (no wait at
+        # all: even an empty wait would let the loop turn once).
+        if self._alerting:
+            await workflow.wait_condition(lambda: not self._alerting)
         late = self._late_events()
         if late and workflow.patched(CARRY_LATE_EVENTS_PATCH):
             workflow.logger.info(
@@ -396,6 +398,11 @@ class OperatorWorkflow:
         if urgent:
             await self._process(urgent.popleft())
             return False
+        # Pending alerts go out before the run is replaced (a closed run's activities are
+        # never started); none are pending in runs without alerts, which go on as before
+        # (no wait at all: even an empty wait would let the loop turn once).
+        if self._alerting:
+            await workflow.wait_condition(lambda: not self._alerting)
         return True
 
     async def _next(self) -> EventEnvelope:
