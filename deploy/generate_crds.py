@@ -95,7 +95,6 @@ _FLAGGER_TYPES: dict[str, str] = {
     "mirror": "boolean",
     "mirrorWeight": "integer",
     "match": "array",
-    "alerts": "array",
 }
 
 
