@@ -308,7 +308,6 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("patch", "events"),
         ("watch", "metrictemplates.autopilot.dev"),
         ("get", "alertproviders.autopilot.dev"),
-        ("get", "alertproviders.flagger.app"),
     ],
 )
 def test_the_autopilot_service_account_may_do_what_operators_need(
