@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_pascal
 
 from cli.errors import Exit, friendly
+from models.alerts import ALERT_PROVIDER_KIND, load_alert_provider
 from models.canary import (
     CANARY_API_VERSION,
     CANARY_KIND,
@@ -34,7 +35,9 @@ from models.canary import (
     load_canary_spec,
 )
 from models.errors import field_errors
+from models.flagger import ACCEPTED_API_VERSIONS, ResourceError
 from models.limits import MAX_LINT_FILE_BYTES, format_size
+from models.metric_templates import METRIC_TEMPLATE_KIND, load_metric_template
 
 #: API groups whose kinds are Autopilot's to check (Flagger's, as ``canary start`` accepts it).
 OUR_GROUPS = (CANARY_API_VERSION.split("/")[0], "flagger.app")
@@ -68,6 +71,26 @@ def _check_canary(document: Mapping[str, Any]) -> list[str]:
     except CanarySpecError as error:
         return list(error.problems)
     return []
+
+
+def _check_resource(load: Callable[[Mapping[str, Any]], BaseModel]) -> Check:
+    """A check of a Canary's companion kind (MetricTemplate, AlertProvider), ours or Flagger's."""
+
+    def check(document: Mapping[str, Any]) -> list[str]:
+        try:
+            load(document)
+        except ResourceError as error:
+            return list(error.problems)
+        return []
+
+    return check
+
+
+#: The kinds a Canary names (``templateRef``, ``providerRef``), checked as the workers read them.
+COMPANIONS: dict[str, Check] = {
+    METRIC_TEMPLATE_KIND: _check_resource(load_metric_template),
+    ALERT_PROVIDER_KIND: _check_resource(load_alert_provider),
+}
 
 
 def _check_with(model: type[BaseModel]) -> Check:
@@ -113,6 +136,8 @@ def _document_problems(document: object) -> tuple[str, str, list[str], bool]:
         return str(kind), name, [], True
     if kind == CANARY_KIND:
         return CANARY_KIND, name, _check_canary(document), False
+    if kind in COMPANIONS and api_version in ACCEPTED_API_VERSIONS:
+        return str(kind), name, COMPANIONS[str(kind)](document), False
     checks = _operator_checks()
     if kind not in checks:
         known = ", ".join(sorted(checks))

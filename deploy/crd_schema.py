@@ -108,13 +108,43 @@ def custom_resource_definition(
     kind: str,
     plural: str,
     singular: str,
-    short_names: Sequence[str],
+    short_names: Sequence[str] = (),
     description: str,
     spec: dict[str, Any],
-    status: dict[str, Any],
+    status: dict[str, Any] | None = None,
     printer_columns: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """A namespaced CRD of ours: one served version with a status subresource."""
+    """A namespaced CRD of ours: one served version, with a status subresource if it has a
+    status (a resource only read, like a MetricTemplate, has none)."""
+    names: dict[str, Any] = {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": singular,
+    }
+    if short_names:
+        names["shortNames"] = list(short_names)
+    names["categories"] = ["autopilot"]
+    version_entry: dict[str, Any] = {"name": version, "served": True, "storage": True}
+    if status is not None:
+        version_entry["subresources"] = {"status": {}}
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    }
+    if status is not None:
+        properties["status"] = status
+    version_entry["additionalPrinterColumns"] = printer_columns
+    version_entry["schema"] = {
+        "openAPIV3Schema": {
+            "description": description,
+            "type": "object",
+            "required": ["spec"],
+            "properties": properties,
+        }
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -125,36 +155,7 @@ def custom_resource_definition(
         "spec": {
             "group": group,
             "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": singular,
-                "shortNames": list(short_names),
-                "categories": ["autopilot"],
-            },
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": printer_columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "description": description,
-                            "type": "object",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
-                }
-            ],
+            "names": names,
+            "versions": [version_entry],
         },
     }

@@ -1,4 +1,8 @@
-"""Generate ``deploy/crds/canary.yaml``, the ``Canary`` CustomResourceDefinition, from the models.
+"""Generate ``deploy/crds/*.yaml``, the CustomResourceDefinitions, from the models.
+
+``canary.yaml`` (the ``Canary``), and its companions ``metrictemplate.yaml`` and
+``alertprovider.yaml`` (Flagger's ``MetricTemplate`` and ``AlertProvider``, which a Canary
+names in ``templateRef`` and ``providerRef``), one CRD per file, one model per resource.
 
 Why generated: the API server must refuse exactly what the workflow would refuse, with the
 same field names, so the schema comes from the pydantic models and is never edited by hand.
@@ -13,13 +17,14 @@ same field names, so the schema comes from the pydantic models and is never edit
 
 Usage::
 
-    python -m deploy.generate_crds            # write deploy/crds/canary.yaml
-    python -m deploy.generate_crds --check    # exit 1 if the file is out of date
+    python -m deploy.generate_crds            # write deploy/crds/*.yaml
+    python -m deploy.generate_crds --check    # exit 1 if a file is out of date
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,12 @@ from deploy.crd_schema import (
     custom_resource_definition,
     flat_structural_schema,
     structural_schema,
+)
+from models.alerts import (
+    ALERT_PROVIDER_KIND,
+    ALERT_PROVIDER_PLURAL,
+    ALERT_PROVIDER_SINGULAR,
+    AlertProviderSpec,
 )
 from models.canary import (
     CANARY_KIND,
@@ -48,6 +59,12 @@ from models.canary_watch import (
     CANARY_SINGULAR,
     CANARY_VERSION,
     CanaryStatus,
+)
+from models.metric_templates import (
+    METRIC_TEMPLATE_KIND,
+    METRIC_TEMPLATE_PLURAL,
+    METRIC_TEMPLATE_SINGULAR,
+    MetricTemplateSpec,
 )
 
 #: Where the generated CRD is written, relative to the repository root.
@@ -86,7 +103,6 @@ _FLAGGER_TYPES: dict[str, str] = {
     "mirror": "boolean",
     "mirrorWeight": "integer",
     "match": "array",
-    "alerts": "array",
 }
 
 
@@ -129,8 +145,11 @@ def refused_field_rules(schema: dict[str, Any]) -> dict[str, Any]:
         node = schema
         for part in path:
             node = node["properties"][part]
+        refused = _unsupported(model)
+        if not refused:  # an empty rule list is dropped by the API server: a diff on apply
+            continue
         rules = node.setdefault("x-kubernetes-validations", [])
-        for field, reason in _unsupported(model).items():
+        for field, reason in refused.items():
             name = to_camel(field)
             node["properties"][name], rule = _refused_node(name, reason)
             rules.append(
@@ -180,31 +199,104 @@ def canary_crd() -> dict[str, Any]:
     )
 
 
-def render() -> str:
-    """The YAML text of ``deploy/crds/canary.yaml``."""
-    body = yaml.safe_dump(canary_crd(), sort_keys=False, allow_unicode=True, width=100)
-    return HEADER + body
+def companion_crd(
+    kind: str,
+    plural: str,
+    singular: str,
+    spec: type[BaseModel],
+    description: str,
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The CRD of a resource a Canary refers to (spec only: nothing writes a status)."""
+    schema = structural_schema(spec)
+    schema.pop("description", None)
+    return custom_resource_definition(
+        group=CANARY_GROUP,
+        version=CANARY_VERSION,
+        kind=kind,
+        plural=plural,
+        singular=singular,
+        description=description,
+        spec=schema,
+        printer_columns=[
+            *columns,
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    )
+
+
+def metric_template_crd() -> dict[str, Any]:
+    """``metrictemplates.autopilot.dev``: PromQL a Canary's metrics name in ``templateRef``."""
+    return companion_crd(
+        METRIC_TEMPLATE_KIND,
+        METRIC_TEMPLATE_PLURAL,
+        METRIC_TEMPLATE_SINGULAR,
+        MetricTemplateSpec,
+        "A PromQL template that canaries' metrics[].templateRef name (Flagger's "
+        "MetricTemplate); read at each analysis.",
+        [
+            {"name": "Provider", "type": "string", "jsonPath": ".spec.provider.type"},
+            {"name": "Address", "type": "string", "jsonPath": ".spec.provider.address"},
+        ],
+    )
+
+
+def alert_provider_crd() -> dict[str, Any]:
+    """``alertproviders.autopilot.dev``: where a Canary's ``analysis.alerts`` are posted."""
+    return companion_crd(
+        ALERT_PROVIDER_KIND,
+        ALERT_PROVIDER_PLURAL,
+        ALERT_PROVIDER_SINGULAR,
+        AlertProviderSpec,
+        "A chat tool that canaries' analysis.alerts[].providerRef name (Flagger's "
+        "AlertProvider); keep the webhook address in a Secret (secretRef, key address).",
+        [
+            {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+            {"name": "Channel", "type": "string", "jsonPath": ".spec.channel"},
+        ],
+    )
+
+
+def _header(model: str) -> str:
+    return (
+        f"# GENERATED by python -m deploy.generate_crds from {model}.\n"
+        "# Do not edit: change the model and run `python -m deploy.generate_crds`.\n"
+    )
+
+
+#: Every generated file, by name in ``deploy/crds/``: its header and what builds it.
+CRDS: dict[str, tuple[str, Any]] = {
+    "canary.yaml": (HEADER, canary_crd),
+    "metrictemplate.yaml": (_header("models/metric_templates.py"), metric_template_crd),
+    "alertprovider.yaml": (_header("models/alerts.py"), alert_provider_crd),
+}
+
+
+def render(name: str = "canary.yaml") -> str:
+    """The YAML text of ``deploy/crds/<name>``."""
+    header, build = CRDS[name]
+    return header + yaml.safe_dump(build(), sort_keys=False, allow_unicode=True, width=100)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or ``--check``) the generated CRD; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path, default=OUTPUT.parent, help="the directory")
     args = parser.parse_args(argv)
-    outputs = {args.output: render, **approvals.OUTPUTS}
-    stale = []
-    for path, rendering in outputs.items():
+    directory: Path = args.output if args.output.suffix != ".yaml" else args.output.parent
+    stale = 0
+    outputs = {directory / name: functools.partial(render, name) for name in CRDS}
+    for path, rendering in {**outputs, **approvals.OUTPUTS}.items():
         text = rendering()
         if args.check:
             if (path.read_text() if path.exists() else "") != text:
-                stale.append(path)
+                print(f"{path} is out of date: run python -m deploy.generate_crds")
+                stale += 1
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {path}")
-    for path in stale:
-        print(f"{path} is out of date: run python -m deploy.generate_crds")
     return 1 if stale else 0
 
 

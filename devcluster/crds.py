@@ -176,7 +176,9 @@ AUTOPILOT_CRD_DIR = Path(__file__).resolve().parents[1] / "deploy" / "crds"
 
 
 def install_autopilot_crds(api: client.ApiClient, directory: Path = AUTOPILOT_CRD_DIR) -> list[str]:
-    """Apply Autopilot's CRDs (the ``Canary``) server-side and wait until they are Established.
+    """Apply Autopilot's CRDs server-side and wait until they are Established.
+
+    ``Canary`` and its companions ``MetricTemplate`` and ``AlertProvider``, one per file.
 
     Returns:
         Names of the installed CRDs (none when the directory does not exist).

@@ -41,11 +41,12 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from models.alerts import CanaryAlert
 from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
 from models.durations import format_duration as format_duration
 from models.durations import parse_duration as parse_duration
-from models.errors import error_field, shown_key
+from models.errors import path_problems
 from models.events import Event
 from models.judge import BUILTIN_DIRECTIONS, Direction, JudgeSpec, JudgeVerdict, MetricJudgement
 from models.judge import Verdict as JudgeOutcome
@@ -239,7 +240,7 @@ BUILTIN_METRICS = tuple(BUILTIN_QUERIES)
 
 
 class TemplateRef(_Spec):
-    """A Flagger MetricTemplate reference; resolved from ``analysis.metricTemplates``."""
+    """A template of ``analysis.metricTemplates`` by that name, else a ``MetricTemplate``."""
 
     name: Name
     namespace: str | None = Field(default=None, max_length=MAX_LABEL)
@@ -442,16 +443,23 @@ class CanaryAnalysis(_Spec):
         description="with stepWeight(s): users the weights send to the canary get a cookie "
         "and stay on the canary for the rest of the rollout",
     )
-    alerts: Unsupported
+    alerts: list[CanaryAlert] = Field(
+        default_factory=list,
+        max_length=MAX_ENTRIES,
+        description="alerts to chat providers (AlertProvider resources), by severity",
+    )
 
-    _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "alerts": "use webhooks of type event",
-    }
+    #: Every Flagger field of the analysis is implemented now; none is refused.
+    _UNSUPPORTED: ClassVar[dict[str, str]] = {}
 
     @field_validator("alerts")
     @classmethod
-    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
-        _refuse(value, info, cls._UNSUPPORTED)
+    def _alert_names_unique(cls, value: list[CanaryAlert]) -> list[CanaryAlert]:
+        counts = Counter(alert.name for alert in value)
+        repeated = sorted(name for name, count in counts.items() if count > 1)
+        if repeated:
+            raise ValueError(f"alert names must be unique; repeated: {', '.join(repeated)}")
+        return value
 
     @field_validator("interval")
     @classmethod
@@ -483,13 +491,6 @@ class CanaryAnalysis(_Spec):
             raise ValueError(
                 f"stepWeight {self.step_weight} is above maxWeight {self.max_weight or 100}"
             )
-        for index, metric in enumerate(self.metrics):
-            ref = metric.template_ref
-            if ref is not None and ref.name not in self.metric_templates:
-                raise ValueError(
-                    f"metrics[{index}].templateRef names {ref.name!r}, which is not in "
-                    f"metricTemplates ({', '.join(self.metric_templates) or 'none declared'})"
-                )
         counts = Counter(m.name for m in self.metrics)
         duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
@@ -847,15 +848,7 @@ def load_canary_spec(source: str | Mapping[str, Any]) -> CanarySpec:
 
 def spec_problems(error: ValidationError, prefix: str = "") -> list[str]:
     """``spec.analysis.metrics[0].thresholdRange: set min, max or both`` lines."""
-    lines = []
-    for item in error.errors(include_input=False):
-        path = prefix
-        for part in [*item["loc"], *error_field(item)]:
-            key = shown_key(part)
-            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{key}"
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{path or '(spec)'}: {message}")
-    return lines
+    return path_problems(error, prefix)
 
 
 def spec_differences(running: Mapping[str, Any], wanted: CanarySpec) -> list[str]:
@@ -1013,6 +1006,8 @@ class MetricResult(BaseModel):
         if self.status == MetricStatus.NO_DATA:
             read = f"; it read {self.value:.4g}" if self.value is not None else ""
             return f"{self.name}: no data ({self.message or 'empty result'}{read})"
+        if self.value is None:  # failed without a value: its template is missing, say
+            return f"{self.name}: failed ({self.message or 'no value'})"
         bounds = " ".join(
             part
             for part in (

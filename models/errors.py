@@ -42,6 +42,23 @@ def field_errors(error: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
+def path_problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """``spec.analysis.metrics[0].thresholdRange: set min, max or both`` lines.
+
+    The manifest's own notation (``metrics[0]``, not ``metrics.0``), and a validator's
+    message without pydantic's ``Value error,`` prefix: what a user of a manifest reads.
+    """
+    lines = []
+    for item in error.errors(include_input=False):
+        path = prefix
+        for part in [*item["loc"], *error_field(item)]:
+            key = shown_key(part)
+            path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{key}"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or '(spec)'}: {message}")
+    return lines
+
+
 def describe(error: ValidationError, prefix: str = "") -> str:
     """All problems in ``error`` on one line each, joined for a message."""
     return "; ".join(field_errors(error, prefix))

@@ -18,6 +18,7 @@ from models.durations import format_duration
 
 if TYPE_CHECKING:  # models.canary imports this module for TEMPLATE_VARIABLES
     from models.canary import CanaryMetric, CanarySpec
+    from models.metric_templates import MetricTemplateSpec
 
 #: Flagger's built-in Istio queries for one target, with Flagger's variable names.
 BUILTIN_QUERIES: dict[str, str] = {
@@ -59,12 +60,30 @@ VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 CUSTOM_PREFIX = "variables."
 
 
+class TemplateMissing(LookupError):
+    """A ``templateRef`` names a ``MetricTemplate`` that was not found (or does not load)."""
+
+
+def template_resource(metric: CanaryMetric, spec: CanarySpec, namespace: str) -> str | None:
+    """``namespace/name`` of the ``MetricTemplate`` resource a metric uses, if it uses one.
+
+    A ``templateRef`` whose name ``analysis.metricTemplates`` declares is that inline
+    template (as before resources existed); any other name is a resource, in the ref's
+    namespace or else the canary's (Flagger's rule).
+    """
+    ref = metric.template_ref
+    if ref is None or ref.name in spec.analysis.metric_templates:
+        return None
+    return f"{ref.namespace or namespace}/{ref.name}"
+
+
 @dataclass(frozen=True)
 class MetricQuery:
     """One metric of one rollout, ready to render: the template and what fills it in.
 
     Attributes:
-        template: the PromQL template (inline, from ``metricTemplates``, or built in).
+        template: the PromQL template (inline, from ``metricTemplates`` or a
+            ``MetricTemplate`` resource, or built in).
         namespace: the target's namespace.
         target: the target Deployment.
         service: the apex Service.
@@ -85,10 +104,29 @@ class MetricQuery:
     primary_side: bool = False
 
     @classmethod
-    def of(cls, metric: CanaryMetric, spec: CanarySpec, namespace: str) -> MetricQuery:
-        """The query of ``metric`` for the canary ``spec`` in ``namespace``."""
+    def of(
+        cls,
+        metric: CanaryMetric,
+        spec: CanarySpec,
+        namespace: str,
+        resources: Mapping[str, MetricTemplateSpec] | None = None,
+    ) -> MetricQuery:
+        """The query of ``metric`` for the canary ``spec`` in ``namespace``.
+
+        ``resources`` are the ``MetricTemplate`` resources read for this analysis, by
+        ``namespace/name`` (:func:`template_resource`).
+
+        Raises:
+            TemplateMissing: the metric names a resource that is not in ``resources``.
+        """
+        resource = template_resource(metric, spec, namespace)
         if metric.query is not None:
             template, address = metric.query, None
+        elif resource is not None:
+            found = (resources or {}).get(resource)
+            if found is None:
+                raise TemplateMissing(f"MetricTemplate {resource} not found")
+            template, address = found.query, found.provider.address
         elif metric.template_ref is not None:
             declared = spec.analysis.metric_templates[metric.template_ref.name]
             template, address = declared.query, declared.address

@@ -310,6 +310,8 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("get", "horizontalpodautoscalers.autoscaling"),
         ("create", "horizontalpodautoscalers.autoscaling"),
         ("update", "horizontalpodautoscalers.autoscaling"),
+        ("watch", "metrictemplates.autopilot.dev"),
+        ("get", "alertproviders.autopilot.dev"),
     ],
 )
 def test_the_autopilot_service_account_may_do_what_operators_need(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +34,9 @@ from models.judge import (
     MetricComparison,
     weigh,
 )
+from models.metric_templates import MetricTemplateSpec
 from models.operator import Target
-from models.promql import MetricQuery, series_values
+from models.promql import MetricQuery, TemplateMissing, series_values
 
 
 def compare(
@@ -129,6 +130,7 @@ async def judge_metric(
     spec: CanarySpec,
     target: Target,
     window: tuple[datetime, datetime],
+    resources: Mapping[str, MetricTemplateSpec] | None = None,
 ) -> MetricComparison:
     """Compare one metric; its threshold check's lack of evidence is the judge's too."""
     judge = spec.analysis.judge
@@ -137,7 +139,10 @@ async def judge_metric(
         return no_evidence(metric, check, judge)
     start, end = window
     step = f"{judge.step(spec.analysis.interval).total_seconds():g}"  # seconds
-    canary_query = MetricQuery.of(metric, spec, target.namespace)
+    try:
+        canary_query = MetricQuery.of(metric, spec, target.namespace, resources)
+    except TemplateMissing:  # the threshold check failed on it already, with the reason
+        return no_evidence(metric, check, judge)
     (canary, canary_error), (primary, primary_error) = await asyncio.gather(
         samples(canary_query, start, end, step),
         samples(canary_query.for_primary(), start, end, step),
@@ -148,7 +153,10 @@ async def judge_metric(
 
 
 async def judge_analysis(
-    spec: CanarySpec, target: Target, checks: Sequence[MetricResult]
+    spec: CanarySpec,
+    target: Target,
+    checks: Sequence[MetricResult],
+    resources: Mapping[str, MetricTemplateSpec] | None = None,
 ) -> JudgeVerdict | None:
     """The verdict on this interval, or None when ``analysis.judge`` is not set."""
     judge = spec.analysis.judge
@@ -158,7 +166,7 @@ async def judge_analysis(
     window = (end - spec.analysis.interval, end)
     comparisons = await asyncio.gather(
         *(
-            judge_metric(metric, check, spec, target, window)
+            judge_metric(metric, check, spec, target, window, resources)
             for metric, check in zip(spec.analysis.metrics, checks, strict=True)
         )
     )

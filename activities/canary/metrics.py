@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 
 from activities.canary import judge as statistics
 from activities.canary import webhooks
+from activities.canary.templates import Templates, read_templates
 from models.canary import (
     AnalysisResult,
     CanaryMetric,
@@ -40,7 +41,7 @@ from models.canary import (
 )
 from models.durations import format_duration
 from models.operator import Target
-from models.promql import MetricQuery, value_of
+from models.promql import MetricQuery, TemplateMissing, template_resource, value_of
 from service.settings import PrometheusSettings
 
 #: Seconds a single query may take before it counts as no data.
@@ -113,14 +114,33 @@ async def _instant(url: str, query: str) -> float | Exception | None:
         return error
 
 
-async def check(metric: CanaryMetric, spec: CanarySpec, target: Target) -> MetricResult:
+def _unusable(metric: CanaryMetric, why: str) -> MetricResult:
+    """A failed check: the metric's template is missing or cannot be rendered (as Flagger)."""
+    return judge(metric, None, "", why).model_copy(update={"status": MetricStatus.FAIL})
+
+
+async def check(
+    metric: CanaryMetric,
+    spec: CanarySpec,
+    target: Target,
+    templates: Templates | None = None,
+) -> MetricResult:
     """Evaluate one metric now; every failure to get a value is "no data", never a pass.
 
     With ``minSampleCount`` above 0 the requests in the window are counted at the same time;
-    fewer than that (or a count that fails) make the value no data, whatever it is.
+    fewer than that (or a count that fails) make the value no data, whatever it is. A
+    ``MetricTemplate`` that is missing or does not render fails the check, with the reason.
     """
-    wanted = MetricQuery.of(metric, spec, target.namespace)
-    query, url = wanted.promql(), prometheus_url(wanted)
+    templates = templates or Templates()
+    resource = template_resource(metric, spec, target.namespace)
+    if resource is not None and resource in templates.problems:
+        return _unusable(metric, templates.problems[resource])
+    try:
+        wanted = MetricQuery.of(metric, spec, target.namespace, templates.found)
+        query = wanted.promql()
+    except (TemplateMissing, KeyError) as error:
+        return _unusable(metric, f"{resource or 'template'}: {str(error).strip(chr(39))}")
+    url = prometheus_url(wanted)
     counting = metric.min_sample_count > 0
     value, count = await asyncio.gather(
         _instant(url, query), _instant(url, wanted.sample_count()) if counting else _none()
@@ -155,13 +175,15 @@ def _too_few(result: MetricResult, samples: float | None, why: str) -> MetricRes
 
 @activity.defn(name="canary.analyse")
 async def analyse(step: CanaryStep) -> AnalysisResult:
-    """One analysis: rollout hooks, rollback hooks, every metric, then the judge (if set)."""
+    """One analysis: rollout hooks, rollback hooks, the metrics' MetricTemplate resources
+    (read now, so an edited template counts at once), every metric, then the judge (if set)."""
     hooks = await webhooks.run_hooks(step, HookType.ROLLOUT)
     rollback = await webhooks.rollback_requested(step)
+    templates = await read_templates(step.spec, step.target.namespace)
     metrics = await asyncio.gather(
-        *(check(m, step.spec, step.target) for m in step.spec.analysis.metrics)
+        *(check(m, step.spec, step.target, templates) for m in step.spec.analysis.metrics)
     )
-    verdict = await statistics.judge_analysis(step.spec, step.target, metrics)
+    verdict = await statistics.judge_analysis(step.spec, step.target, metrics, templates.found)
     return AnalysisResult(
         at=datetime.now(UTC),
         metrics=list(metrics),

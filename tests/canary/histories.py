@@ -7,6 +7,7 @@ canary machine is meant to change what running rollouts do, and say so in the co
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -24,3 +25,16 @@ async def record_if_asked(handle: WorkflowHandle[Any, Any], name: str) -> None:
     history = await handle.fetch_history()
     path = HISTORIES / f"{name}.json"
     path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+def decoded(node: Any) -> str:
+    """Every payload of a history as text (Temporal keeps payload data base64-encoded)."""
+    if isinstance(node, dict):
+        parts = [decoded(value) for key, value in node.items() if key != "data"]
+        data = node.get("data")
+        if isinstance(data, str):
+            parts.append(base64.b64decode(data).decode(errors="replace"))
+        return "\n".join(parts)
+    if isinstance(node, list):
+        return "\n".join(decoded(item) for item in node)
+    return str(node)

@@ -21,6 +21,7 @@ from models.canary import (
     load_canary_spec,
     parse_duration,
 )
+from models.promql import template_resource
 from tests.canary.specs import FLAGGER_PODINFO, spec_dict
 
 
@@ -146,13 +147,27 @@ def test_flagger_fields_that_would_change_behaviour_are_refused_not_ignored(fiel
     assert any(p.startswith(f"{field}:") and "not supported" in p for p in problems_of(spec))
 
 
-def test_a_template_ref_must_name_a_declared_template():
-    spec = spec_dict(
-        metrics=[
-            {"name": "errors", "templateRef": {"name": "error-rate"}, "thresholdRange": {"max": 1}}
-        ]
+def test_a_template_ref_not_declared_in_the_spec_names_a_metric_template_resource():
+    spec = load_canary_spec(
+        spec_dict(
+            metrics=[
+                {
+                    "name": "errors",
+                    "templateRef": {"name": "error-rate"},
+                    "thresholdRange": {"max": 1},
+                },
+                {
+                    "name": "shared",
+                    "templateRef": {"name": "latency", "namespace": "ops"},
+                    "thresholdRange": {"max": 1},
+                },
+            ]
+        )
     )
-    assert any("'error-rate', which is not in metricTemplates" in p for p in problems_of(spec))
+    errors, shared = spec.analysis.metrics
+
+    assert template_resource(errors, spec, "shop") == "shop/error-rate"
+    assert template_resource(shared, spec, "shop") == "ops/latency"
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from models.canary import CanarySpec
-from models.promql import BUILTIN_QUERIES, VARIABLE, MetricQuery, number, value_of
+from models.promql import (
+    BUILTIN_QUERIES,
+    VARIABLE,
+    MetricQuery,
+    number,
+    template_resource,
+    value_of,
+)
 
 #: The labels every grouped query keeps, and by which its series are fanned out.
 GROUP_LABELS = ("destination_workload_namespace", "destination_workload")
@@ -87,10 +94,16 @@ class Wanted:
 
 
 def wanted_metrics(workflow_id: str, namespace: str, spec: CanarySpec) -> list[Wanted]:
-    """The metrics of one rollout, each with its template resolved."""
+    """The metrics of one rollout, each with its template resolved.
+
+    A metric whose ``templateRef`` names a ``MetricTemplate`` resource is left out: the
+    watcher reads no resources (it only observes Canaries and Prometheus), so such a metric
+    is judged by the interval's analysis alone, which reads the template each time.
+    """
     return [
         Wanted(workflow_id, metric.name, MetricQuery.of(metric, spec, namespace))
         for metric in spec.analysis.metrics
+        if template_resource(metric, spec, namespace) is None
     ]
 
 

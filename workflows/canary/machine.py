@@ -26,7 +26,7 @@ from models.canary import (
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
 from models.senses import Dedicated, Webhook
-from workflows.canary import effects, guards, notes, replay, workers
+from workflows.canary import alerts, effects, guards, notes, replay, workers
 from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
 from workflows.engine import ANY, ActivityFailed, Command, Operator, OperatorWorkflow, Timeout
@@ -51,6 +51,8 @@ canary: Operator[CanarySpec, CanaryData] = Operator(
     details=details,
     announce=notes.announce,
     recorder=notes.record_event,
+    alerts=alerts.alerts,
+    alerter=alerts.send_alert,
     description=(
         "Progressive delivery on Istio, at Flagger's level: shifts traffic from the stable "
         "'-primary' Deployment to the user's Deployment step by step, checks Prometheus "

@@ -16,6 +16,7 @@ from workflows.engine.definition import (
     Ctx,
     DefinitionError,
     Event,
+    Occasion,
     Operator,
     Timeout,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Ctx",
     "DefinitionError",
     "Event",
+    "Occasion",
     "Operator",
     "OperatorWorkflow",
     "Timeout",

@@ -27,7 +27,7 @@ from typing_extensions import TypeVar
 
 from models.events import Event
 from models.kube_events import EventNote
-from models.operator import CommandRequest
+from models.operator import CommandRequest, Target
 from models.senses import Sense
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -129,7 +129,18 @@ class Ctx(Generic[SpecT, DataT, EventT_co]):
         return self.event if isinstance(self.event, CommandRequest) else None
 
 
+@dataclass(frozen=True)
+class Occasion:
+    """Where a transition happens, for what it tells the world: the workflow, its target and
+    the ID of the event handled (stable across replays and retries: a dedupe key's root)."""
+
+    workflow_id: str
+    target: Target
+    event_id: str
+
+
 Guard = Callable[[Ctx[Any, Any, Any]], bool]
+AlertsFn = Callable[[Ctx[Any, Any, Any], Ctx[Any, Any, Any], Occasion], Sequence[BaseModel]]
 Effect = Callable[[Ctx[Any, Any, Any]], BaseModel]
 DurationFn = Callable[[Ctx[Any, Any, Any]], timedelta]
 Trigger = type[Event] | Command
@@ -234,6 +245,10 @@ class Operator(Generic[SpecT, DataT]):
             state, the same event), the notes to record. Pure, like an effect.
         recorder: The worker that records each note (one
             :class:`~models.kube_events.RecordEvent`); started, never waited for.
+        alerts: What to send to people outside the cluster (chat alerts) when a transition
+            is taken: given the contexts before and after it and the :class:`Occasion`, the
+            requests for ``alerter``, one pydantic model each. Pure, like ``announce``.
+        alerter: The worker that sends each alert request; started, never waited for.
     """
 
     name: str
@@ -248,6 +263,8 @@ class Operator(Generic[SpecT, DataT]):
     description: str = ""
     announce: Callable[[Ctx[Any, Any, Any], Ctx[Any, Any, Any]], Sequence[EventNote]] | None = None
     recorder: ActivityRef | None = None
+    alerts: AlertsFn | None = None
+    alerter: ActivityRef | None = None
     states: dict[str, StateDef] = field(default_factory=dict, init=False)
     transitions: list[TransitionDef] = field(default_factory=list, init=False)
     _declared_problems: list[str] = field(default_factory=list, init=False)
@@ -377,10 +394,11 @@ class Operator(Generic[SpecT, DataT]):
         }
 
     def activity_refs(self) -> dict[str, ActivityRef]:
-        """Every worker any state runs (and the recorder of its Events), by activity name."""
+        """Every worker any state runs (and its recorder and alerter), by activity name."""
         refs = {ref.name: ref for s in self.states.values() for ref in s.run}
-        if self.recorder is not None:
-            refs[self.recorder.name] = self.recorder
+        for extra in (self.recorder, self.alerter):
+            if extra is not None:
+                refs[extra.name] = extra
         return refs
 
     def transitions_from(self, state: str) -> list[TransitionDef]:

@@ -60,6 +60,7 @@ from workflows.engine.definition import (
     ActivityRef,
     Command,
     Ctx,
+    Occasion,
     Operator,
     Timeout,
     TransitionDef,
@@ -73,6 +74,8 @@ COMMAND_PREFIX = "/"
 CARRY_LATE_EVENTS_PATCH = "carry-late-events-to-a-new-run"
 #: Patch: a transition the operator announces starts its recorder of Kubernetes Events.
 KUBE_EVENTS_PATCH = "announce-transitions-as-kube-events"
+#: Patch: a transition the operator alerts about starts its alerter (chat alerts).
+ALERTS_PATCH = "send-alerts-of-transitions"
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -152,6 +155,7 @@ class OperatorWorkflow:
         self._working: str | None = None
         self._published: dict[str, Any] = {}
         self._recording: set[asyncio.Task[Any]] = set()
+        self._alerting: set[asyncio.Task[Any]] = set()
 
     # ---------------------------------------------------------------- handlers
 
@@ -304,6 +308,12 @@ class OperatorWorkflow:
             await self._process(envelope)
         self._publish()
         await self._answer_every_command()
+        # Alerts of the last transitions ("promotion finished") go out before the run ends:
+        # a closed run's pending activities are never started. Only runs that sent alerts
+        # (behind ALERTS_PATCH) have any, so older histories end as they did (no wait at
+        # all: even an empty wait would let the loop turn once).
+        if self._alerting:
+            await workflow.wait_condition(lambda: not self._alerting)
         late = self._late_events()
         if late and workflow.patched(CARRY_LATE_EVENTS_PATCH):
             workflow.logger.info(
@@ -388,6 +398,11 @@ class OperatorWorkflow:
         if urgent:
             await self._process(urgent.popleft())
             return False
+        # Pending alerts go out before the run is replaced (a closed run's activities are
+        # never started); none are pending in runs without alerts, which go on as before
+        # (no wait at all: even an empty wait would let the loop turn once).
+        if self._alerting:
+            await workflow.wait_condition(lambda: not self._alerting)
         return True
 
     async def _next(self) -> EventEnvelope:
@@ -647,16 +662,25 @@ class OperatorWorkflow:
         )
 
     def _announce(self, before: Ctx[Any, Any, Any], target: str, envelope: EventEnvelope) -> None:
-        """Start the recorder for each note the operator makes of this transition.
+        """Start the recorder for each note, and the alerter for each alert, of a transition.
 
         Started, not awaited: an Event is for people reading the cluster, and writing it
         must never hold the machine up (the recorder is bounded and never fails anyway).
         Each note's occurrence is the handled event's ID, so a retry records it once.
         """
-        op = self.operator
-        if op.announce is None or op.recorder is None or self._spec is None:
+        if self._spec is None:
             return
         after = dataclasses.replace(before, data=self._data, state=target)
+        self._record_notes(before, after, envelope)
+        self._alert(before, after, envelope)
+
+    def _record_notes(
+        self, before: Ctx[Any, Any, Any], after: Ctx[Any, Any, Any], envelope: EventEnvelope
+    ) -> None:
+        """Start the recorder for each note (a Kubernetes Event) of this transition."""
+        op = self.operator
+        if op.announce is None or op.recorder is None:
+            return
         notes = op.announce(before, after)
         if not notes or not workflow.patched(KUBE_EVENTS_PATCH):
             return
@@ -682,6 +706,44 @@ class OperatorWorkflow:
             )
             self._recording.add(task)
             task.add_done_callback(self._recorded)
+
+    def _alert(
+        self, before: Ctx[Any, Any, Any], after: Ctx[Any, Any, Any], envelope: EventEnvelope
+    ) -> None:
+        """Start the alerter for each alert the operator sends for this transition.
+
+        Started, not awaited, like the Event recorder. Only a transition that sends one
+        asks for the patch, so histories without alerts replay with the same commands.
+        """
+        op = self.operator
+        if op.alerts is None or op.alerter is None:
+            return
+        occasion = Occasion(workflow.info().workflow_id, self._target, envelope.id)
+        requests = op.alerts(before, after, occasion)
+        if not requests or not workflow.patched(ALERTS_PATCH):
+            return
+        ref = op.alerter
+        for request in requests:
+            task = workflow.start_activity(
+                ref.name,
+                request,
+                start_to_close_timeout=ref.timeout,
+                retry_policy=RetryPolicy(
+                    initial_interval=ref.initial_retry_interval,
+                    maximum_interval=ref.maximum_retry_interval,
+                    maximum_attempts=ref.max_attempts,
+                    non_retryable_error_types=[NON_RETRYABLE],
+                ),
+                summary=ref.summary,
+            )
+            self._alerting.add(task)
+            task.add_done_callback(self._alerted)
+
+    def _alerted(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished alert; its failure is logged, never raised."""
+        self._alerting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            workflow.logger.info("an alert was not sent: %s", task.exception())
 
     def _recorded(self, task: asyncio.Task[Any]) -> None:
         """Forget a finished recorder; its failure is logged, never raised."""
