@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from devcluster.cluster import FLUX_PARTS, DevCluster
+from devcluster.flux import expected_crd_names
 from tests.fixtures.flux import FluxSync
 from tests.waiting import eventually
 
@@ -150,3 +152,10 @@ async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_the
     assert live.spec.replicas == 3  # not in git: the runtime value stays
     assert weights(kube_api, namespace, "checkout") == [90, 10]  # ssa: IfNotPresent
     assert weights(kube_api, namespace, "checkout-plain") == [100, 0]  # reverted to git's
+
+
+def test_dev_status_lists_flux_crds_and_both_controllers_running(flux_cluster: DevCluster) -> None:
+    statuses = {part.name: part for part in flux_cluster.status()}
+
+    assert [statuses[name].state for name in FLUX_PARTS] == ["running"] * len(FLUX_PARTS)
+    assert statuses[FLUX_PARTS[0]].detail == f"{len(expected_crd_names())} Established"
