@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 log = logging.getLogger("devcluster.git_http")
@@ -182,6 +183,40 @@ def run_http_backend(handler: BaseHTTPRequestHandler, project_root: Path, path_i
         handler.wfile.write(payload)
 
 
+class Background:
+    """``with`` starts a background server and stops it on leaving (tests use it so)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT arrives (the command lines of the dev services)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    stop.wait()
+
+
 class _GitHandler(BaseHTTPRequestHandler):
     """Every GET and POST goes to ``git http-backend``; the server holds the root."""
 
@@ -203,7 +238,7 @@ class _GitServer(ThreadingHTTPServer):
     project_root: Path
 
 
-class GitHttpServer:
+class GitHttpServer(Background):
     """A smart-HTTP git server for the bare repositories under ``root``, on 127.0.0.1.
 
     Port 0 (the default) picks a free port; :attr:`url` says which. Use as a context manager
@@ -230,7 +265,7 @@ class GitHttpServer:
         """The clone URL of the repository ``name`` under the root."""
         return f"{self.url}/{name.lstrip('/')}"
 
-    def start(self) -> GitHttpServer:
+    def start(self) -> Self:
         """Serve in a background thread; return self."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(
@@ -239,15 +274,6 @@ class GitHttpServer:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until :meth:`stop` is called from another."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._server.serve_forever()
-
-    def request_shutdown(self) -> None:
-        """Ask :meth:`serve_forever` to return (safe from a signal handler: does not wait)."""
-        threading.Thread(target=self._server.shutdown, daemon=True).start()
-
     def stop(self) -> None:
         """Stop serving and close the socket."""
         if self._thread is not None:
@@ -255,17 +281,6 @@ class GitHttpServer:
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
-
-    def __enter__(self) -> GitHttpServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,18 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     for name in args.init:
         init_bare_repository(root, name)
-    server = GitHttpServer(root, host=args.host, port=args.port)
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        server.request_shutdown()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    server = GitHttpServer(root, host=args.host, port=args.port).start()
     print(server.url, flush=True)
     log.info("serving git repositories under %s at %s", root, server.url)
     try:
-        server.serve_forever()
+        wait_for_stop_signal()
     finally:
         server.stop()
     return 0

@@ -40,6 +40,14 @@ def server(tmp_path: Path) -> Iterator[GitHttpServer]:
         yield running
 
 
+def clone(server: GitHttpServer, into: Path, *, branch: str | None = "main") -> Path:
+    """Clone the test repository into ``into`` (on a new ``branch`` when it is empty)."""
+    git("clone", "--quiet", server.repository_url("fleet/config.git"), into.name, cwd=into.parent)
+    if branch:
+        git("checkout", "--quiet", "-b", branch, cwd=into)
+    return into
+
+
 def commit_file(work: Path, name: str, text: str, message: str) -> None:
     (work / name).write_text(text)
     git("add", name, cwd=work)
@@ -49,10 +57,7 @@ def commit_file(work: Path, name: str, text: str, message: str) -> None:
 def test_a_clone_of_an_empty_repository_then_a_push_lands_on_the_server(
     server: GitHttpServer, tmp_path: Path
 ) -> None:
-    url = server.repository_url("fleet/config.git")
-    git("clone", "--quiet", url, "work", cwd=tmp_path)
-    work = tmp_path / "work"
-    git("checkout", "--quiet", "-b", "main", cwd=work)
+    work = clone(server, tmp_path / "work")
     commit_file(work, "vs.yaml", "kind: VirtualService\n", "add the VirtualService")
     git("push", "--quiet", "origin", "main", cwd=work)
 
@@ -61,14 +66,10 @@ def test_a_clone_of_an_empty_repository_then_a_push_lands_on_the_server(
 
 
 def test_a_second_clone_fetches_what_another_pushed(server: GitHttpServer, tmp_path: Path) -> None:
-    url = server.repository_url("fleet/config.git")
-    git("clone", "--quiet", url, "alice", cwd=tmp_path)
-    alice = tmp_path / "alice"
-    git("checkout", "--quiet", "-b", "main", cwd=alice)
+    alice = clone(server, tmp_path / "alice")
     commit_file(alice, "a.yaml", "a: 1\n", "first")
     git("push", "--quiet", "origin", "main", cwd=alice)
-    git("clone", "--quiet", url, "bob", cwd=tmp_path)
-    bob = tmp_path / "bob"
+    bob = clone(server, tmp_path / "bob", branch=None)
 
     commit_file(alice, "a.yaml", "a: 2\n", "second")
     git("push", "--quiet", "origin", "main", cwd=alice)
@@ -81,17 +82,14 @@ def test_a_push_larger_than_git_s_post_buffer_is_accepted(
     server: GitHttpServer, tmp_path: Path
 ) -> None:
     """Over http.postBuffer git sends the pack chunked; the server must decode it."""
-    url = server.repository_url("fleet/config.git")
-    git("clone", "--quiet", url, "work", cwd=tmp_path)
-    work = tmp_path / "work"
-    git("checkout", "--quiet", "-b", "main", cwd=work)
+    work = clone(server, tmp_path / "work")
     (work / "big.bin").write_bytes(bytes(range(256)) * 8192 + b"x" * 7)
     git("add", "big.bin", cwd=work)
     git("commit", "--quiet", "-m", "big", cwd=work)
     git("-c", "http.postBuffer=65536", "push", "--quiet", "origin", "main", cwd=work)
 
-    git("clone", "--quiet", url, "again", cwd=tmp_path)
-    assert (tmp_path / "again" / "big.bin").stat().st_size == 256 * 8192 + 7
+    again = clone(server, tmp_path / "again", branch=None)
+    assert (again / "big.bin").stat().st_size == 256 * 8192 + 7
 
 
 def test_an_unknown_repository_is_not_found(server: GitHttpServer, tmp_path: Path) -> None:
