@@ -77,7 +77,9 @@ def measure(rounds: int, interval: str, state_dir: Path | None) -> list[float]:
         repo = ConfigRepo.create(server.repository_url("config.git"), Path(scratch) / "work")
         repo.write("README.md", "bench\n")
         repo.push("start")
-        sync = FluxSync(api, namespace, "config", repo, interval=interval)
+        sync = FluxSync(
+            api, namespace, "config", repo.url, target_namespace=namespace, interval=interval
+        )
         sync.create()
         try:
             for number in range(rounds):

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from devcluster.cluster import FLUX_PARTS, DevCluster
 from devcluster.flux import expected_crd_names
-from tests.fixtures.flux import FluxSync
+from tests.fixtures.flux import ConfigRepo, FluxApply, FluxSync
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux]
@@ -104,9 +104,9 @@ def configmap_data(api: client.ApiClient, namespace: str, name: str) -> dict[str
 
 
 async def test_a_manifest_pushed_to_git_is_applied_its_change_too_and_its_removal_prunes_it(
-    flux_sync: FluxSync, kube_api: client.ApiClient
+    flux_sync: FluxSync, config_repo: ConfigRepo, kube_api: client.ApiClient
 ) -> None:
-    repo, namespace = flux_sync.repo, flux_sync.namespace
+    repo, namespace = config_repo, flux_sync.namespace
 
     repo.write("settings.yaml", configmap("gitops-settings", {"mode": "direct"}))
     await flux_sync.applied(repo.push("add the settings"))
@@ -125,10 +125,23 @@ async def test_a_manifest_pushed_to_git_is_applied_its_change_too_and_its_remova
     )
 
 
-async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_them_out(
-    flux_sync: FluxSync, kube_api: client.ApiClient
+async def test_flux_applies_only_the_directory_its_kustomization_names(
+    flux_apply: FluxApply, config_repo: ConfigRepo, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    repo, namespace = flux_sync.repo, flux_sync.namespace
+    config_repo.write("clusters/dev/settings.yaml", configmap("dev-settings", {"env": "dev"}))
+    config_repo.write("clusters/prod/settings.yaml", configmap("prod-settings", {"env": "prod"}))
+    sha = config_repo.push("settings for dev and prod")
+
+    await flux_apply(config_repo.url, path="clusters/dev").applied(sha)
+
+    assert configmap_data(kube_api, namespace, "dev-settings") == {"env": "dev"}
+    assert configmap_data(kube_api, namespace, "prod-settings") is None
+
+
+async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_them_out(
+    flux_sync: FluxSync, config_repo: ConfigRepo, kube_api: client.ApiClient
+) -> None:
+    repo, namespace = config_repo, flux_sync.namespace
     apps = client.AppsV1Api(kube_api)
     repo.write("checkout.yaml", deployment("checkout"))
     repo.write("vs-runtime.yaml", virtual_service("checkout", runtime_weights=True))
