@@ -25,10 +25,32 @@ pytestmark = [pytest.mark.cluster, pytest.mark.flux]
 AUTOPILOT_MANAGER = "autopilot"
 
 ISTIO_NETWORKING = ("networking.istio.io", "v1")
+ISTIO_SECURITY = ("security.istio.io", "v1")
 
 
 def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def deny_policy(name: str) -> dict[str, Any]:
+    """An AuthorizationPolicy isolating workload ``name``, as a quarantine records it in git."""
+    return {
+        "apiVersion": "/".join(ISTIO_SECURITY),
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": f"quarantine-{name}"},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "action": "DENY",
+            "rules": [{}],
+        },
+    }
+
+
+def policy_names(api: client.ApiClient, namespace: str) -> list[str]:
+    found: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        *ISTIO_SECURITY, namespace, "authorizationpolicies"
+    )
+    return sorted(item["metadata"]["name"] for item in found["items"])
 
 
 def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -103,25 +125,31 @@ def configmap_data(api: client.ApiClient, namespace: str, name: str) -> dict[str
     return dict(found.data or {})
 
 
-async def test_a_manifest_pushed_to_git_is_applied_its_change_too_and_its_removal_prunes_it(
+async def test_manifests_pushed_to_git_are_applied_a_change_too_and_their_removal_prunes_them(
     flux_sync: FluxSync, config_repo: ConfigRepo, kube_api: client.ApiClient
 ) -> None:
     repo, namespace = config_repo, flux_sync.namespace
 
     repo.write("settings.yaml", configmap("gitops-settings", {"mode": "direct"}))
-    await flux_sync.applied(repo.push("add the settings"))
+    repo.write("quarantine.yaml", deny_policy("payments"))
+    await flux_sync.applied(repo.push("add the settings; quarantine payments"))
     assert configmap_data(kube_api, namespace, "gitops-settings") == {"mode": "direct"}
+    assert policy_names(kube_api, namespace) == ["quarantine-payments"]
 
     repo.write("settings.yaml", configmap("gitops-settings", {"mode": "pull-request"}))
     await flux_sync.applied(repo.push("settings: pull requests"))
     assert configmap_data(kube_api, namespace, "gitops-settings") == {"mode": "pull-request"}
 
     repo.remove("settings.yaml")
-    await flux_sync.applied(repo.push("remove the settings"))
+    repo.remove("quarantine.yaml")
+    await flux_sync.applied(repo.push("remove the settings; release payments"))
     await eventually(
-        lambda: configmap_data(kube_api, namespace, "gitops-settings"),
-        lambda data: data is None,
-        what="Flux pruning the ConfigMap removed from git",
+        lambda: (
+            configmap_data(kube_api, namespace, "gitops-settings"),
+            policy_names(kube_api, namespace),
+        ),
+        lambda found: found == (None, []),
+        what="Flux pruning the ConfigMap and the AuthorizationPolicy removed from git",
     )
 
 
