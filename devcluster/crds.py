@@ -39,7 +39,7 @@ CRDS_VERSION = f"istio.io/api {ISTIO_API_VERSION}, sigs.k8s.io/gateway-api {GATE
 
 
 class CrdError(RuntimeError):
-    """The Istio CRDs could not be fetched or installed."""
+    """CRDs (Istio's, Flux's or Autopilot's) could not be fetched or installed."""
 
 
 def istio_crd_file() -> Path:
