@@ -266,6 +266,7 @@ CANARY = Subject(
         "canary.post_rollout_hooks": NOTHING,
         "canary.notify": NOTHING,
         "canary.record_event": NOTHING,  # started, never waited for: any answer will do
+        "canary.send_alert": NOTHING,  # the same
     },
 )
 
