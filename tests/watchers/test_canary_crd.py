@@ -86,14 +86,20 @@ def test_an_oversize_webhook_metadata_key_is_refused_by_the_api_server_naming_th
 def test_a_flagger_field_autopilot_refuses_is_refused_at_apply_with_the_reason(
     cluster: Cluster,
 ) -> None:
-    body = canary(unique(), analysis={"stepWeight": 10, "mirror": True})
+    body = canary(unique(), analysis={"stepWeight": 10})
+    body["spec"]["autoscalerRef"] = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "name": "podinfo",
+        "primaryScalerQueries": {"podinfo-primary": "sum(up)"},
+    }
 
     with pytest.raises(client.ApiException) as refused:
         cluster.create_canary(body)
 
     message = json.loads(refused.value.body or "{}")["message"]
-    assert "spec.analysis.mirror" in message
-    assert "mirror is not supported by Autopilot" in message
+    assert "spec.autoscalerRef.primaryScalerQueries" in message
+    assert "primaryScalerQueries is not supported by Autopilot" in message
 
 
 def test_a_flagger_field_switched_off_is_accepted(cluster: Cluster) -> None:
