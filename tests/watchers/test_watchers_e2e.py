@@ -34,12 +34,13 @@ from tests.watchers.support import (
 
 pytestmark = [pytest.mark.cluster, pytest.mark.temporal, pytest.mark.usefixtures("cleanup")]
 
-#: A short rollout: five steps (long enough for samples with data on a loaded machine, where
-#: Prometheus and visibility lag), a passing metric sampled by the Prometheus watcher.
+#: A short rollout: ten steps of 2 s (five were too few on a machine at load 13, where every
+#: sample in them was still no data: Prometheus and visibility lag), a passing metric
+#: sampled by the Prometheus watcher.
 ANALYSIS: dict[str, Any] = {
     "interval": "2s",
     "threshold": 2,
-    "stepWeight": 10,
+    "stepWeight": 5,
     "maxWeight": 50,
     "metrics": [
         {
