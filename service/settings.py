@@ -10,7 +10,7 @@ every variable; a test keeps the two equal.
 Sections: ``temporal`` (``AUTOPILOT_TEMPORAL_*``), ``worker`` (``AUTOPILOT_*``),
 ``kubernetes``, ``prometheus``, ``watchers`` (``AUTOPILOT_WATCH_*``), ``webhooks``
 (``AUTOPILOT_WEBHOOK_*``), ``cap`` (``AUTOPILOT_CANARY_*``), ``quarantine``
-(``AUTOPILOT_QUARANTINE_*``).
+(``AUTOPILOT_QUARANTINE_*``), ``gitops`` (``AUTOPILOT_GITOPS_*``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import getpass
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -71,6 +72,15 @@ class TemporalSettings(BaseSettings):
         default_factory=_default_identity,
         description="who acts: recorded with commands (default: the local user)",
     )
+
+    def workflow_url(self, workflow_id: str) -> str | None:
+        """The Temporal UI page of one workflow, or None when no UI URL is configured."""
+        if not self.ui_url:
+            return None
+        return (
+            f"{self.ui_url.rstrip('/')}/namespaces/{quote(self.namespace, safe='')}"
+            f"/workflows/{quote(workflow_id, safe='')}"
+        )
 
 
 class WorkerSettings(BaseSettings):
@@ -401,6 +411,65 @@ class WebhookSettings(BaseSettings):
         return value.strip("/") + "/"
 
 
+# -- GitOps ----------------------------------------------------------------------
+
+#: ``owner/name`` of a GitHub repository.
+REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$"
+
+
+class GitOpsSettings(BaseSettings):
+    """The configuration repository the GitOps workers open pull requests on (docs/gitops.md).
+
+    The token comes from a file (``token_file``, e.g. a mounted Secret) or is read from a
+    Kubernetes Secret (``token_secret``) at each use, so a rotated token is picked up; it is
+    never an environment variable of its own, and never logged.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_GITOPS_", extra="ignore")
+
+    api_url: str = Field(
+        default="https://api.github.com",
+        max_length=2048,
+        pattern=r"^https?://",
+        description="GitHub's REST API; GitHub Enterprise: https://HOST/api/v3",
+    )
+    repository: str | None = Field(
+        default=None,
+        pattern=REPOSITORY_PATTERN,
+        description="owner/name of the configuration repository; unset: GitOps is off",
+    )
+    base_branch: str = Field(
+        default="main", min_length=1, max_length=255, description="the branch PRs merge into"
+    )
+    path: str = Field(
+        default="clusters/default",
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$",
+        description="directory of the manifests (plain) or of the overlay (kustomize)",
+    )
+    layout: Literal["plain", "kustomize"] = Field(
+        default="plain",
+        description="plain: <path>/<ns>/<kind>-<name>.yaml; kustomize: the same files, listed "
+        "in <path>/kustomization.yaml, images set with its images: field",
+    )
+    token_file: Path | None = Field(default=None, description="file holding the token")
+    token_secret: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Kubernetes Secret holding the token (in token_secret_namespace)",
+    )
+    token_secret_namespace: str = Field(
+        default_factory=_default_state_namespace,
+        description="namespace of token_secret; default: the pod's namespace, else 'default'",
+    )
+    token_secret_key: str = Field(default="token", min_length=1, description="key in the Secret")
+    committer_name: str = Field(default="Autopilot", min_length=1, max_length=255)
+    committer_email: str = Field(
+        default="autopilot@users.noreply.github.com", min_length=3, max_length=255
+    )
+    timeout_s: float = Field(default=30.0, gt=0, le=600, description="one GitHub call's limit")
+
+
 class AutopilotSettings(BaseModel):
     """The whole tree: one section per part of Autopilot."""
 
@@ -412,6 +481,7 @@ class AutopilotSettings(BaseModel):
     webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings())
     cap: CapSettings = Field(default_factory=CapSettings)
     quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
+    gitops: GitOpsSettings = Field(default_factory=lambda: GitOpsSettings())
 
 
 def settings() -> AutopilotSettings:
