@@ -39,7 +39,8 @@ dev_app = typer.Typer(
     name="dev",
     help=(
         "Run a local cluster: a real kube-apiserver + etcd with Istio's CRDs, Prometheus, "
-        "the Temporal dev server (with UI), and the data-plane simulator."
+        "the Temporal dev server (with UI), and the data-plane simulator; with --gitops, "
+        "Flux's source-controller and kustomize-controller."
     ),
     epilog=(
         'Example:  autopilot dev up && eval "$(autopilot dev env)" && autopilot dev status'
@@ -107,7 +108,7 @@ def _friendly_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
 def build_command(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
-    """Build (once) and cache kube-apiserver, etcd and helm; used by CI to warm the cache.
+    """Build (once) and cache kube-apiserver, etcd, helm and Flux's two controllers (for CI).
 
     A compile shows the packages compiled out of those not yet in Go's build cache, the time
     elapsed and an estimate: live on a terminal, a line every few seconds in a log.
@@ -121,10 +122,14 @@ def build_command(
         binaries = build.ensure_binaries(step, output=detail, compiled=compiled, force=force)
         step(f"helm {HELM_VERSION}")
         helm = build.ensure_helm(step, output=detail, compiled=compiled, force=force)
+        step(f"Flux {', '.join(release.what for release in build.FLUX_CONTROLLERS)}")
+        flux = build.ensure_flux(step, output=detail, compiled=compiled, force=force)
     console.print(f"[green]ready[/] in {time.monotonic() - started:.1f}s:")
-    console.print(f"  kube-apiserver  {binaries.kube_apiserver}", highlight=False)
-    console.print(f"  etcd            {binaries.etcd}", highlight=False)
-    console.print(f"  helm            {helm}", highlight=False)
+    console.print(f"  kube-apiserver        {binaries.kube_apiserver}", highlight=False)
+    console.print(f"  etcd                  {binaries.etcd}", highlight=False)
+    console.print(f"  helm                  {helm}", highlight=False)
+    for name, path in flux.items():
+        console.print(f"  {name:<20}  {path}", highlight=False)
 
 
 def _compile_progress(
@@ -162,10 +167,20 @@ def up(
         bool,
         typer.Option(help="Install Prometheus with apt-get when it is missing (needs root)."),
     ] = True,
+    gitops: Annotated[
+        bool | None,
+        typer.Option(
+            "--gitops/--no-gitops",
+            help="Also run Flux (source-controller and kustomize-controller, built once) so "
+            "that what is in a git repository is applied; remembered by later runs until "
+            "--no-gitops, which stops them.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start every part that is not running yet (safe to run again).
 
-    Example: autopilot dev up --temporal-port 7233 --prometheus-port 9090
+    Example: autopilot dev up --gitops --temporal-port 7233 --prometheus-port 9090
     """
     ports = Ports(
         etcd=etcd_port,
@@ -182,7 +197,7 @@ def up(
         cluster = DevCluster(
             state_dir, ports, progress=step, output=detail, install_prometheus=install
         )
-        statuses = cluster.up()
+        statuses = cluster.up(gitops=gitops)
     console.print(_status_table(statuses))
     console.print(
         f"[green]up[/] in {time.monotonic() - started:.1f}s; state in {cluster.state_dir}"

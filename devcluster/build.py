@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devcluster import paths
@@ -46,6 +46,8 @@ from devcluster.compile_progress import (
 )
 from devcluster.versions import (
     ETCD_VERSION,
+    FLUX_KUSTOMIZE_CONTROLLER_VERSION,
+    FLUX_SOURCE_CONTROLLER_VERSION,
     HELM_VERSION,
     KUBERNETES_STAGING_VERSION,
     KUBERNETES_VERSION,
@@ -63,6 +65,10 @@ _ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 _HELM_MODULE = "helm.sh/helm/v3"
 _CLIENT_GO_REQUIRE = re.compile(r"^\s*(?:require\s+)?k8s\.io/client-go\s+v0\.(\d+)\.", re.MULTILINE)
 _STAGING_REPLACE = re.compile(r"^\s*(?:replace\s+)?(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/src/\S+")
+_REPLACE = re.compile(
+    r"^\s*(?:replace\s+)?(?P<old>[^\s()]+)(?:\s+(?P<old_version>v\S+))?\s+=>\s+"
+    r"(?P<new>\S+)(?:\s+(?P<new_version>v\S+))?\s*(?://.*)?$"
+)
 _GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.MULTILINE)
 _GO_VERSION = re.compile(r"go(\d+)\.(\d+)")
 
@@ -105,6 +111,65 @@ class Binaries:
     etcd: Path
 
 
+@dataclass(frozen=True)
+class GoRelease:
+    """A Go command built from its own release module, with that release's dependency pins.
+
+    Attributes:
+        name: The command's name: the binary's file name and the cache directory's prefix.
+        module: The release module, e.g. ``github.com/fluxcd/source-controller``.
+        version: The release, e.g. ``v1.9.3``.
+        package: The command's main package inside ``module``.
+        stamps: The ``-ldflags`` for the release's go.mod text (version stamps, as the
+            project's own build passes them); none by default.
+    """
+
+    name: str
+    module: str
+    version: str
+    package: str
+    stamps: Callable[[str], str] = field(default=lambda _gomod: "", compare=False, repr=False)
+
+    @property
+    def path(self) -> Path:
+        """Where the built binary is cached: ``bin/<name>-<version>/<name>``."""
+        return paths.cache_root() / "bin" / f"{self.name}-{self.version}" / self.name
+
+    @property
+    def what(self) -> str:
+        """The name and version, as progress lines say it."""
+        return f"{self.name} {self.version}"
+
+
+#: Helm's command (for the chart's tests).
+HELM = GoRelease(
+    "helm",
+    _HELM_MODULE,
+    HELM_VERSION,
+    f"{_HELM_MODULE}/cmd/helm",
+    stamps=lambda gomod: helm_version_ldflags(parse_client_go_minor(gomod)),
+)
+
+#: Flux's source-controller: fetches git repositories and serves them as artifacts.
+FLUX_SOURCE_CONTROLLER = GoRelease(
+    "source-controller",
+    "github.com/fluxcd/source-controller",
+    FLUX_SOURCE_CONTROLLER_VERSION,
+    "github.com/fluxcd/source-controller",
+)
+
+#: Flux's kustomize-controller: applies the artifacts' manifests with server-side apply.
+FLUX_KUSTOMIZE_CONTROLLER = GoRelease(
+    "kustomize-controller",
+    "github.com/fluxcd/kustomize-controller",
+    FLUX_KUSTOMIZE_CONTROLLER_VERSION,
+    "github.com/fluxcd/kustomize-controller",
+)
+
+#: The Flux controllers ``autopilot dev up --gitops`` runs, in start order.
+FLUX_CONTROLLERS = (FLUX_SOURCE_CONTROLLER, FLUX_KUSTOMIZE_CONTROLLER)
+
+
 def kube_apiserver_path() -> Path:
     """Return where the pinned ``kube-apiserver`` binary is cached."""
     return paths.kubernetes_bin_dir() / "kube-apiserver"
@@ -117,7 +182,7 @@ def etcd_path() -> Path:
 
 def helm_path() -> Path:
     """Return where the pinned ``helm`` binary is cached."""
-    return paths.helm_bin_dir() / "helm"
+    return HELM.path
 
 
 def cached_binaries() -> Binaries | None:
@@ -178,13 +243,53 @@ def ensure_helm(
     Raises:
         BuildError: Go is missing or too old, or a ``go`` command failed.
     """
-    wanted = helm_path()
-    if not force and _is_executable(wanted):
+    return ensure_releases([HELM], progress, output=output, compiled=compiled, force=force)[
+        HELM.name
+    ]
+
+
+def ensure_flux(
+    progress: ProgressCallback | None = None,
+    *,
+    output: ProgressCallback | None = None,
+    compiled: CompileCallback | None = None,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Return the pinned Flux controllers by name, building whichever is missing.
+
+    Apart from the cluster's binaries because only ``autopilot dev up --gitops``, the GitOps
+    tests and ``autopilot dev build`` (which CI runs) need them.
+
+    Raises:
+        BuildError: Go is missing or too old, or a ``go`` command failed.
+    """
+    return ensure_releases(
+        FLUX_CONTROLLERS, progress, output=output, compiled=compiled, force=force
+    )
+
+
+def ensure_releases(
+    releases: Sequence[GoRelease],
+    progress: ProgressCallback | None = None,
+    *,
+    output: ProgressCallback | None = None,
+    compiled: CompileCallback | None = None,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Return each release's cached binary by name, building the ones that are missing.
+
+    Raises:
+        BuildError: Go is missing or too old, or a ``go`` command failed.
+    """
+    wanted = {release.name: release.path for release in releases}
+    if not force and all(_is_executable(path) for path in wanted.values()):
         return wanted
     go = find_go()
+    report = _Reporter.of(progress, output, compiled)
     with _build_lock():
-        if force or not _is_executable(wanted):
-            build_helm(go, _Reporter.of(progress, output, compiled))
+        for release in releases:
+            if force or not _is_executable(release.path):
+                build_release(go, release, report)
     return wanted
 
 
@@ -288,35 +393,47 @@ def build_helm(go: str, report: _Reporter) -> Path:
     Raises:
         BuildError: A ``go`` command failed.
     """
-    workdir = paths.cache_root() / "build" / f"helm-{HELM_VERSION}"
+    return build_release(go, HELM, report)
+
+
+def build_release(go: str, release: GoRelease, report: _Reporter) -> Path:
+    """Build ``release``'s command into the cache, as its release's ``go.mod`` pins it.
+
+    The wrapper module requires the release and repeats its ``replace`` lines (Go obeys only
+    the main module's), with each local ``./dir`` replacement pointing at the published
+    module of the same release instead (see :func:`release_wrapper_gomod`).
+
+    Raises:
+        BuildError: A ``go`` command failed.
+    """
+    workdir = paths.cache_root() / "build" / f"{release.name}-{release.version}"
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "build.log"
     log.write_text("")
-    module = f"{_HELM_MODULE}@{HELM_VERSION}"
+    module = f"{release.module}@{release.version}"
     report.step(f"Reading the go.mod of {module}")
     info = _go_json(go, ["mod", "download", "-json", module], workdir, log, report)
     upstream_gomod = Path(str(info["GoMod"])).read_text()
-    (workdir / "go.mod").write_text(helm_wrapper_gomod(parse_go_directive(upstream_gomod)))
+    (workdir / "go.mod").write_text(release_wrapper_gomod(release, upstream_gomod))
     (workdir / "tools.go").write_text(
         "//go:build tools\n\n"
-        "// Package tools pins the helm command so that 'go mod tidy' keeps it.\n"
+        f"// Package tools pins the {release.name} command so that 'go mod tidy' keeps it.\n"
         "package tools\n\n"
-        'import _ "helm.sh/helm/v3/cmd/helm"\n'
+        f'import _ "{release.package}"\n'
     )
     report.step(f"Resolving dependencies of {module}")
     _go(go, ["mod", "tidy"], workdir, log, report)
-    target = helm_path()
     _go_build(
         go,
-        target,
-        "helm.sh/helm/v3/cmd/helm",
+        release.path,
+        release.package,
         workdir,
         log,
         report,
-        what=f"helm {HELM_VERSION}",
-        ldflags=helm_version_ldflags(parse_client_go_minor(upstream_gomod)),
+        what=release.what,
+        ldflags=release.stamps(upstream_gomod),
     )
-    return target
+    return release.path
 
 
 def parse_staging_modules(gomod: str) -> list[str]:
@@ -366,13 +483,46 @@ def etcd_wrapper_gomod() -> str:
     )
 
 
-def helm_wrapper_gomod(go_directive: str) -> str:
-    """Return the wrapper ``go.mod`` that builds ``helm`` exactly as its release pins it."""
-    return (
-        "module autopilot.local/helm-build\n\n"
-        f"go {go_directive}\n\n"
-        f"require {_HELM_MODULE} {HELM_VERSION}\n"
-    )
+def parse_replaces(gomod: str) -> list[tuple[str, str]]:
+    """Return a ``go.mod``'s ``replace`` directives as ``(left side, right side)`` pairs.
+
+    Both the block form and one-line statements are read; each side keeps its version, if
+    any (``example.com/a v1.0.0``, ``example.com/b v1.2.0``, or a path like ``./api``).
+    """
+    pairs = []
+    for line in gomod.splitlines():
+        match = _REPLACE.match(line)
+        if match is None:
+            continue
+        old = " ".join(part for part in match.group("old", "old_version") if part)
+        new = " ".join(part for part in match.group("new", "new_version") if part)
+        pairs.append((old, new))
+    return pairs
+
+
+def release_wrapper_gomod(release: GoRelease, upstream_gomod: str) -> str:
+    """Return the wrapper ``go.mod`` that builds ``release`` exactly as its own pins say.
+
+    A dependency's ``replace`` lines are ignored by Go, so the wrapper repeats them. A local
+    one (``github.com/fluxcd/source-controller/api => ./api``) names a directory of the
+    release's repository, at the release's tag; the wrapper points it at the published module
+    of the same version instead, which holds the same files.
+    """
+    lines = [
+        f"module autopilot.local/{release.name}-build",
+        "",
+        f"go {parse_go_directive(upstream_gomod)}",
+        "",
+        f"require {release.module} {release.version}",
+    ]
+    replaces = []
+    for old, new in parse_replaces(upstream_gomod):
+        if new.startswith(("./", "../")):
+            new = f"{old.split()[0]} {release.version}"
+        replaces.append(f"replace {old} => {new}")
+    if replaces:
+        lines += ["", *replaces]
+    return "\n".join(lines) + "\n"
 
 
 def parse_client_go_minor(gomod: str) -> int:

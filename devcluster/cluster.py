@@ -1,9 +1,11 @@
 """One object that brings the whole local cluster up, reports on it, and takes it down.
 
 Parts, in start order: etcd, kube-apiserver, Istio's CRDs, the data-plane simulator (when
-``devcluster/dataplane_sim.py`` exists), Prometheus and the Temporal dev server. Prometheus and
-Temporal do not depend on Kubernetes, so they are started first and awaited last: startup
-time is the slowest chain, not the sum.
+``devcluster/dataplane_sim.py`` exists), Prometheus and the Temporal dev server; with GitOps
+on (``up(gitops=True)``, ``autopilot dev up --gitops``), also Flux's CRDs, its
+source-controller and its kustomize-controller (see :mod:`devcluster.flux`). Prometheus,
+Temporal and Flux's controllers are started as soon as what they need is there and awaited
+last: startup time is the slowest chain, not the sum.
 
 ``up`` is idempotent: a part whose recorded process is alive and healthy is left alone, so
 running it twice is cheap and safe. ``down`` stops exactly the processes recorded in the
@@ -24,8 +26,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from devcluster import apiserver, crds, etcd, paths, prometheus, temporal
-from devcluster.build import BuildError, ensure_binaries
+from devcluster import apiserver, crds, etcd, flux, paths, prometheus, temporal
+from devcluster.build import BuildError, ensure_binaries, ensure_flux
 from devcluster.kubeconfig import admin_kubeconfig, api_client_from_kubeconfig, write_kubeconfig
 from devcluster.pki import Pki, ensure_pki
 from devcluster.process import (
@@ -47,7 +49,23 @@ ISTIO_CRDS = "istio-crds"
 SIM = "dataplane-sim"
 PROMETHEUS = "prometheus"
 TEMPORAL = "temporal"
-PARTS = (ETCD, APISERVER, ISTIO_CRDS, SIM, PROMETHEUS, TEMPORAL)
+FLUX_CRDS = "flux-crds"
+SOURCE_CONTROLLER = flux.SOURCE_CONTROLLER
+KUSTOMIZE_CONTROLLER = flux.KUSTOMIZE_CONTROLLER
+PARTS = (
+    ETCD,
+    APISERVER,
+    ISTIO_CRDS,
+    SIM,
+    PROMETHEUS,
+    TEMPORAL,
+    FLUX_CRDS,
+    SOURCE_CONTROLLER,
+    KUSTOMIZE_CONTROLLER,
+)
+
+#: The parts that run only with GitOps on.
+FLUX_PARTS = (FLUX_CRDS, SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER)
 
 #: Module of the data-plane simulator, started only when it exists.
 SIM_MODULE = "devcluster.dataplane_sim"
@@ -55,14 +73,26 @@ SIM_MODULE = "devcluster.dataplane_sim"
 #: Seconds to wait for the simulator's ``/metrics``.
 SIM_STARTUP_TIMEOUT = 60.0
 
-#: Which ports each process listens on (or, for Prometheus, scrapes).
+#: Which ports each process listens on (or, for Prometheus, scrapes); the first is its health's.
 _PORTS_OF = {
     ETCD: ("etcd", "etcd_peer"),
     APISERVER: ("apiserver",),
     SIM: ("sim",),
     PROMETHEUS: ("prometheus",),
     TEMPORAL: ("temporal", "temporal_ui"),
+    SOURCE_CONTROLLER: ("flux_source_health", "flux_artifacts", "flux_source_metrics"),
+    KUSTOMIZE_CONTROLLER: ("flux_kustomize_health", "flux_kustomize_metrics"),
 }
+
+#: Ports that no client is configured with, so a remembered one that another program took
+#: while its part was stopped is replaced by a free one: only the API server connects to
+#: etcd, and source-controller advertises its artifact address afresh each time it starts.
+_UNPINNED_PORTS = (
+    "etcd",
+    "etcd_peer",
+    *_PORTS_OF[SOURCE_CONTROLLER],
+    *_PORTS_OF[KUSTOMIZE_CONTROLLER],
+)
 
 #: Files and directories a cluster creates in its state directory (what ``purge`` removes).
 _STATE_ENTRIES = (
@@ -74,6 +104,7 @@ _STATE_ENTRIES = (
     "temporal.db",
     "temporal.db-shm",
     "temporal.db-wal",
+    "flux",
     "kubeconfig",
     "cluster.json",
     ".lock",
@@ -159,8 +190,18 @@ class DevCluster:
         """Ports in effect: recorded ones, else requested ones, else defaults (0 = unchosen)."""
         return {**DEFAULT_PORTS, **self._requested, **self._state.ports}
 
-    def up(self) -> list[PartStatus]:
+    @property
+    def gitops(self) -> bool:
+        """Whether ``up`` runs Flux too (as recorded by the last ``up(gitops=...)``)."""
+        self._state = _refresh(self._state, ClusterState.load(self.state_file))
+        return self._state.gitops
+
+    def up(self, *, gitops: bool | None = None) -> list[PartStatus]:
         """Start every part that is not already running and healthy.
+
+        Args:
+            gitops: True also runs Flux (its CRDs, source-controller, kustomize-controller);
+                False stops Flux if it runs; None keeps the recorded choice (off at first).
 
         Returns:
             The status of every part afterwards.
@@ -170,7 +211,11 @@ class DevCluster:
         """
         with self._locked():
             self._state = _refresh(self._state, ClusterState.load(self.state_file))
+            if gitops is not None:
+                self._state.gitops = gitops
             try:
+                if not self._state.gitops:
+                    self._stop(FLUX_PARTS)
                 self._up()
             except (StartupError, BuildError, crds.CrdError) as error:
                 raise ClusterError(str(error)) from error
@@ -194,18 +239,23 @@ class DevCluster:
         with self._locked():
             self._state = _refresh(self._state, ClusterState.load(self.state_file))
             attached = [name for name in self._state.processes if name not in PARTS]
-            for name in [*attached, *reversed(PARTS)]:
-                if only is not None and name not in only:
-                    continue
-                process = self._state.processes.pop(name, None)
-                if process is None:
-                    continue
-                self._progress(f"Stopping {name} (pid {process.pid})")
-                if process.stop():
-                    stopped.append(name)
-                self._state.save(self.state_file)
+            names = [*attached, *reversed(PARTS)]
+            stopped = self._stop([name for name in names if only is None or name in only])
             if purge:
                 self._purge()
+        return stopped
+
+    def _stop(self, names: Collection[str]) -> list[str]:
+        """Stop the recorded processes of ``names`` in that order; return those that ran."""
+        stopped: list[str] = []
+        for name in names:
+            process = self._state.processes.pop(name, None)
+            if process is None:
+                continue
+            self._progress(f"Stopping {name} (pid {process.pid})")
+            if process.stop():
+                stopped.append(name)
+            self._state.save(self.state_file)
         return stopped
 
     def attach(self, process: ManagedProcess) -> str:
@@ -268,6 +318,7 @@ class DevCluster:
                     temporal.frontend_ready(port) and http_ok(temporal.ui_url(ports["temporal_ui"]))
                 ),
             ),
+            *(self._flux_status(api_ok) if self._shows_flux() else []),
             *attached,
         ]
 
@@ -298,7 +349,10 @@ class DevCluster:
         # Refuse before starting anything, rather than leave half a cluster behind.
         for name in _PORTS_OF:
             recorded = self._state.processes.get(name)
-            if (recorded is None or not recorded.alive()) and (name != SIM or sim_available()):
+            wanted = (name != SIM or sim_available()) and (
+                name not in FLUX_PARTS or self._state.gitops
+            )
+            if (recorded is None or not recorded.alive()) and wanted:
                 self._check_ports_free(name)
         self._progress("Checking binaries (kube-apiserver, etcd)")
         binaries = ensure_binaries(self._progress, output=self._output)
@@ -378,12 +432,53 @@ class DevCluster:
                 ),
             )
 
+        flux_procs = self._start_flux() if self._state.gitops else []
+
         if prometheus_proc is not None:
             self._progress("Waiting for Prometheus")
             prometheus.wait_prometheus(prometheus_proc, ports["prometheus"])
         if temporal_proc is not None:
             self._progress("Waiting for Temporal")
             temporal.wait_temporal(temporal_proc, ports["temporal"], ports["temporal_ui"])
+        for process in flux_procs:
+            self._progress(f"Waiting for {process.name}")
+            flux.wait_ready(process, ports[_PORTS_OF[process.name][0]])
+
+    def _start_flux(self) -> list[ManagedProcess]:
+        """Install Flux's CRDs and start its two controllers (unless running); return both."""
+        ports = self._state.ports
+        self._progress("Checking binaries (Flux source-controller, kustomize-controller)")
+        binaries = ensure_flux(self._progress, output=self._output)
+        with contextlib.closing(self.admin_api_client()) as api:
+            installed = self._state.flux_crds_version == flux.CRD_VERSIONS and self._state.flux_crds
+            if not installed or crds.not_established(api, self._state.flux_crds):
+                self._progress(f"Installing Flux CRDs ({flux.CRD_VERSIONS})")
+                self._state.flux_crds = flux.install_flux_crds(api)
+                self._state.flux_crds_version = flux.CRD_VERSIONS
+                self._state.save(self.state_file)
+
+            def start_source() -> ManagedProcess:
+                return flux.start_source_controller(
+                    binaries[SOURCE_CONTROLLER],
+                    self.state_dir,
+                    flux.controller_kubeconfig(api, SOURCE_CONTROLLER),
+                    artifacts_port=ports["flux_artifacts"],
+                    metrics_port=ports["flux_source_metrics"],
+                    health_port=ports["flux_source_health"],
+                )
+
+            def start_kustomize() -> ManagedProcess:
+                return flux.start_kustomize_controller(
+                    binaries[KUSTOMIZE_CONTROLLER],
+                    self.state_dir,
+                    flux.controller_kubeconfig(api, KUSTOMIZE_CONTROLLER),
+                    metrics_port=ports["flux_kustomize_metrics"],
+                    health_port=ports["flux_kustomize_health"],
+                )
+
+            self._start_unless_running(SOURCE_CONTROLLER, start_source)
+            self._start_unless_running(KUSTOMIZE_CONTROLLER, start_kustomize)
+        return [self._state.processes[name] for name in (SOURCE_CONTROLLER, KUSTOMIZE_CONTROLLER)]
 
     def _start_unless_running(
         self,
@@ -449,7 +544,8 @@ class DevCluster:
         While any recorded process is alive, the recorded ports stand: asking for a different
         one is an error. Otherwise requested ports win over recorded ones, which win over
         defaults. A 0 becomes a free port, and so does a remembered etcd port that someone
-        else took meanwhile (nobody but the API server connects to etcd).
+        else took meanwhile (nobody but the API server connects to etcd), and a Flux
+        controller's while that controller is stopped (see ``_UNPINNED_PORTS``).
         """
         running = [name for name, proc in self._state.processes.items() if proc.alive()]
         recorded = self._state.ports
@@ -464,9 +560,14 @@ class DevCluster:
             settled = {**DEFAULT_PORTS, **recorded}
         else:
             settled = {**DEFAULT_PORTS, **recorded, **self._requested}
-            for key in ("etcd", "etcd_peer"):
-                if key not in self._requested and settled[key] and not port_is_free(settled[key]):
-                    settled[key] = 0
+        stopped = [name for name in _PORTS_OF if name not in running]
+        movable = [key for key in _UNPINNED_PORTS if key not in self._requested]
+        for key in movable:
+            # etcd's port moves only while nothing runs: the API server was started with it.
+            users = (ETCD, APISERVER) if key.startswith("etcd") else (_part_of_port(key),)
+            moved_on = settled[key] and not port_is_free(settled[key])
+            if moved_on and all(user in stopped for user in users):
+                settled[key] = 0
         for key, value in settled.items():
             if value == 0:
                 settled[key] = free_port()
@@ -499,21 +600,44 @@ class DevCluster:
             return PartStatus(name, "running", address, process.pid, detail)
         return PartStatus(name, "starting", address, process.pid, f"log: {process.log}")
 
-    def _crd_status(self, api_ok: bool) -> PartStatus:
-        names = self._state.crds
-        address = f"istio.io/api {ISTIO_API_VERSION}"
+    def _crd_status(
+        self,
+        api_ok: bool,
+        part: str = ISTIO_CRDS,
+        names: list[str] | None = None,
+        address: str = f"istio.io/api {ISTIO_API_VERSION}",
+    ) -> PartStatus:
+        names = self._state.crds if names is None else names
         if not api_ok:
-            return PartStatus(ISTIO_CRDS, "stopped", address, detail="kube-apiserver is down")
+            return PartStatus(part, "stopped", address, detail="kube-apiserver is down")
         if not names:
-            return PartStatus(ISTIO_CRDS, "stopped", address, detail="not installed")
+            return PartStatus(part, "stopped", address, detail="not installed")
         try:
             with contextlib.closing(self.admin_api_client()) as api:
                 pending = crds.not_established(api, names)
         except Exception as error:
-            return PartStatus(ISTIO_CRDS, "stopped", address, detail=str(error))
+            return PartStatus(part, "stopped", address, detail=str(error))
         if pending:
-            return PartStatus(ISTIO_CRDS, "starting", address, detail=f"{len(pending)} pending")
-        return PartStatus(ISTIO_CRDS, "running", address, detail=f"{len(names)} Established")
+            return PartStatus(part, "starting", address, detail=f"{len(pending)} pending")
+        return PartStatus(part, "running", address, detail=f"{len(names)} Established")
+
+    def _shows_flux(self) -> bool:
+        """Flux's parts are listed while GitOps is on or one of its controllers still runs."""
+        return self._state.gitops or any(name in self._state.processes for name in FLUX_PARTS)
+
+    def _flux_status(self, api_ok: bool) -> list[PartStatus]:
+        ports = self.ports
+        return [
+            self._crd_status(api_ok, FLUX_CRDS, self._state.flux_crds, flux.CRD_VERSIONS),
+            self._process_status(
+                SOURCE_CONTROLLER,
+                f"artifacts {flux.artifact_server_url(ports['flux_artifacts'])}",
+                flux.ready,
+            ),
+            self._process_status(
+                KUSTOMIZE_CONTROLLER, flux.health_url(ports["flux_kustomize_health"]), flux.ready
+            ),
+        ]
 
     def _sim_status(self) -> PartStatus:
         address = f"http://127.0.0.1:{self.ports['sim']}/metrics"
@@ -567,6 +691,10 @@ def _refresh(current: ClusterState, on_disk: ClusterState) -> ClusterState:
         if name in on_disk.processes and on_disk.processes[name].pid == process.pid:
             on_disk.processes[name] = process
     return on_disk
+
+
+def _part_of_port(key: str) -> str:
+    return next(name for name, keys in _PORTS_OF.items() if key in keys)
 
 
 def _option(key: str) -> str:

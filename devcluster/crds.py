@@ -29,7 +29,7 @@ ESTABLISH_TIMEOUT = 60.0
 
 
 class CrdError(RuntimeError):
-    """The Istio CRDs could not be fetched or installed."""
+    """CRDs (Istio's, Flux's or Autopilot's) could not be fetched or installed."""
 
 
 def istio_crd_file() -> Path:
@@ -39,6 +39,18 @@ def istio_crd_file() -> Path:
         CrdError: Go is missing or the module could not be downloaded.
     """
     module = f"istio.io/api@{ISTIO_API_VERSION}"
+    path = module_dir(module) / ISTIO_CRD_FILE
+    if not path.is_file():
+        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
+    return path
+
+
+def module_dir(module: str) -> Path:
+    """Return the directory of Go module ``path@version`` in Go's module cache, downloading it.
+
+    Raises:
+        CrdError: Go is missing or the module could not be downloaded.
+    """
     try:
         go = find_go()
     except BuildError as error:
@@ -57,10 +69,7 @@ def istio_crd_file() -> Path:
     if result.returncode != 0 or "Dir" not in info:
         detail = info.get("Error") or result.stderr.strip() or "no output"
         raise CrdError(f"'go mod download {module}' failed: {detail}")
-    path = Path(info["Dir"]) / ISTIO_CRD_FILE
-    if not path.is_file():
-        raise CrdError(f"{module} has no {ISTIO_CRD_FILE}")
-    return path
+    return Path(info["Dir"])
 
 
 def load_crds(path: Path) -> list[dict[str, Any]]:

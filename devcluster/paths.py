@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from devcluster.versions import ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION
+from devcluster.versions import ETCD_VERSION, KUBERNETES_VERSION
 
 #: Environment variable that overrides the default state directory.
 STATE_DIR_ENV = "AUTOPILOT_DEV_STATE"
@@ -31,11 +31,6 @@ def kubernetes_bin_dir() -> Path:
 def etcd_bin_dir() -> Path:
     """Return the directory that holds the ``etcd`` built for the pinned version."""
     return cache_root() / "bin" / f"etcd-{ETCD_VERSION}"
-
-
-def helm_bin_dir() -> Path:
-    """Return the directory that holds the ``helm`` built for the pinned version."""
-    return cache_root() / "bin" / f"helm-{HELM_VERSION}"
 
 
 def default_state_dir() -> Path:

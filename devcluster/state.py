@@ -29,6 +29,9 @@ class Ports:
         prometheus: Prometheus HTTP port.
         sim: Port where the data-plane simulator serves ``/metrics``.
         autopilot_metrics: Port where Autopilot's worker serves ``/metrics`` (scraped only).
+        flux_artifacts: source-controller's artifact server (with ``--gitops``).
+        flux_source_health, flux_source_metrics: source-controller's probes and metrics.
+        flux_kustomize_health, flux_kustomize_metrics: kustomize-controller's likewise.
     """
 
     etcd: int | None = None
@@ -39,6 +42,11 @@ class Ports:
     prometheus: int | None = None
     sim: int | None = None
     autopilot_metrics: int | None = None
+    flux_artifacts: int | None = None
+    flux_source_health: int | None = None
+    flux_source_metrics: int | None = None
+    flux_kustomize_health: int | None = None
+    flux_kustomize_metrics: int | None = None
 
     @classmethod
     def all_free(cls) -> Ports:
@@ -64,6 +72,11 @@ DEFAULT_PORTS: dict[str, int] = {
     "prometheus": 9090,
     "sim": 9464,
     "autopilot_metrics": 9465,
+    "flux_artifacts": 0,
+    "flux_source_health": 0,
+    "flux_source_metrics": 0,
+    "flux_kustomize_health": 0,
+    "flux_kustomize_metrics": 0,
 }
 
 
@@ -76,12 +89,19 @@ class ClusterState:
         processes: Started processes by part name.
         crds: Names of the CustomResourceDefinitions installed by ``up``.
         crds_version: ``istio.io/api`` version those CRDs came from.
+        gitops: Whether ``up`` also runs Flux (chosen with ``up --gitops``, kept until
+            ``up --no-gitops``).
+        flux_crds: Names of the Flux CRDs installed by ``up --gitops``.
+        flux_crds_version: The Flux releases those CRDs came from.
     """
 
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     crds: list[str] = field(default_factory=list)
     crds_version: str = ""
+    gitops: bool = False
+    flux_crds: list[str] = field(default_factory=list)
+    flux_crds_version: str = ""
 
     @classmethod
     def load(cls, path: Path) -> ClusterState:
@@ -104,6 +124,9 @@ class ClusterState:
             },
             crds=[str(name) for name in raw.get("crds", [])],
             crds_version=str(raw.get("crds_version", "")),
+            gitops=bool(raw.get("gitops", False)),
+            flux_crds=[str(name) for name in raw.get("flux_crds", [])],
+            flux_crds_version=str(raw.get("flux_crds_version", "")),
         )
 
     def save(self, path: Path) -> None:
@@ -114,6 +137,9 @@ class ClusterState:
             "processes": {name: proc.to_record() for name, proc in self.processes.items()},
             "crds": self.crds,
             "crds_version": self.crds_version,
+            "gitops": self.gitops,
+            "flux_crds": self.flux_crds,
+            "flux_crds_version": self.flux_crds_version,
         }
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps(payload, indent=2) + "\n")

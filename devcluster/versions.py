@@ -11,6 +11,13 @@ strings) never serves a stale build. Each pin is chosen to match something else 
   the same Kubernetes minor; it renders and lints the chart under ``deploy/helm/``.
 * Istio's CRDs come from the ``istio.io/api`` Go module at ``v1.32.0``, whose
   ``kubernetes/customresourcedefinitions.gen.yaml`` holds the real OpenAPI schemas.
+* Flux's ``source-controller`` ``v1.9.3`` and ``kustomize-controller`` ``v1.9.6`` (for
+  ``autopilot dev up --gitops``) are the newest releases whose whole dependency graph the Go
+  module proxy serves and Go 1.26 builds: later ``source-controller`` patches need
+  ``fluxcd/pkg/artifact`` versions the proxy does not serve, and ``v1.10`` of both needs Go
+  1.27. Both build against ``k8s.io/client-go v0.36``, one minor below the API server, which
+  Kubernetes' version-skew policy allows; ``kustomize-controller v1.9.6`` is built against
+  the ``source-controller/api v1.9.x`` types, so the two agree on ``GitRepository``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,15 @@ ISTIO_API_VERSION = "v1.32.0"
 
 #: Path of the CRD bundle inside the ``istio.io/api`` module.
 ISTIO_CRD_FILE = "kubernetes/customresourcedefinitions.gen.yaml"
+
+#: Flux's ``source-controller`` release (``github.com/fluxcd/source-controller`` module version).
+FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.3"
+
+#: Flux's ``kustomize-controller`` release (``github.com/fluxcd/kustomize-controller`` version).
+FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
+
+#: Directory of the CustomResourceDefinitions inside each Flux controller's module.
+FLUX_CRD_DIR = "config/crd/bases"
 
 #: Oldest Go toolchain that can build the pinned Kubernetes (its ``go.mod`` says ``go 1.26.0``).
 MINIMUM_GO = (1, 26)

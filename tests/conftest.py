@@ -39,4 +39,4 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-pytest_plugins = ["tests.fixtures.cluster"]
+pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.flux"]

@@ -13,10 +13,12 @@ from typer.testing import CliRunner
 
 from cli.dev import dev_app
 from devcluster.build import (
+    FLUX_CONTROLLERS,
+    HELM,
     helm_path,
     helm_version_ldflags,
-    helm_wrapper_gomod,
     parse_client_go_minor,
+    release_wrapper_gomod,
 )
 from devcluster.compile_progress import (
     CompilePlan,
@@ -170,15 +172,17 @@ def test_helm_is_built_from_its_own_module_with_its_makefiles_version_stamps() -
     upstream = "module helm.sh/helm/v3\n\ngo 1.26.0\n\nrequire (\n\tk8s.io/client-go v0.37.0\n)\n"
     ldflags = helm_version_ldflags(parse_client_go_minor(upstream))
 
-    assert "require helm.sh/helm/v3 v3.22.0" in helm_wrapper_gomod("1.26.0")
+    assert "require helm.sh/helm/v3 v3.22.0" in release_wrapper_gomod(HELM, upstream)
     assert "-X helm.sh/helm/v3/internal/version.version=v3.22.0" in ldflags
     assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37" in ldflags
 
 
-def test_dev_build_names_kube_apiserver_etcd_and_helm_and_builds_nothing_twice() -> None:
+def test_dev_build_names_every_binary_flux_included_and_builds_nothing_twice() -> None:
     first = CliRunner().invoke(dev_app, ["build"])  # builds what is missing (CI: nothing)
     again = CliRunner().invoke(dev_app, ["build"])
 
     assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
     assert str(helm_path()) in again.output.replace("\n", "")  # Rich may wrap a long path
+    for release in FLUX_CONTROLLERS:
+        assert str(release.path) in again.output.replace("\n", "")
     assert "Compiling" not in again.output  # cached: no step compiles
