@@ -305,6 +305,8 @@ class QuarantineGit(BaseModel):
     release_merge_sha: str | None = None
     release_merged_at: datetime | None = None
     poll_interval_s: float = Field(default=30.0, ge=0.1, le=3600)
+    polls: int = Field(default=0, description="reads of the release pull request while open")
+    polled_at: datetime | None = Field(default=None, description="the last of those reads")
     notes: list[str] = Field(default_factory=list, description="what happened in git, newest last")
 
     MAX_NOTES: ClassVar[int] = 20

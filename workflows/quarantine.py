@@ -505,6 +505,13 @@ def release_refused_polled(ctx: On[PullRequestPolled]) -> QuarantineData:
     return _refused(ctx, ctx.event.number, " (seen by polling)")
 
 
+def record_poll(ctx: On[PullRequestPolled]) -> QuarantineData:
+    """The release pull request is still open: count the read (status shows when)."""
+    git = _git(ctx.data)
+    git = git.model_copy(update={"polls": git.polls + 1, "polled_at": ctx.now})
+    return ctx.data.model_copy(update={"git": git})
+
+
 def release_applied(ctx: On[ReleaseApplied]) -> QuarantineData:
     """The cluster shows the merge: the policy is gone."""
     git = _noted(
@@ -703,6 +710,7 @@ quarantine.on(
     when=polled_closed,
     do=release_refused_polled,
 )
+quarantine.on("ReleaseInReview", PullRequestPolled, go=None, when=is_release_pr, do=record_poll)
 quarantine.on("ReleaseInReview", Timeout, go="ReleaseInReview", doc="read the pull request again")
 quarantine.on("ReleaseApplying", ReleaseApplied, go="Released", do=release_applied)
 quarantine.on(
