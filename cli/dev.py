@@ -129,7 +129,7 @@ def build_command(
     console.print(f"  etcd                  {binaries.etcd}", highlight=False)
     console.print(f"  helm                  {helm}", highlight=False)
     for name, path in flux.items():
-        console.print(f"  {name:<20}  {path}", highlight=False)
+        console.print(f"  {name:<20}  {path}", highlight=False, soft_wrap=True)
 
 
 def _compile_progress(

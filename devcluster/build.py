@@ -1,4 +1,4 @@
-"""Build ``kube-apiserver``, ``etcd`` and ``helm`` from source through the Go module proxy, once.
+"""Build ``kube-apiserver``, ``etcd``, ``helm`` and Flux from source through the module proxy, once.
 
 Why build instead of download: the Go module proxy is the one software source we can rely on
 for Kubernetes here, and a build from the tagged modules is exactly the released code.
@@ -11,6 +11,9 @@ staging module, mapping it to its published ``v0.x.y`` twin. The list is derived
 own wrapper whose ``main.go`` calls ``etcdmain.Main``, as etcd's own ``main`` does. Helm (for
 the chart under ``deploy/helm/``) needs no fix: its wrapper only pins ``helm.sh/helm/v3``, and the
 version stamps of Helm's own Makefile are passed to the linker.
+Flux's ``source-controller`` and ``kustomize-controller`` (for ``autopilot dev up --gitops``)
+are built the same way (:class:`GoRelease`, :func:`build_release`), their wrappers repeating
+the ``replace`` lines of their own ``go.mod``, which Go obeys in the main module only.
 
 Each compile reports progress (see :mod:`devcluster.compile_progress`): the packages compiled
 out of those not yet in Go's build cache, the time elapsed and an estimate.

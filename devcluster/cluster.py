@@ -628,11 +628,9 @@ class DevCluster:
     def _flux_status(self, api_ok: bool) -> list[PartStatus]:
         ports = self.ports
         return [
-            self._crd_status(api_ok, FLUX_CRDS, self._state.flux_crds, flux.CRD_VERSIONS),
+            self._crd_status(api_ok, FLUX_CRDS, self._state.flux_crds, flux.CRD_ADDRESS),
             self._process_status(
-                SOURCE_CONTROLLER,
-                f"artifacts {flux.artifact_server_url(ports['flux_artifacts'])}",
-                flux.ready,
+                SOURCE_CONTROLLER, flux.artifact_server_url(ports["flux_artifacts"]), flux.ready
             ),
             self._process_status(
                 KUSTOMIZE_CONTROLLER, flux.health_url(ports["flux_kustomize_health"]), flux.ready

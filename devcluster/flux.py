@@ -51,6 +51,9 @@ STARTUP_TIMEOUT = 120.0
 #: What identifies the pinned CRDs in the state file (a new pin reinstalls them).
 CRD_VERSIONS = ", ".join(release.what for release in FLUX_CONTROLLERS)
 
+#: Where ``autopilot dev status`` says the CRDs came from (short: the table is narrow).
+CRD_ADDRESS = "fluxcd " + " + ".join(release.version for release in FLUX_CONTROLLERS)
+
 
 def crd_files() -> list[Path]:
     """Return the CRD files of both pinned controller modules (``config/crd/bases``).

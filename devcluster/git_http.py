@@ -132,8 +132,11 @@ def run_http_backend(handler: BaseHTTPRequestHandler, project_root: Path, path_i
     """
     try:
         body = _read_body(handler)
-    except (RequestTooLarge, ValueError) as error:
+    except RequestTooLarge as error:
         handler.send_error(413, str(error))
+        return
+    except ValueError:
+        handler.send_error(400, "malformed request body")
         return
     query = urlsplit(handler.path).query
     env = {

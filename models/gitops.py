@@ -40,7 +40,8 @@ MAX_BRANCH = 200
 _NAMESPACE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _FILE = r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*\.ya?ml$"
-_REF_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: What a ref component may not hold: anything but these, and ".." (git check-ref-format).
+_REF_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+|\.{2,}")
 
 
 class _Model(BaseModel):

@@ -79,11 +79,41 @@ def _secret_value(settings: GitOpsSettings, kubernetes: KubernetesSettings | Non
         ) from None
 
 
-def github_client(settings: GitOpsSettings, token: SecretStr) -> Github:
+def credentials(
+    settings: GitOpsSettings, kubernetes: KubernetesSettings | None = None
+) -> tuple[Auth.Auth, SecretStr]:
+    """How to authenticate, and the secret to keep out of every message.
+
+    With ``app_id``: as the App's installation (PyGithub trades a JWT signed with the App's
+    key for an installation token, and renews it); the secret is the private key. Else the
+    token (:func:`read_token`).
+
+    Raises:
+        GitHubNotConfigured: A setting is missing or a file or Secret cannot be read.
+    """
+    if settings.app_id is None:
+        token = read_token(settings, kubernetes)
+        return Auth.Token(token.get_secret_value()), token
+    if settings.app_installation_id is None or settings.app_private_key_file is None:
+        raise GitHubNotConfigured(
+            "GitHub App authentication needs AUTOPILOT_GITOPS_APP_INSTALLATION_ID and "
+            "AUTOPILOT_GITOPS_APP_PRIVATE_KEY_FILE"
+        )
+    try:
+        key = settings.app_private_key_file.read_text()
+    except OSError as error:
+        raise GitHubNotConfigured(
+            f"cannot read the GitHub App key {settings.app_private_key_file}: {error.strerror}"
+        ) from None
+    app = Auth.AppAuth(settings.app_id, key)
+    return app.get_installation_auth(settings.app_installation_id), SecretStr(key)
+
+
+def github_client(settings: GitOpsSettings, auth: Auth.Auth) -> Github:
     """A PyGithub client for ``settings.api_url`` (GitHub or GitHub Enterprise)."""
     return Github(
         base_url=settings.api_url.rstrip("/"),
-        auth=Auth.Token(token.get_secret_value()),
+        auth=auth,
         timeout=int(settings.timeout_s),
         user_agent=USER_AGENT,
         retry=None,

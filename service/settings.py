@@ -422,7 +422,8 @@ class GitOpsSettings(BaseSettings):
 
     The token comes from a file (``token_file``, e.g. a mounted Secret) or is read from a
     Kubernetes Secret (``token_secret``) at each use, so a rotated token is picked up; it is
-    never an environment variable of its own, and never logged.
+    never an environment variable of its own, and never logged. With ``app_id`` set the
+    workers authenticate as a GitHub App installation instead (short-lived tokens).
     """
 
     model_config = SettingsConfigDict(env_prefix="AUTOPILOT_GITOPS_", extra="ignore")
@@ -463,6 +464,15 @@ class GitOpsSettings(BaseSettings):
         description="namespace of token_secret; default: the pod's namespace, else 'default'",
     )
     token_secret_key: str = Field(default="token", min_length=1, description="key in the Secret")
+    app_id: int | None = Field(
+        default=None, ge=1, description="GitHub App ID: authenticate as the App (not a token)"
+    )
+    app_installation_id: int | None = Field(
+        default=None, ge=1, description="the App's installation on the repository's owner"
+    )
+    app_private_key_file: Path | None = Field(
+        default=None, description="PEM file of the App's private key (a mounted Secret)"
+    )
     committer_name: str = Field(default="Autopilot", min_length=1, max_length=255)
     committer_email: str = Field(
         default="autopilot@users.noreply.github.com", min_length=3, max_length=255

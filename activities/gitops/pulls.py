@@ -41,7 +41,7 @@ from models.gitops import (
     PutManifest,
     RemoveManifest,
 )
-from service.github import GitHubNotConfigured, github_client, read_token
+from service.github import GitHubNotConfigured, credentials, github_client
 from service.settings import GitOpsSettings, TemporalSettings
 
 #: What the body of every Autopilot pull request ends with: who opened it, for which step.
@@ -50,7 +50,7 @@ MARKER = "<!-- autopilot: opened by a GitOps worker; do not edit this line -->"
 
 @dataclass
 class _Session:
-    """One activity's view of the repository, and the token to scrub from errors."""
+    """One activity's view of the repository, and the secret to scrub from errors."""
 
     settings: GitOpsSettings
     token: SecretStr
@@ -82,11 +82,11 @@ def _session() -> _Session:
     if settings.repository is None:
         raise non_retryable("GitOps is not configured: set AUTOPILOT_GITOPS_REPOSITORY")
     try:
-        token = read_token(settings)
+        auth, secret = credentials(settings)
     except GitHubNotConfigured as error:
         raise non_retryable(str(error)) from None
-    repo = github_client(settings, token).get_repo(settings.repository)
-    return _Session(settings, token, repo)
+    repo = github_client(settings, auth).get_repo(settings.repository)
+    return _Session(settings, secret, repo)
 
 
 # -- reading -------------------------------------------------------------------------

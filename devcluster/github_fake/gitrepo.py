@@ -144,11 +144,6 @@ class GitRepository:
             return None
         return sha, self._git("cat-file", "blob", sha).stdout
 
-    def is_directory(self, commit: str, path: str) -> bool:
-        """Whether ``path`` is a directory at ``commit``."""
-        entry = self._out("ls-tree", commit, "--", path.rstrip("/"))
-        return " tree " in entry
-
     def commit_info(self, sha: str) -> CommitInfo:
         """Author, committer, parents, tree and message of a commit."""
         fields = "%H%x00%T%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B"

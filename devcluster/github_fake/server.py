@@ -29,7 +29,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -98,6 +98,34 @@ class ApiError(Exception):
             self.body["status"] = "401"
 
 
+def verify_app_jwt(token: str, public_key_pem: bytes) -> Json | None:
+    """The claims of an RS256 JWT signed by the key's private half, or None."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    def decode(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    try:
+        header, claims, signature = token.split(".")
+        key = serialization.load_pem_public_key(public_key_pem)
+        if not isinstance(key, rsa.RSAPublicKey):
+            return None
+        if json.loads(decode(header)).get("alg") != "RS256":
+            return None
+        key.verify(
+            decode(signature),
+            f"{header}.{claims}".encode(),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+        parsed = json.loads(decode(claims))
+    except (ValueError, InvalidSignature, binascii.Error):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -157,6 +185,10 @@ class FakeGitHub(Background):
     port: int = 0
     login: str = "autopilot-bot"
     send_webhooks: bool = True
+    #: A GitHub App that may exchange a JWT (RS256, signed with its key) for a token.
+    app_id: int | None = None
+    app_public_key_pem: bytes | None = None
+    app_installation_id: int = 1
     exchanges: list[Exchange] = field(default_factory=list)
     deliveries: list[WebhookDelivery] = field(default_factory=list)
 
@@ -175,7 +207,13 @@ class FakeGitHub(Background):
         self._server = _Server((self.host, self.port), _Handler)
         self._server.fake = self
         self._threads: list[threading.Thread] = []
+        self._installation_tokens: set[str] = set()
         self._routes = [
+            _route(
+                "POST",
+                "/app/installations/{installation_id}/access_tokens",
+                self._create_installation_token,
+            ),
             _route("GET", "/repos/{owner}/{repo}/git/ref/{ref}", self._get_ref),
             _route("POST", "/repos/{owner}/{repo}/git/refs", self._create_ref),
             _route("GET", "/repos/{owner}/{repo}/contents/{path}", self._get_contents),
@@ -290,7 +328,10 @@ class FakeGitHub(Background):
             route, params = self._match(handler.command, path)
             operation = route.operation
             self._injected_failure(handler.command, route.operation)
-            self._authenticate(handler.headers.get("Authorization"))
+            if route.operation.startswith("/app/"):
+                self._authenticate_app(handler.headers.get("Authorization"))
+            else:
+                self._authenticate(handler.headers.get("Authorization"))
             request = _Request(
                 handler.command,
                 params,
@@ -325,7 +366,7 @@ class FakeGitHub(Background):
             if route.method != method:
                 continue
             params = {name: unquote(value) for name, value in found.groupdict().items()}
-            if f"{params['owner']}/{params['repo']}" != self.repository:
+            if "owner" in params and f"{params['owner']}/{params['repo']}" != self.repository:
                 raise ApiError(404, "Not Found")
             return route, params
         raise ApiError(405 if known_path else 404, "Not Found")
@@ -341,10 +382,24 @@ class FakeGitHub(Background):
 
     def _authenticate(self, header: str | None) -> None:
         scheme, _, offered = (header or "").partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not hmac.compare_digest(
-            offered.strip().encode(), self.token.encode()
-        ):
+        offered = offered.strip()
+        with self._lock:
+            accepted = [self.token, *self._installation_tokens]
+        known = any(hmac.compare_digest(offered.encode(), good.encode()) for good in accepted)
+        if scheme.lower() not in ("token", "bearer") or not known:
             raise ApiError(401, "Bad credentials")
+
+    def _authenticate_app(self, header: str | None) -> None:
+        """Check a GitHub App's JWT: RS256 under the app's key, ``iss`` the app, not expired."""
+        scheme, _, offered = (header or "").partition(" ")
+        if self.app_id is None or self.app_public_key_pem is None or scheme.lower() != "bearer":
+            raise ApiError(401, "A JSON web token could not be decoded")
+        claims = verify_app_jwt(offered.strip(), self.app_public_key_pem)
+        if claims is None or str(claims.get("iss")) != str(self.app_id):
+            raise ApiError(401, "A JSON web token could not be decoded")
+        now = datetime.now(UTC).timestamp()
+        if not isinstance(claims.get("exp"), int) or claims["exp"] < now:
+            raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
 
     def _json_body(self, handler: BaseHTTPRequestHandler) -> Json:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -407,6 +462,22 @@ class FakeGitHub(Background):
         if sha is None:
             raise ApiError(404, f"Branch {branch} not found")
         return sha
+
+    # -- GitHub App ------------------------------------------------------------------
+
+    def _create_installation_token(self, request: _Request) -> tuple[int, Any]:
+        if request.params["installation_id"] != str(self.app_installation_id):
+            raise ApiError(404, "Not Found")
+        token = "ghs_" + uuid.uuid4().hex
+        with self._lock:
+            self._installation_tokens.add(token)
+        expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+        return 201, {
+            "token": token,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "permissions": {"contents": "write", "pull_requests": "write", "metadata": "read"},
+            "repository_selection": "selected",
+        }
 
     # -- refs ------------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.fixtures.flux import FluxSync
+from devcluster.cluster import FLUX_PARTS, DevCluster
+from devcluster.flux import expected_crd_names
+from tests.fixtures.flux import ConfigRepo, FluxApply, FluxSync
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux]
@@ -23,10 +25,32 @@ pytestmark = [pytest.mark.cluster, pytest.mark.flux]
 AUTOPILOT_MANAGER = "autopilot"
 
 ISTIO_NETWORKING = ("networking.istio.io", "v1")
+ISTIO_SECURITY = ("security.istio.io", "v1")
 
 
 def configmap(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def deny_policy(name: str) -> dict[str, Any]:
+    """An AuthorizationPolicy isolating workload ``name``, as a quarantine records it in git."""
+    return {
+        "apiVersion": "/".join(ISTIO_SECURITY),
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": f"quarantine-{name}"},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "action": "DENY",
+            "rules": [{}],
+        },
+    }
+
+
+def policy_names(api: client.ApiClient, namespace: str) -> list[str]:
+    found: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        *ISTIO_SECURITY, namespace, "authorizationpolicies"
+    )
+    return sorted(item["metadata"]["name"] for item in found["items"])
 
 
 def deployment(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -101,32 +125,51 @@ def configmap_data(api: client.ApiClient, namespace: str, name: str) -> dict[str
     return dict(found.data or {})
 
 
-async def test_a_manifest_pushed_to_git_is_applied_its_change_too_and_its_removal_prunes_it(
-    flux_sync: FluxSync, kube_api: client.ApiClient
+async def test_manifests_pushed_to_git_are_applied_a_change_too_and_their_removal_prunes_them(
+    flux_sync: FluxSync, config_repo: ConfigRepo, kube_api: client.ApiClient
 ) -> None:
-    repo, namespace = flux_sync.repo, flux_sync.namespace
+    repo, namespace = config_repo, flux_sync.namespace
 
     repo.write("settings.yaml", configmap("gitops-settings", {"mode": "direct"}))
-    await flux_sync.applied(repo.push("add the settings"))
+    repo.write("quarantine.yaml", deny_policy("payments"))
+    await flux_sync.applied(repo.push("add the settings; quarantine payments"))
     assert configmap_data(kube_api, namespace, "gitops-settings") == {"mode": "direct"}
+    assert policy_names(kube_api, namespace) == ["quarantine-payments"]
 
     repo.write("settings.yaml", configmap("gitops-settings", {"mode": "pull-request"}))
     await flux_sync.applied(repo.push("settings: pull requests"))
     assert configmap_data(kube_api, namespace, "gitops-settings") == {"mode": "pull-request"}
 
     repo.remove("settings.yaml")
-    await flux_sync.applied(repo.push("remove the settings"))
+    repo.remove("quarantine.yaml")
+    await flux_sync.applied(repo.push("remove the settings; release payments"))
     await eventually(
-        lambda: configmap_data(kube_api, namespace, "gitops-settings"),
-        lambda data: data is None,
-        what="Flux pruning the ConfigMap removed from git",
+        lambda: (
+            configmap_data(kube_api, namespace, "gitops-settings"),
+            policy_names(kube_api, namespace),
+        ),
+        lambda found: found == (None, []),
+        what="Flux pruning the ConfigMap and the AuthorizationPolicy removed from git",
     )
 
 
-async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_them_out(
-    flux_sync: FluxSync, kube_api: client.ApiClient
+async def test_flux_applies_only_the_directory_its_kustomization_names(
+    flux_apply: FluxApply, config_repo: ConfigRepo, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    repo, namespace = flux_sync.repo, flux_sync.namespace
+    config_repo.write("clusters/dev/settings.yaml", configmap("dev-settings", {"env": "dev"}))
+    config_repo.write("clusters/prod/settings.yaml", configmap("prod-settings", {"env": "prod"}))
+    sha = config_repo.push("settings for dev and prod")
+
+    await flux_apply(config_repo.url, path="clusters/dev").applied(sha)
+
+    assert configmap_data(kube_api, namespace, "dev-settings") == {"env": "dev"}
+    assert configmap_data(kube_api, namespace, "prod-settings") is None
+
+
+async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_them_out(
+    flux_sync: FluxSync, config_repo: ConfigRepo, kube_api: client.ApiClient
+) -> None:
+    repo, namespace = config_repo, flux_sync.namespace
     apps = client.AppsV1Api(kube_api)
     repo.write("checkout.yaml", deployment("checkout"))
     repo.write("vs-runtime.yaml", virtual_service("checkout", runtime_weights=True))
@@ -150,3 +193,10 @@ async def test_flux_keeps_runtime_weights_and_replicas_only_where_git_leaves_the
     assert live.spec.replicas == 3  # not in git: the runtime value stays
     assert weights(kube_api, namespace, "checkout") == [90, 10]  # ssa: IfNotPresent
     assert weights(kube_api, namespace, "checkout-plain") == [100, 0]  # reverted to git's
+
+
+def test_dev_status_lists_flux_crds_and_both_controllers_running(flux_cluster: DevCluster) -> None:
+    statuses = {part.name: part for part in flux_cluster.status()}
+
+    assert [statuses[name].state for name in FLUX_PARTS] == ["running"] * len(FLUX_PARTS)
+    assert statuses[FLUX_PARTS[0]].detail == f"{len(expected_crd_names())} Established"

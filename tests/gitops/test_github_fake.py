@@ -6,7 +6,9 @@ validated against GitHub's official OpenAPI descriptions at teardown.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
@@ -18,7 +20,7 @@ from github import Auth, Github
 from pydantic import SecretStr
 
 from devcluster.github_fake.server import FakeGitHub
-from tests.gitops.contract import response_errors
+from tests.gitops.contract import assert_all_valid, response_errors
 from tests.waiting import eventually
 from watchers.webhooks.auth import verify_signature
 from watchers.webhooks.github import PullRequestEvent, PushEvent
@@ -160,7 +162,7 @@ async def test_webhooks_are_signed_and_read_by_autopilot_s_github_endpoint_model
                 lambda sent: all(sent) and sent,
                 what="every webhook sent",
             )
-            deliveries = list(fake.deliveries)
+            deliveries, exchanges = list(fake.deliveries), list(fake.exchanges)
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -178,9 +180,7 @@ async def test_webhooks_are_signed_and_read_by_autopilot_s_github_endpoint_model
     assert closed.pull_request.head.ref == BRANCH
     assert merged_push.ref == "refs/heads/main"
     assert "clusters/dev/shop/ap.yaml" in merged_push.commits[-1].added
-    from tests.gitops.contract import webhook_errors
-
-    assert [webhook_errors(d) for d in deliveries] == [[]] * len(deliveries)
+    assert_all_valid(exchanges, deliveries)
 
 
 def test_lost_webhooks_are_recorded_but_never_sent(fake_github: FakeGitHub) -> None:
@@ -207,3 +207,31 @@ def test_the_contract_check_itself_refuses_a_body_github_would_never_send(
     errors = response_errors(replace(created, body=broken))
     assert any("head" in error for error in errors)
     assert any("draft" in error for error in errors)
+
+
+def test_the_command_line_prints_its_urls_and_serves_until_terminated(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("ghp_command_line\n")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "devcluster.github_fake"),
+            *("--root", str(tmp_path / "gh"), "--token-file", str(token)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        urls = json.loads(process.stdout.readline())
+        refs = subprocess.run(
+            ["git", "ls-remote", urls["clone_url"]], capture_output=True, text=True, check=True
+        )
+        assert refs.stdout == ""  # an empty repository, served
+        gh = Github(
+            base_url=urls["api_url"], auth=Auth.Token("ghp_command_line"), retry=None, lazy=True
+        )
+        with pytest.raises(github.UnknownObjectException):
+            gh.get_repo("fleet/config").get_git_ref("heads/main").object  # noqa: B018
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -274,7 +276,11 @@ async def test_the_token_appears_in_no_log_and_no_error(
     error = refused.value
     assert error.non_retryable and "401" in error.message and "Bad credentials" in error.message
     assert error.__cause__ is None and error.__suppress_context__  # no PyGithub error rides along
-    shown = " ".join([error.message, repr(error.details), opened.model_dump_json(), caplog.text])
+    recorded = Failure()  # what Temporal writes into the workflow's history for this error
+    DataConverter.default.failure_converter.to_failure(
+        error, DataConverter.default.payload_converter, recorded
+    )
+    shown = " ".join([str(recorded), error.message, opened.model_dump_json(), caplog.text])
     assert gitops.token not in shown and wrong not in shown
 
 
@@ -291,3 +297,57 @@ def test_the_worker_serves_the_gitops_activities() -> None:
     served = {fn.__temporal_activity_definition.name for fn in all_activities()}  # type: ignore[attr-defined]
     assert {"gitops.open_pull_request", "gitops.read_pull_request"} <= served
     assert len(ACTIVITIES) == 2
+
+
+def app_key(tmp_path: Path, name: str) -> tuple[Path, bytes]:
+    """A new RSA key of a GitHub App: its private PEM file and its public PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / name
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+async def test_a_github_app_installation_opens_the_pull_request_with_a_token_of_its_own(
+    gitops: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = app_key(tmp_path, "app.pem")
+    gitops.app_id, gitops.app_public_key_pem, gitops.app_installation_id = 4242, public, 77
+    monkeypatch.delenv("AUTOPILOT_GITOPS_TOKEN_FILE")
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_ID", "4242")
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_INSTALLATION_ID", "77")
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_PRIVATE_KEY_FILE", str(private))
+
+    opened = await ActivityEnvironment().run(open_pull_request, quarantine())
+
+    assert opened.outcome == "opened"
+    exchanged = [e for e in gitops.exchanges if e.operation and e.operation.startswith("/app/")]
+    assert [e.status for e in exchanged] == [201]
+
+
+async def test_a_github_app_with_the_wrong_key_is_refused_at_once(
+    gitops: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, public = app_key(tmp_path, "registered.pem")
+    other, _ = app_key(tmp_path, "other.pem")
+    gitops.app_id, gitops.app_public_key_pem = 4242, public
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_ID", "4242")
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_INSTALLATION_ID", "1")
+    monkeypatch.setenv("AUTOPILOT_GITOPS_APP_PRIVATE_KEY_FILE", str(other))
+
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(read_pull_request, PullRequestRef(number=1))
+
+    assert refused.value.non_retryable and "401" in refused.value.message
+    assert "PRIVATE KEY" not in refused.value.message
