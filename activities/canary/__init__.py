@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.canary import events, lifecycle, metrics, slots, webhooks
+from activities.canary import events, git, lifecycle, metrics, slots, webhooks
 
 #: Every canary activity, for the worker.
 ACTIVITIES: list[Callable[..., Any]] = [
@@ -29,4 +29,5 @@ ACTIVITIES: list[Callable[..., Any]] = [
     slots.grant,
     slots.closed_holders,
     events.record_event,
+    git.record_rollback,
 ]
