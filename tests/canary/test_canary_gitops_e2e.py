@@ -22,7 +22,7 @@ from tests.canary.test_canary_e2e import V1, V2, canary_spec, deployed
 from tests.gitops.contract import assert_all_valid
 from tests.waiting import eventually
 
-pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
+pytestmark = [pytest.mark.cluster, pytest.mark.temporal, pytest.mark.flux]
 
 TOKEN = "ghp_fake_token_for_canary_tests_012345"
 PATH = "clusters/dev"

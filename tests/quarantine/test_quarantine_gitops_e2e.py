@@ -45,7 +45,7 @@ from watchers.webhooks import WebhookServer
 from worker_main import make_worker
 from workflows.quarantine import QuarantineWorkflow
 
-pytestmark = [pytest.mark.cluster, pytest.mark.temporal]
+pytestmark = [pytest.mark.cluster, pytest.mark.temporal, pytest.mark.flux]
 
 TOKEN = "ghp_fake_token_for_quarantine_tests_0123"
 SECRET = "github-webhook-secret-for-tests-0123456789"
