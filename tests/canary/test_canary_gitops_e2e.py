@@ -18,6 +18,7 @@ from devcluster.github_fake.server import FakeGitHub
 from models.revisions import pod_template_revision
 from tests.canary.cluster import ERROR_RATE, app_deployment, deployment
 from tests.canary.e2e import Rollouts
+from tests.canary.histories import record_if_asked
 from tests.canary.test_canary_e2e import V1, V2, canary_spec, deployed
 from tests.gitops.contract import assert_all_valid
 from tests.waiting import eventually
@@ -86,6 +87,7 @@ async def test_a_rolled_back_revision_is_set_back_to_the_stable_image_in_git_and
         lambda status: said in status.data["message"],
         what="the rollback's pull request in the status",
     )
+    await record_if_asked(handle, "canary_rolled_back_recorded_in_git")
 
     # Merged, Flux applies it: the target runs the stable image again, and stays so.
     merged = github.merge(pull.number, by="release-manager")
