@@ -135,7 +135,7 @@ def _policy_api(step: QuarantineStep) -> tuple[str, str, str, str]:
     )
 
 
-async def _read_policy(step: QuarantineStep) -> Json | None:
+async def read_policy(step: QuarantineStep) -> Json | None:
     return await QUARANTINE.read_or_none(
         kube.custom().get_namespaced_custom_object, *_policy_api(step), policy_name(step.target)
     )
@@ -179,7 +179,7 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
 
     changed = await kube.ensure(
         wanted,
-        lambda: _read_policy(step),
+        lambda: read_policy(step),
         lambda body: QUARANTINE.call(
             api.create_namespaced_custom_object,
             *_policy_api(step),
@@ -209,7 +209,7 @@ async def remove_deny_policy(step: QuarantineStep) -> None:
     name = policy_name(step.target)
 
     async def attempt() -> bool:
-        live = await _read_policy(step)
+        live = await read_policy(step)
         if live is None:
             return False
         if not QUARANTINE.owns(live):

@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from models.durations import Duration
 from models.events import Event
+from models.gitops_modes import GitOpsMode
 from models.limits import MAX_ENTRIES, MAX_LABEL, MAX_NAME, MAX_URL
 from models.operator import StepInput, Target
 
@@ -64,6 +65,22 @@ def evidence_name(target: Target) -> str:
 # =============================================================================
 
 
+class QuarantineGitOps(BaseModel):
+    """How the quarantine's changes reach git (docs/gitops.md, "Modes")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: GitOpsMode = Field(
+        default="direct-then-record",
+        description=(
+            "direct: the cluster only; direct-then-record: isolate at once, record it by pull "
+            "request, release by pull request; pull-request: the same for a quarantine, "
+            "whose containment never waits for a review. A worker with no GitOps repository "
+            "behaves as direct"
+        ),
+    )
+
+
 class QuarantineSpec(BaseModel):
     """How to isolate one workload and whom to tell. Every field may be left out.
 
@@ -101,6 +118,10 @@ class QuarantineSpec(BaseModel):
         default_factory=list,
         max_length=MAX_ENTRIES,
         description="namespaces still allowed to reach the workload, e.g. a forensics namespace",
+    )
+    gitops: QuarantineGitOps = Field(
+        default_factory=QuarantineGitOps,
+        description="whether isolation and release are recorded in, and go through, git",
     )
 
     @field_validator("escalate_after")
@@ -216,6 +237,39 @@ class SecurityNotified(QuarantineEvent):
     kubernetes_event: str | None = Field(default=None, description="namespace/name of the Event")
 
 
+#: What a GitOps worker of the quarantine did: a pull request opened (or found on a retry),
+#: nothing to change in git, or no repository configured on the worker.
+GitOutcome = Literal["opened", "found", "unchanged", "not-configured"]
+
+
+class IsolationRecorded(QuarantineEvent):
+    """``record_isolation`` opened the pull request that writes the DENY policy into git."""
+
+    outcome: GitOutcome
+    number: int | None = Field(default=None, ge=1)
+    url: str | None = Field(default=None, max_length=MAX_URL)
+    branch: str | None = Field(default=None, max_length=4 * MAX_NAME)
+
+
+class ReleaseProposed(QuarantineEvent):
+    """``propose_release`` opened the pull request that removes the policy's file."""
+
+    outcome: GitOutcome
+    number: int | None = Field(default=None, ge=1)
+    url: str | None = Field(default=None, max_length=MAX_URL)
+    branch: str | None = Field(default=None, max_length=4 * MAX_NAME)
+    poll_interval_s: float = Field(
+        default=30.0, ge=0.1, le=3600, description="the worker's gitops.poll_interval_s"
+    )
+
+
+class ReleaseApplied(QuarantineEvent):
+    """``await_release_applied`` saw the policy gone: the GitOps engine applied the merge."""
+
+    policy: str
+    waited_s: float = Field(ge=0, description="seconds from the wait's start until it was gone")
+
+
 # =============================================================================
 # The machine's memory
 # =============================================================================
@@ -231,6 +285,31 @@ class AlertRecord(BaseModel):
     starts_at: datetime | None = None
     received_at: datetime
     resolved_at: datetime | None = None
+
+
+PullRequestStatus = Literal["open", "merged", "closed", "unchanged", "failed"]
+
+
+class QuarantineGit(BaseModel):
+    """What git knows of this quarantine: the pull requests that record and release it."""
+
+    configured: bool = Field(default=True, description="False: no repository on the worker")
+    record_pr: int | None = Field(default=None, description="the PR recording the isolation")
+    record_url: str | None = None
+    record_state: PullRequestStatus | None = None
+    release_pr: int | None = Field(default=None, description="the PR removing the policy")
+    release_url: str | None = None
+    release_state: PullRequestStatus | None = None
+    release_by: str | None = Field(default=None, description="who asked for the release")
+    release_reason: str | None = None
+    release_merge_sha: str | None = None
+    release_merged_at: datetime | None = None
+    poll_interval_s: float = Field(default=30.0, ge=0.1, le=3600)
+    polls: int = Field(default=0, description="reads of the release pull request while open")
+    polled_at: datetime | None = Field(default=None, description="the last of those reads")
+    notes: list[str] = Field(default_factory=list, description="what happened in git, newest last")
+
+    MAX_NOTES: ClassVar[int] = 20
 
 
 class QuarantineData(BaseModel):
@@ -249,6 +328,9 @@ class QuarantineData(BaseModel):
     notified: str | None = Field(default=None, description="how security was told")
     closed_by: str | None = Field(default=None, description="who released or remediated")
     closed_reason: str | None = None
+    git: QuarantineGit | None = Field(
+        default=None, description="the record and release pull requests (GitOps modes)"
+    )
 
     MAX_ALERTS: ClassVar[int] = 20
 

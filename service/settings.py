@@ -475,6 +475,20 @@ class GitOpsSettings(BaseSettings):
         default="autopilot@users.noreply.github.com", min_length=3, max_length=255
     )
     timeout_s: float = Field(default=30.0, gt=0, le=600, description="one GitHub call's limit")
+    poll_interval_s: float = Field(
+        default=30.0,
+        ge=0.1,
+        le=3600,
+        description="how often a workflow waiting on a review reads its pull request, the "
+        "fallback for lost webhooks",
+    )
+    apply_timeout_s: float = Field(
+        default=600.0,
+        ge=1,
+        le=3600,
+        description="how long after a merge the cluster may take to show it (the GitOps "
+        "engine's apply) before the wait fails",
+    )
 
 
 class AutopilotSettings(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.canary import alerts, events, lifecycle, metrics, slots, webhooks
+from activities.canary import alerts, events, git, lifecycle, metrics, slots, webhooks
 
 #: Every canary activity, for the worker.
 ACTIVITIES: list[Callable[..., Any]] = [
@@ -30,4 +30,5 @@ ACTIVITIES: list[Callable[..., Any]] = [
     slots.closed_holders,
     events.record_event,
     alerts.send_alert,
+    git.record_rollback,
 ]

@@ -56,3 +56,11 @@ async def test_a_semaphore_that_granted_by_signal_replays():
         (HISTORIES / "rollout_slots_grant_by_signal.json").read_text(),
     )
     assert failure is None, failure
+
+
+async def test_a_rollback_recorded_in_git_replays():
+    """Recorded from ``test_canary_gitops_e2e.py``: Failed ran ``canary.record_rollback``."""
+    history = (HISTORIES / "canary_rolled_back_recorded_in_git.json").read_text()
+    assert '"name": "canary.record_rollback"' in history
+    failure = await replay_failure(CanaryWorkflow, "canary/replay/git", history)
+    assert failure is None, failure

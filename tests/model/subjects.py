@@ -19,6 +19,8 @@ from pydantic import BaseModel
 from models import canary as c
 from models import quarantine as q
 from models.canary import HookResult, HooksRan, HookType, MetricResult, MetricStatus
+from models.canary_git import RollbackRecorded
+from models.gitops_modes import PullRequestPolled
 from models.operator import EventEnvelope, Target
 from models.rollout_slots import QueueJoined
 from tests.model import drill_operator as d
@@ -267,6 +269,10 @@ CANARY = Subject(
         "canary.notify": NOTHING,
         "canary.record_event": NOTHING,  # started, never waited for: any answer will do
         "canary.send_alert": NOTHING,  # the same
+        "canary.record_rollback": (
+            Answer("not configured", lambda s, k: RollbackRecorded(outcome="not-configured")),
+            Answer("opened", lambda s, k: RollbackRecorded(outcome="opened", number=1, url="u")),
+        ),
     },
 )
 
@@ -328,6 +334,22 @@ QUARANTINE = Subject(
         ),
         "quarantine.remove_deny_policy": NOTHING,
         "quarantine.unlabel_workload": NOTHING,
+        "quarantine.record_isolation": (
+            Answer("not configured", lambda s, k: q.IsolationRecorded(outcome="not-configured")),
+            Answer("opened", lambda s, k: q.IsolationRecorded(outcome="opened", number=1)),
+        ),
+        "quarantine.propose_release": (
+            Answer("opened", lambda s, k: q.ReleaseProposed(outcome="opened", number=2)),
+            Answer("nothing in git", lambda s, k: q.ReleaseProposed(outcome="unchanged")),
+        ),
+        "quarantine.poll_release": (
+            Answer("open", lambda s, k: PullRequestPolled(number=2, state="open")),
+            Answer("merged", lambda s, k: PullRequestPolled(number=2, state="merged")),
+            Answer("closed", lambda s, k: PullRequestPolled(number=2, state="closed")),
+        ),
+        "quarantine.await_release_applied": (
+            Answer("pruned", lambda s, k: q.ReleaseApplied(policy="p", waited_s=1)),
+        ),
     },
 )
 

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from activities import kube
 from activities.quarantine import ACTIVITIES
+from activities.quarantine_git import ACTIVITIES as GIT_ACTIVITIES
 from service.temporal import connect
 from worker_main import make_worker
 from workflows.quarantine import QuarantineWorkflow
@@ -53,5 +54,7 @@ async def cluster_worker(
     """The real quarantine workflow and workers, in this process, on the cluster's Temporal."""
     temporal = await connect(temporal_address)
     task_queue = f"quarantine-e2e-{uuid.uuid4().hex[:8]}"
-    async with make_worker(temporal, task_queue, [QuarantineWorkflow], ACTIVITIES):
+    async with make_worker(
+        temporal, task_queue, [QuarantineWorkflow], [*ACTIVITIES, *GIT_ACTIVITIES]
+    ):
         yield ClusterWorker(temporal, task_queue)

@@ -12,10 +12,14 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.errors import non_retryable
+from models.gitops_modes import PullRequestPolled
 from models.quarantine import (
     EvidenceRecorded,
+    IsolationRecorded,
     PolicyApplied,
     QuarantineStep,
+    ReleaseApplied,
+    ReleaseProposed,
     SecurityNotified,
     evidence_name,
     policy_name,
@@ -74,7 +78,50 @@ async def unlabel_workload(step: QuarantineStep) -> None:
     _called("unlabel_workload", step)
 
 
+#: Targets whose name starts with this have a configured GitOps repository (the stand-ins
+#: answer as the real workers would with one); every other target has none.
+GITOPS = "gitops"
+#: The pull request numbers the stand-ins report, and what the poll reads for each.
+RECORD_PR, RELEASE_PR = 1, 2
+POLLED: dict[str, str] = {}
+
+
+@activity.defn(name="quarantine.record_isolation")
+async def record_isolation(step: QuarantineStep) -> IsolationRecorded:
+    _called("record_isolation", step)
+    if not step.target.name.startswith(GITOPS):
+        return IsolationRecorded(outcome="not-configured")
+    return IsolationRecorded(outcome="opened", number=RECORD_PR, url="https://git.example/pull/1")
+
+
+@activity.defn(name="quarantine.propose_release")
+async def propose_release(step: QuarantineStep) -> ReleaseProposed:
+    _called("propose_release", step)
+    if not step.target.name.startswith(GITOPS):
+        return ReleaseProposed(outcome="not-configured")
+    return ReleaseProposed(
+        outcome="opened", number=RELEASE_PR, url="https://git.example/pull/2", poll_interval_s=1
+    )
+
+
+@activity.defn(name="quarantine.poll_release")
+async def poll_release(step: QuarantineStep) -> PullRequestPolled:
+    _called("poll_release", step)
+    state = POLLED.get(step.target.name, "open")
+    return PullRequestPolled(number=RELEASE_PR, state=state)
+
+
+@activity.defn(name="quarantine.await_release_applied")
+async def await_release_applied(step: QuarantineStep) -> ReleaseApplied:
+    _called("await_release_applied", step)
+    return ReleaseApplied(policy=policy_name(step.target), waited_s=1.0)
+
+
 RECORDING_ACTIVITIES = [
+    record_isolation,
+    propose_release,
+    poll_release,
+    await_release_applied,
     apply_deny_policy,
     snapshot_evidence,
     label_workload,

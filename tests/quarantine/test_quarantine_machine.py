@@ -22,14 +22,22 @@ from temporalio.worker import Worker
 from models.operator import OperatorInput, OperatorStatus, Target, workflow_id
 from tests.engine.helpers import command, status, wait_for
 from tests.quarantine.alerts import alert, deliver
-from tests.quarantine.recording_activities import RECORDING_ACTIVITIES, calls_for
+from tests.quarantine.pull_requests import deliver_pull_request, pull_request_event
+from tests.quarantine.recording_activities import (
+    GITOPS,
+    POLLED,
+    RECORD_PR,
+    RECORDING_ACTIVITIES,
+    RELEASE_PR,
+    calls_for,
+)
 from worker_main import make_worker
 from workflows.quarantine import QuarantineWorkflow
 
 pytestmark = pytest.mark.temporal
 
 NAMESPACE = "shop"
-ISOLATION = ["apply_deny_policy", "snapshot_evidence", "label_workload"]
+ISOLATION = ["apply_deny_policy", "snapshot_evidence", "label_workload", "record_isolation"]
 
 
 def recording_worker(env: WorkflowEnvironment) -> Worker:
@@ -269,3 +277,154 @@ async def test_escalate_after_from_the_spec_sets_the_escalation_timer(quarantine
     assert current.spec["escalateAfter"] == "30m"
     assert current.timer_due is not None
     assert current.timer_due - current.since == timedelta(minutes=30)
+
+
+# --- GitOps modes (stand-ins answer as the GitOps workers would: see recording_activities) ---
+
+
+def git_workload() -> str:
+    return f"{GITOPS}-{uuid.uuid4().hex[:8]}"
+
+
+async def with_git(handle: WorkflowHandle, what: Any = lambda git: True) -> OperatorStatus:
+    """The status once the machine has recorded what git did and ``what`` holds of it."""
+    for _ in range(400):
+        current = await status(handle)
+        if current.data["git"] is not None and what(current.data["git"]):
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"git never recorded as expected: {current.data['git']}")
+
+
+async def test_without_a_gitops_repository_every_mode_behaves_as_direct_and_says_so(quarantines):
+    name = workload()
+    handle, _ = await quarantines.isolated(name, spec={"gitops": {"mode": "pull-request"}})
+    current = await with_git(handle)
+    assert current.data["git"]["configured"] is False
+    assert "git: GitOps is not configured on the worker" in current.details
+
+    receipt = await command(handle, "release", by="sec-oncall", reason="false positive")
+    result: OperatorStatus = await handle.result()
+
+    assert receipt.now == "Released" and result.state == "Released"
+    assert calls_for(name) == [*ISOLATION, "remove_deny_policy", "unlabel_workload"]
+
+
+async def test_mode_direct_never_writes_to_git(quarantines):
+    name = git_workload()
+    handle, _ = await quarantines.isolated(name, spec={"gitops": {"mode": "direct"}})
+    await command(handle, "release", by="sec-oncall")
+    result: OperatorStatus = await handle.result()
+
+    assert result.data["git"] is None
+    assert calls_for(name) == [
+        "apply_deny_policy",
+        "snapshot_evidence",
+        "label_workload",
+        "remove_deny_policy",
+        "unlabel_workload",
+    ]
+
+
+async def test_a_release_in_git_waits_for_the_merge_and_the_gitops_engine_then_ends_released(
+    quarantines,
+):
+    name = git_workload()
+    handle, _ = await quarantines.isolated(name)
+    current = await with_git(handle)
+    assert (current.data["git"]["record_pr"], current.data["git"]["record_state"]) == (1, "open")
+
+    await deliver_pull_request(
+        quarantines.client,
+        quarantines.task_queue,
+        pull_request_event(NAMESPACE, name, RECORD_PR, merged=True, by="ada"),
+    )
+    current = await with_git(handle, lambda git: git["record_state"] == "merged")
+    assert current.state == "Isolated"
+
+    receipt = await command(handle, "release", by="sec-oncall", reason="false positive")
+    assert receipt.now == "Releasing"
+    in_review = await wait_for(handle, "ReleaseInReview")
+    assert in_review.settled and in_review.data["git"]["release_pr"] == RELEASE_PR
+    assert "remove_deny_policy" not in calls_for(name)
+
+    await deliver_pull_request(
+        quarantines.client,
+        quarantines.task_queue,
+        pull_request_event(NAMESPACE, name, RELEASE_PR, merged=True, by="bob"),
+    )
+    result: OperatorStatus = await handle.result()
+
+    assert result.state == "Released"
+    assert moves(result)[-4:] == [
+        ("Isolated", "Releasing", "/release"),
+        ("Releasing", "ReleaseInReview", "ReleaseProposed"),
+        ("ReleaseInReview", "ReleaseApplying", "PullRequestMerged"),
+        ("ReleaseApplying", "Released", "ReleaseApplied"),
+    ]
+    assert calls_for(name)[-4:] == [
+        "poll_release",
+        "await_release_applied",
+        "remove_deny_policy",
+        "unlabel_workload",
+    ]
+    assert result.data["closed_by"] == "sec-oncall"
+    assert any("#2 merged by bob" in note for note in result.data["git"]["notes"])
+
+
+async def test_a_lost_webhook_is_made_up_for_by_the_poll(quarantines):
+    name = git_workload()
+    handle, _ = await quarantines.isolated(name)
+    await with_git(handle)
+    await command(handle, "release", by="sec-oncall")
+    await wait_for(handle, "ReleaseInReview")
+
+    POLLED[name] = "merged"  # merged on GitHub; no webhook arrives
+    result: OperatorStatus = await handle.result()
+
+    assert result.state == "Released"
+    assert ("ReleaseInReview", "ReleaseApplying", "PullRequestPolled") in moves(result)
+    assert any("(seen by polling)" in note for note in result.data["git"]["notes"])
+
+
+async def test_a_release_pull_request_closed_unmerged_keeps_the_workload_isolated(quarantines):
+    name = git_workload()
+    handle, _ = await quarantines.isolated(name)
+    await with_git(handle)
+    await command(handle, "release", by="sec-oncall", reason="looks fine")
+    await wait_for(handle, "ReleaseInReview")
+
+    await deliver_pull_request(
+        quarantines.client,
+        quarantines.task_queue,
+        pull_request_event(NAMESPACE, name, RELEASE_PR, merged=False, by="security-lead"),
+    )
+    current = await with_git(handle, lambda git: git["release_state"] == "closed")
+
+    assert current.state == "Isolated"
+    assert current.accepted_commands == ["escalate", "pause", "release", "remediate"]
+    assert current.data["git"]["notes"][-1] == (
+        "release refused: pull request #2 was closed unmerged by security-lead "
+        "(asked by sec-oncall); still isolated"
+    )
+    assert "remove_deny_policy" not in calls_for(name)
+
+
+async def test_a_record_pull_request_closed_unmerged_is_a_problem_and_the_workload_stays_isolated(
+    quarantines,
+):
+    name = git_workload()
+    handle, _ = await quarantines.isolated(name)
+    await with_git(handle)
+
+    await deliver_pull_request(
+        quarantines.client,
+        quarantines.task_queue,
+        pull_request_event(NAMESPACE, name, RECORD_PR, merged=False, by="eve"),
+    )
+    current = await with_git(handle, lambda git: git["record_state"] == "closed")
+
+    assert current.state == "Isolated"
+    assert current.data["problems"] == [
+        "git does not record the isolation: pull request #1 was closed unmerged by eve"
+    ]

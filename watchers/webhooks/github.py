@@ -8,7 +8,9 @@
   push is a removal is none. Other paths and other branches are ignored.
 * ``pull_request``: a PR names its operator instance by a label or by its head branch,
   ``autopilot/<operator>/<namespace>/<name>`` (labels first, then the branch; each distinct
-  instance gets one event). ``closed`` and merged becomes ``PullRequestMerged``,
+  instance gets one event). A branch may have a fifth part, the step that opened it
+  (``.../<name>/<step>-<hash>``, as ``models.gitops.branch_name`` writes it). ``closed``
+  and merged becomes ``PullRequestMerged``,
   ``closed`` unmerged becomes ``PullRequestClosed``, ``opened``/``reopened`` becomes
   ``PullRequestOpened``. These only signal: the workflow that opened the PR is waiting.
 * ``ping`` answers 200.
@@ -106,12 +108,19 @@ class PullRequest(_Lenient):
     labels: list[Label] = Field(default_factory=list)
 
 
+class Sender(_Lenient):
+    """Who did what a webhook reports (merged, closed)."""
+
+    login: str = ""
+
+
 class PullRequestEvent(_Lenient):
     """The body of a ``pull_request`` webhook."""
 
     action: str
     pull_request: PullRequest
     repository: Repository
+    sender: Sender | None = None
 
 
 class PingEvent(_Lenient):
@@ -203,10 +212,13 @@ class NamedInstance:
 
 
 def parse_instance_name(value: str) -> tuple[str, Target] | str:
-    """Read ``autopilot/<operator>/<namespace>/<name>``, or say why ``value`` is not one."""
+    """Read ``autopilot/<operator>/<namespace>/<name>[/<step>]``, or say why it is not one.
+
+    The optional fifth part is the step of a GitOps worker's branch; it names no instance.
+    """
     parts = value.strip().split("/")
-    if len(parts) != 4 or parts[0] != PR_NAME_PREFIX:
-        return f"not {PR_NAME_PREFIX}/<operator>/<namespace>/<name>"
+    if len(parts) not in (4, 5) or parts[0] != PR_NAME_PREFIX or (len(parts) == 5 and not parts[4]):
+        return f"not {PR_NAME_PREFIX}/<operator>/<namespace>/<name>[/<step>]"
     operator = parts[1]
     if not _OPERATOR.fullmatch(operator):
         return f"operator {operator!r} is not an operator name"
@@ -275,6 +287,7 @@ def route_pull_request(
             "base_ref": pr.base.ref,
             "repository": event.repository.full_name,
             "named_by": instance.found_in,
+            "sender": event.sender.login if event.sender else "",
         }
         envelope = EventEnvelope(
             id=f"github:{delivery_id}:{index}",

@@ -23,10 +23,11 @@ from models.canary import (
     TargetDeleted,
     WeightApplied,
 )
+from models.canary_git import RollbackRecorded
 from models.operator import OperatorInput, OperatorStatus
 from models.rollout_slots import QueueJoined, SlotGranted
 from models.senses import Dedicated, Webhook
-from workflows.canary import alerts, effects, guards, notes, replay, workers
+from workflows.canary import alerts, effects, git, guards, notes, replay, workers
 from workflows.canary.details import SEARCH_ATTRIBUTES, details
 from workflows.canary.gates import GATES
 from workflows.engine import ANY, ActivityFailed, Command, Operator, OperatorWorkflow, Timeout
@@ -160,7 +161,8 @@ canary.state(
     phase="Failed",
     settled=True,
     failed=True,
-    run=[workers.post_rollout, workers.notify],
+    # After a rollback, git is told too (workflows/canary/git.py, behind a patch).
+    run=[workers.post_rollout, workers.notify, git.record_rollback],
     doc="rolled back; waits for `retry`, `promote` or a new revision",
 )
 canary.state(
@@ -173,6 +175,8 @@ canary.state(
 )
 
 # -- anywhere -----------------------------------------------------------------
+
+canary.on("Failed", RollbackRecorded, go=None, do=git.rollback_recorded)
 
 canary.on(ANY, NewRevision, go="Initializing", when=guards.is_new_revision, do=effects.restart)
 canary.on(ANY, TargetDeleted, go="Aborted", do=effects.target_gone)

@@ -104,6 +104,17 @@ class ActivityRef:
     initial_retry_interval: timedelta = timedelta(milliseconds=200)
     maximum_retry_interval: timedelta = timedelta(seconds=10)
     summary: str | None = None
+    #: Run only when this is true of the machine as the state is entered (spec, data, state).
+    #: Why: adding a worker to a state that running workflows have entered changes the
+    #: commands they replay; a condition that calls ``workflow.patched`` keeps it out of them.
+    when: Callable[[Ctx[Any, Any]], bool] | None = field(default=None, compare=False)
+
+    @property
+    def shown_name(self) -> str:
+        """The name, with its condition when it has one (``describe``, diagrams)."""
+        if self.when is None:
+            return self.name
+        return f"{self.name} if {getattr(self.when, '__name__', 'condition')}"
 
 
 @dataclass(frozen=True)

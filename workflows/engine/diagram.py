@@ -107,7 +107,7 @@ def state_rows(operator: Operator[Any, Any]) -> list[StateRow]:
             StateRow(
                 name=state.name,
                 kinds=kinds_of(operator, state),
-                workers=tuple(ref.name for ref in state.run),
+                workers=tuple(ref.shown_name for ref in state.run),
                 timer=timer,
                 doc=state.doc,
             )

@@ -616,6 +616,8 @@ class OperatorWorkflow:
         self._publish()
         returned: list[EventEnvelope] = []
         for ref in definition.run:
+            if ref.when is not None and not ref.when(self._ctx()):
+                continue
             key = f"{self._run_key()}:{self._entry_seq}:{ref.name}"
             self._working = ref.name
             try:
