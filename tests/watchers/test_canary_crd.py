@@ -86,14 +86,15 @@ def test_an_oversize_webhook_metadata_key_is_refused_by_the_api_server_naming_th
 def test_a_flagger_field_autopilot_refuses_is_refused_at_apply_with_the_reason(
     cluster: Cluster,
 ) -> None:
-    body = canary(unique(), analysis={"stepWeight": 10, "mirror": True})
+    body = canary(unique(), analysis={"stepWeight": 10})
+    body["spec"]["canaryAnalysis"] = {"interval": "1m"}  # Flagger's v1alpha3 name
 
     with pytest.raises(client.ApiException) as refused:
         cluster.create_canary(body)
 
     message = json.loads(refused.value.body or "{}")["message"]
-    assert "spec.analysis.mirror" in message
-    assert "mirror is not supported by Autopilot" in message
+    assert "spec.canaryAnalysis" in message
+    assert "it was renamed analysis in flagger.app/v1beta1" in message
 
 
 def test_a_flagger_field_switched_off_is_accepted(cluster: Cluster) -> None:
