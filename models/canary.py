@@ -252,15 +252,31 @@ class CanaryService(_Spec):
     canary: CustomMetadata | None = Field(
         default=None, description="labels and annotations of the Service <apex>-canary"
     )
+    delegation: bool = Field(
+        default=False,
+        description="write the VirtualService without hosts and gateways, as the delegate of "
+        "a root VirtualService (Istio VirtualService delegation)",
+    )
     mirror: Unsupported
-    delegation: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
         "mirror": "mirror the canary with analysis.mirror",
-        "delegation": "use a plain VirtualService",
     }
 
-    @field_validator("mirror", "delegation")
+    @model_validator(mode="after")
+    def _delegate_has_no_hosts(self) -> CanaryService:
+        """A delegate VirtualService has neither hosts nor gateways: the root names them."""
+        if self.delegation:
+            for name in ("hosts", "gateways"):
+                if getattr(self, name):
+                    raise _blame(
+                        name,
+                        f"{name} does not combine with delegation: true; a delegate "
+                        f"VirtualService has no {name}, list them in the root VirtualService",
+                    )
+        return self
+
+    @field_validator("mirror")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
@@ -740,6 +756,7 @@ _NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
     ("service", "cors_policy"): "it is an Istio route option",
     ("service", "rewrite"): "it is an Istio route option",
     ("service", "match"): "it holds Istio matches",
+    ("service", "delegation"): "it is Istio VirtualService delegation",
     ("analysis", "match"): "A/B matches are not implemented for HTTPRoutes",
     ("analysis", "mirror"): "mirroring is not implemented for HTTPRoutes",
     ("analysis", "mirror_weight"): "mirroring is not implemented for HTTPRoutes",

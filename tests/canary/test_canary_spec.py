@@ -194,7 +194,7 @@ def test_the_crd_schema_is_structural():
     assert analysis["interval"]["type"] == "string"
     assert analysis["stepWeight"]["minimum"] == 1
     assert analysis["metrics"]["items"]["properties"]["noData"]["enum"] == ["fail", "hold", "pass"]
-    assert "alerts" not in analysis  # refused fields are not offered
+    assert "canaryAnalysis" not in schema["properties"]  # refused fields are not offered
     assert analysis["match"]["items"]["properties"]["headers"]["maxProperties"] == 50
     assert schema["properties"]["service"]["properties"]["trafficPolicy"][
         "x-kubernetes-preserve-unknown-fields"

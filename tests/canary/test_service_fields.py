@@ -1,5 +1,10 @@
-"""Flagger's ``service`` fields for the generated objects: the Services' custom metadata
-(``apex``, ``primary``, ``canary``), offline and on the local cluster."""
+"""Flagger's ``service`` fields for the generated objects, offline and on the local cluster:
+the Services' custom metadata (``apex``, ``primary``, ``canary``) and VirtualService
+``delegation``.
+
+Why delegation is tested on the objects written, not through traffic: the simulated data
+plane does not implement Istio's ``delegate`` (docs/dataplane-sim.md); the real API server
+with Istio's CRDs stores both VirtualServices, and we assert what Istio would be given."""
 
 from __future__ import annotations
 
@@ -7,16 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
 from activities import kube
 from activities.canary import lifecycle
+from activities.canary.routing import IstioRouter
 from cli.errors import Exit
 from cli.main import app
 from models.canary import CanarySpec, CanarySpecError, load_canary_spec
-from tests.canary.cluster import app_deployment, create_app, step_for
+from tests.canary.cluster import (
+    app_deployment,
+    create_app,
+    step_for,
+    virtual_service,
+    weights,
+)
 from tests.canary.specs import spec_dict
 
 MANIFESTS = Path(__file__).parent / "manifests"
@@ -121,3 +134,66 @@ async def test_a_label_added_to_the_spec_later_reaches_the_services_and_keeps_ot
     labels = service(kube_api, namespace, "podinfo-canary")["metadata"]["labels"]
     assert labels["track"] == "canary"
     assert labels["added-by"] == "someone-else"
+
+
+# --- delegation -----------------------------------------------------------------------
+
+
+def test_flaggers_manifest_with_delegation_passes_lint_unchanged() -> None:
+    result = lint(MANIFESTS / "flagger-delegation.yaml")
+
+    assert result.exit_code == Exit.OK, result.output
+    assert "1 document(s) checked, 0 invalid, 1 of other kinds skipped" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "problem"),
+    [
+        ({"hosts": ["app.example.com"]}, "service.hosts: hosts does not combine with delegation"),
+        ({"gateways": ["public"]}, "service.gateways: gateways does not combine with delegation"),
+    ],
+)
+def test_hosts_or_gateways_with_delegation_are_refused_naming_them(
+    service: dict[str, Any], problem: str
+) -> None:
+    [found] = problems_of(with_service(delegation=True, **service))
+
+    assert found.startswith(problem), found
+
+
+def test_delegation_with_the_gateway_api_is_refused_naming_it() -> None:
+    spec = with_service(delegation=True, gatewayRefs=[{"name": "public"}])
+    spec["provider"] = "gatewayapi:v1"
+
+    assert problems_of(spec) == [
+        "service.delegation: not supported with provider gatewayapi:v1; "
+        "it is Istio VirtualService delegation"
+    ]
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("canary_env")
+async def test_a_delegate_virtual_service_has_no_hosts_or_gateways_and_carries_the_weights(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    create_app(kube_api, namespace, app_deployment("podinfo", V1))
+    root, canary = documents(MANIFESTS / "flagger-delegation.yaml")
+    root["metadata"]["namespace"] = root["spec"]["http"][0]["delegate"]["namespace"] = namespace
+    custom = client.CustomObjectsApi(kube_api)
+    custom.create_namespaced_custom_object(
+        "networking.istio.io", "v1", namespace, "virtualservices", root
+    )
+    spec = load_canary_spec(canary)
+
+    await initialize(spec, namespace)
+    await IstioRouter(spec, namespace, "test").set_routes(90, 10)
+
+    delegate = virtual_service(kube_api, namespace, "podinfo")
+    assert "hosts" not in delegate["spec"] and "gateways" not in delegate["spec"]
+    assert weights(delegate) == {"podinfo-primary": 90, "podinfo-canary": 10}
+    stored_root = virtual_service(kube_api, namespace, "frontend")
+    assert stored_root["spec"] == root["spec"]  # the user's root is left alone
