@@ -99,8 +99,6 @@ _REFUSING_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
 #: Flagger's type of each refused field (declared so that a CEL rule can see it).
 _FLAGGER_TYPES: dict[str, str] = {
     "suspend": "boolean",
-    "delegation": "boolean",
-    "mirror": "boolean",
     "mirrorWeight": "integer",
     "match": "array",
 }

@@ -146,6 +146,13 @@ class GatewayRef(_Spec):
     port: int | None = Field(default=None, ge=1, le=65535)
 
 
+#: Why a field of another Flagger provider is refused: it means nothing with Istio or the
+#: Gateway API, and a manifest written for that provider should not run here by mistake.
+_OTHER_PROVIDER = (
+    "it is a field of Flagger's {provider} provider; Autopilot routes with istio or "
+    "gatewayapi:v1, where it has no meaning, so remove it"
+)
+
 #: Metadata keys Autopilot writes itself: a ``service.apex/primary/canary`` entry may not set
 #: them, or a user could hand a Service to another operator or hide it from us.
 _OUR_METADATA_PREFIX = "autopilot.dev/"
@@ -257,11 +264,6 @@ class CanaryService(_Spec):
         description="write the VirtualService without hosts and gateways, as the delegate of "
         "a root VirtualService (Istio VirtualService delegation)",
     )
-    mirror: Unsupported
-
-    _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "mirror": "mirror the canary with analysis.mirror",
-    }
 
     @model_validator(mode="after")
     def _delegate_has_no_hosts(self) -> CanaryService:
@@ -275,11 +277,6 @@ class CanaryService(_Spec):
                         f"VirtualService has no {name}, list them in the root VirtualService",
                     )
         return self
-
-    @field_validator("mirror")
-    @classmethod
-    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
-        _refuse(value, info, cls._UNSUPPORTED)
 
 
 class ThresholdRange(_Spec):
@@ -701,18 +698,20 @@ class CanarySpec(_Spec):
         default=None, description="the target's HorizontalPodAutoscaler, mirrored for the primary"
     )
     ingress_ref: Unsupported
+    route_ref: Unsupported
     upstream_ref: Unsupported
     suspend: Unsupported
     canary_analysis: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "ingress_ref": "only Istio is supported; use service.gateways",
-        "upstream_ref": "only Istio is supported",
+        "ingress_ref": _OTHER_PROVIDER.format(provider="NGINX and Skipper ingress"),
+        "route_ref": _OTHER_PROVIDER.format(provider="APISIX"),
+        "upstream_ref": _OTHER_PROVIDER.format(provider="Gloo"),
         "suspend": "use `autopilot pause` and `autopilot resume`",
         "canary_analysis": "it was renamed analysis in flagger.app/v1beta1",
     }
 
-    @field_validator("ingress_ref", "upstream_ref", "suspend", "canary_analysis")
+    @field_validator("ingress_ref", "route_ref", "upstream_ref", "suspend", "canary_analysis")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)

@@ -197,3 +197,45 @@ async def test_a_delegate_virtual_service_has_no_hosts_or_gateways_and_carries_t
     assert weights(delegate) == {"podinfo-primary": 90, "podinfo-canary": 10}
     stored_root = virtual_service(kube_api, namespace, "frontend")
     assert stored_root["spec"] == root["spec"]  # the user's root is left alone
+
+
+# --- other providers' fields ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "provider"),
+    [
+        (
+            "ingressRef",
+            {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "app"},
+            "NGINX",
+        ),
+        (
+            "routeRef",
+            {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "app"},
+            "APISIX",
+        ),
+        (
+            "upstreamRef",
+            {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "app"},
+            "Gloo",
+        ),
+    ],
+)
+def test_another_providers_field_is_refused_naming_that_provider(
+    field: str, value: dict[str, Any], provider: str
+) -> None:
+    spec = spec_dict()
+    spec[field] = value
+
+    [found] = problems_of(spec)
+
+    assert found.startswith(f"{field}: {field} is not supported by Autopilot; "), found
+    assert f"a field of Flagger's {provider}" in found
+    assert "routes with istio or gatewayapi:v1" in found
+
+
+def test_service_mirror_is_not_a_flagger_field_and_is_unknown() -> None:
+    assert problems_of(with_service(mirror=True)) == [
+        "service.mirror: Extra inputs are not permitted"
+    ]
