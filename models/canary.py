@@ -697,21 +697,24 @@ class CanarySpec(_Spec):
     autoscaler_ref: AutoscalerRef | None = Field(
         default=None, description="the target's HorizontalPodAutoscaler, mirrored for the primary"
     )
+    suspend: bool = Field(
+        default=False,
+        description="Flagger's: true pauses a running rollout (timers freeze, traffic stays) "
+        "and starts no new one; false resumes",
+    )
     ingress_ref: Unsupported
     route_ref: Unsupported
     upstream_ref: Unsupported
-    suspend: Unsupported
     canary_analysis: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
         "ingress_ref": _OTHER_PROVIDER.format(provider="NGINX and Skipper ingress"),
         "route_ref": _OTHER_PROVIDER.format(provider="APISIX"),
         "upstream_ref": _OTHER_PROVIDER.format(provider="Gloo"),
-        "suspend": "use `autopilot pause` and `autopilot resume`",
         "canary_analysis": "it was renamed analysis in flagger.app/v1beta1",
     }
 
-    @field_validator("ingress_ref", "route_ref", "upstream_ref", "suspend", "canary_analysis")
+    @field_validator("ingress_ref", "route_ref", "upstream_ref", "canary_analysis")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)

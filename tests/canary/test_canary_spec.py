@@ -139,7 +139,7 @@ def test_errors_in_a_manifest_are_reported_under_spec():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("ingressRef", {"name": "gateway"}), ("suspend", True)]
+    ("field", "value"), [("ingressRef", {"name": "gateway"}), ("upstreamRef", {"name": "app"})]
 )
 def test_flagger_fields_that_would_change_behaviour_are_refused_not_ignored(field, value):
     spec = spec_dict()
