@@ -429,6 +429,14 @@ def start_command(
     codes: 4 no such Deployment, 5 Temporal unreachable, 6 Kubernetes unreachable.
     """
     loaded = load_spec_file(file) if file is not None else None
+    if loaded is not None and loaded.spec.suspend:
+        # Flagger's suspend starts no run; a workflow started paused would still initialise.
+        raise CliError(
+            f"{loaded.path}: spec.suspend is true: a suspended canary starts no rollout",
+            Exit.INVALID,
+            hint="set suspend: false (or remove it) to start; to hold a running canary, "
+            "`autopilot pause` it or set suspend: true on its Canary resource",
+        )
     target = _target(deployment, namespace, loaded)
     endpoint = resolve(address, temporal_namespace)
     by = endpoint.settings.identity

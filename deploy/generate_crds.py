@@ -9,7 +9,7 @@ same field names, so the schema comes from the pydantic models and is never edit
 
 * ``spec`` is :func:`deploy.crd_schema.structural_schema` of the spec model (its JSON schema made
   structural: ``$ref`` inlined, enums, bounds and ``required`` kept), plus what JSON schema
-  cannot say: Flagger fields the model refuses (``analysis.mirror``, ``suspend``, ...) are
+  cannot say: Flagger fields the model refuses (``ingressRef``, ``canaryAnalysis``, ...) are
   declared and then forbidden by a CEL rule whose message is the model's own, so a Flagger
   manifest is refused at ``kubectl apply`` instead of being silently pruned.
 * ``status`` comes from :class:`models.canary_watch.CanaryStatus`.
@@ -98,9 +98,6 @@ _REFUSING_PARTS: list[tuple[type[BaseModel], tuple[str, ...]]] = [
 
 #: Flagger's type of each refused field (declared so that a CEL rule can see it).
 _FLAGGER_TYPES: dict[str, str] = {
-    "suspend": "boolean",
-    "delegation": "boolean",
-    "mirror": "boolean",
     "mirrorWeight": "integer",
     "match": "array",
 }

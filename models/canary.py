@@ -51,8 +51,11 @@ from models.events import Event
 from models.judge import BUILTIN_DIRECTIONS, Direction, JudgeSpec, JudgeVerdict, MetricJudgement
 from models.judge import Verdict as JudgeOutcome
 from models.limits import (
+    LABEL_KEY,
+    LABEL_VALUE,
     MAX_ENTRIES,
     MAX_LABEL,
+    MAX_LABEL_KEY,
     MAX_MANIFEST_BYTES,
     MAX_NAME,
     MAX_SAMPLE_COUNT,
@@ -143,6 +146,64 @@ class GatewayRef(_Spec):
     port: int | None = Field(default=None, ge=1, le=65535)
 
 
+#: Why a field of another Flagger provider is refused: it means nothing with Istio or the
+#: Gateway API, and a manifest written for that provider should not run here by mistake.
+_OTHER_PROVIDER = (
+    "it is a field of Flagger's {provider} provider; Autopilot routes with istio or "
+    "gatewayapi:v1, where it has no meaning, so remove it"
+)
+
+#: Metadata keys Autopilot writes itself: a ``service.apex/primary/canary`` entry may not set
+#: them, or a user could hand a Service to another operator or hide it from us.
+_OUR_METADATA_PREFIX = "autopilot.dev/"
+_OUR_LABELS = frozenset({"app.kubernetes.io/managed-by"})
+
+
+class CustomMetadata(_Spec):
+    """Labels and annotations for one generated Service (Flagger's ``CustomMetadata``).
+
+    Checked against Kubernetes' formats here, so a bad key is refused when the spec loads,
+    naming the field, not by the API server at initialisation.
+    """
+
+    labels: dict[str, str] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    annotations: dict[str, Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            _check_metadata_key(key)
+            if key in _OUR_LABELS:
+                raise ValueError(f"{key}: Autopilot sets this label itself")
+            if not LABEL_VALUE.match(label):
+                raise ValueError(
+                    f"{key}={label!r}: a label value is at most {MAX_LABEL} letters, digits, "
+                    "'-', '_' or '.', starting and ending with a letter or digit"
+                )
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            _check_metadata_key(key)
+        return value
+
+
+def _check_metadata_key(key: str) -> None:
+    """Refuse a key Kubernetes would refuse, or one of Autopilot's own marks."""
+    if len(key) > MAX_LABEL_KEY or not LABEL_KEY.match(key):
+        raise ValueError(
+            f"{key!r} is not a Kubernetes label or annotation key ([prefix/]name, "
+            f"a name of at most {MAX_LABEL} characters)"
+        )
+    if key.startswith(_OUR_METADATA_PREFIX):
+        raise ValueError(f"{key}: {_OUR_METADATA_PREFIX} keys are Autopilot's own marks")
+
+
 class CanaryService(_Spec):
     """How the workload is exposed: the Services and VirtualService Autopilot generates.
 
@@ -189,24 +250,33 @@ class CanaryService(_Spec):
         description="Istio HTTP match conditions of every route (e.g. a URI prefix); "
         "requests matching none are not routed",
     )
-    mirror: Unsupported
-    apex: Unsupported
-    primary: Unsupported
-    canary: Unsupported
-    delegation: Unsupported
+    apex: CustomMetadata | None = Field(
+        default=None, description="labels and annotations of the apex Service <apex>"
+    )
+    primary: CustomMetadata | None = Field(
+        default=None, description="labels and annotations of the Service <apex>-primary"
+    )
+    canary: CustomMetadata | None = Field(
+        default=None, description="labels and annotations of the Service <apex>-canary"
+    )
+    delegation: bool = Field(
+        default=False,
+        description="write the VirtualService without hosts and gateways, as the delegate of "
+        "a root VirtualService (Istio VirtualService delegation)",
+    )
 
-    _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "mirror": "mirror the canary with analysis.mirror",
-        "apex": "label the Deployment instead",
-        "primary": "label the Deployment instead",
-        "canary": "label the Deployment instead",
-        "delegation": "use a plain VirtualService",
-    }
-
-    @field_validator("mirror", "apex", "primary", "canary", "delegation")
-    @classmethod
-    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
-        _refuse(value, info, cls._UNSUPPORTED)
+    @model_validator(mode="after")
+    def _delegate_has_no_hosts(self) -> CanaryService:
+        """A delegate VirtualService has neither hosts nor gateways: the root names them."""
+        if self.delegation:
+            for name in ("hosts", "gateways"):
+                if getattr(self, name):
+                    raise _blame(
+                        name,
+                        f"{name} does not combine with delegation: true; a delegate "
+                        f"VirtualService has no {name}, list them in the root VirtualService",
+                    )
+        return self
 
 
 class ThresholdRange(_Spec):
@@ -627,19 +697,24 @@ class CanarySpec(_Spec):
     autoscaler_ref: AutoscalerRef | None = Field(
         default=None, description="the target's HorizontalPodAutoscaler, mirrored for the primary"
     )
+    suspend: bool = Field(
+        default=False,
+        description="Flagger's: true pauses a running rollout (timers freeze, traffic stays) "
+        "and starts no new one; false resumes",
+    )
     ingress_ref: Unsupported
+    route_ref: Unsupported
     upstream_ref: Unsupported
-    suspend: Unsupported
     canary_analysis: Unsupported
 
     _UNSUPPORTED: ClassVar[dict[str, str]] = {
-        "ingress_ref": "only Istio is supported; use service.gateways",
-        "upstream_ref": "only Istio is supported",
-        "suspend": "use `autopilot pause` and `autopilot resume`",
+        "ingress_ref": _OTHER_PROVIDER.format(provider="NGINX and Skipper ingress"),
+        "route_ref": _OTHER_PROVIDER.format(provider="APISIX"),
+        "upstream_ref": _OTHER_PROVIDER.format(provider="Gloo"),
         "canary_analysis": "it was renamed analysis in flagger.app/v1beta1",
     }
 
-    @field_validator("ingress_ref", "upstream_ref", "suspend", "canary_analysis")
+    @field_validator("ingress_ref", "route_ref", "upstream_ref", "canary_analysis")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         _refuse(value, info, cls._UNSUPPORTED)
@@ -683,6 +758,7 @@ _NOT_WITH_GATEWAY_API: dict[tuple[str, str], str] = {
     ("service", "cors_policy"): "it is an Istio route option",
     ("service", "rewrite"): "it is an Istio route option",
     ("service", "match"): "it holds Istio matches",
+    ("service", "delegation"): "it is Istio VirtualService delegation",
     ("analysis", "match"): "A/B matches are not implemented for HTTPRoutes",
     ("analysis", "mirror"): "mirroring is not implemented for HTTPRoutes",
     ("analysis", "mirror_weight"): "mirroring is not implemented for HTTPRoutes",

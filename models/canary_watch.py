@@ -79,6 +79,10 @@ class CanaryStatus(BaseModel):
     target_uid: str | None = Field(
         default=None, description="uid of the Deployment that revision came from"
     )
+    suspended: bool | None = Field(
+        default=None,
+        description="the spec.suspend the watcher last applied to the workflow (pause, resume)",
+    )
 
 
 #: States in which the canary machine acts on a ``MetricSample`` (see

@@ -11,6 +11,7 @@ same field named.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,14 @@ from pydantic_core import PydanticCustomError
 MAX_NAME = 253
 #: A DNS label: a Service or namespace name, a label value.
 MAX_LABEL = 63
+#: A label or annotation key: an optional DNS-subdomain prefix and ``/``, then a name of up to
+#: 63 characters; and a label value (63 at most, possibly empty). Kubernetes' own formats, so
+#: the API server never refuses metadata a spec carries.
+MAX_LABEL_KEY = MAX_NAME + 1 + MAX_LABEL
+LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 #: A URL (a webhook, Prometheus, a notification endpoint).
 MAX_URL = 2048
 #: A PromQL query, a template variable, a webhook metadata value.

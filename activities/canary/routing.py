@@ -8,10 +8,11 @@ and the activities do not change.
 How Istio is driven: a VirtualService ``<apex>`` whose first http route has two weighted
 destinations, hosts ``<apex>-primary`` and ``<apex>-canary`` (the Services of
 :mod:`activities.canary.services`), and a DestinationRule per host carrying
-``service.trafficPolicy``. Every traffic change reads the live VirtualService first and
-changes only the two weights (and restores our destinations if someone removed them),
-writing it back with its ``resourceVersion``; a concurrent writer gets us a 409 and we
-re-read and re-apply. Manual edits to other fields survive.
+``service.trafficPolicy``. With ``service.delegation`` the VirtualService has no hosts and no
+gateways, so a root VirtualService can delegate to it. Every traffic change reads the live
+VirtualService first and changes only the two weights (and restores our destinations if
+someone removed them), writing it back with its ``resourceVersion``; a concurrent writer
+gets us a 409 and we re-read and re-apply. Manual edits to other fields survive.
 
 Flagger's other strategies (A/B ``match``, ``mirror``, ``sessionAffinity``, and
 ``service.match``) need more than one weighted route; their routes are built by
@@ -96,13 +97,19 @@ class IstioRouter:
         return self.routes.weighted(primary, canary)
 
     def virtual_service(self, primary: int = 100, canary: int = 0) -> dict[str, Any]:
-        """The VirtualService as it should be at a given split."""
+        """The VirtualService as it should be at a given split.
+
+        With ``service.delegation`` (Flagger's field) it has neither hosts nor gateways: it
+        is the delegate of a root VirtualService the user writes, which names the hosts and
+        gateways and hands matching requests over with ``delegate: {name: <apex>}``.
+        """
         spec: dict[str, Any] = {
-            "hosts": [self.apex, *[h for h in self.spec.service.hosts if h != self.apex]],
             "http": self.routes.http(primary, canary, RouteOptions())
             if self.strategic
             else [self.route(primary, canary)],
         }
+        if not self.spec.service.delegation:
+            spec["hosts"] = [self.apex, *[h for h in self.spec.service.hosts if h != self.apex]]
         if self.spec.service.gateways:
             spec["gateways"] = list(self.spec.service.gateways)
         return {

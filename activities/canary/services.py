@@ -6,6 +6,11 @@ pods too, so clients that bypass the mesh still reach the stable version. An exi
 ``<apex>`` Service (most users ship one) is taken over: its selector and ports are set and
 it is annotated ``autopilot.dev/managed-by: canary``; remove it from Git so a GitOps tool
 does not put the old selector back (docs/operators/canary.md says so).
+
+``service.apex``, ``service.primary`` and ``service.canary`` (Flagger's custom metadata) add
+labels and annotations to the matching Service, at creation and at every reconcile; our own
+marks always win. A key removed from the spec stays on the Service (we do not record which
+keys were the user's), as docs/operators/canary.md says.
 """
 
 from __future__ import annotations
@@ -15,11 +20,17 @@ from typing import Any
 from activities import kube
 from activities.canary.objects import CANARY
 from activities.canary.workloads import Selector
-from models.canary import CanarySpec
+from activities.kube.owner import MANAGED_LABEL
+from models.canary import CanarySpec, CustomMetadata
 
 
 def _service(
-    name: str, namespace: str, selector: dict[str, str], spec: CanarySpec, workflow_id: str
+    name: str,
+    namespace: str,
+    selector: dict[str, str],
+    spec: CanarySpec,
+    workflow_id: str,
+    custom: CustomMetadata | None,
 ) -> dict[str, Any]:
     port: dict[str, Any] = {
         "name": spec.service.port_name,
@@ -32,7 +43,13 @@ def _service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": CANARY.metadata(name, namespace, workflow_id),
+        "metadata": CANARY.metadata(
+            name,
+            namespace,
+            workflow_id,
+            labels=custom.labels if custom else None,
+            annotations=custom.annotations if custom else None,
+        ),
         "spec": {"type": "ClusterIP", "selector": selector, "ports": [port]},
     }
 
@@ -44,32 +61,42 @@ def desired_services(
     apex = spec.apex
     primary = {selector.key: selector.primary_value}
     canary = {selector.key: selector.value}
+    service = spec.service
     return [
-        _service(apex, namespace, primary, spec, workflow_id),
-        _service(f"{apex}-primary", namespace, primary, spec, workflow_id),
-        _service(f"{apex}-canary", namespace, canary, spec, workflow_id),
+        _service(apex, namespace, primary, spec, workflow_id, service.apex),
+        _service(f"{apex}-primary", namespace, primary, spec, workflow_id, service.primary),
+        _service(f"{apex}-canary", namespace, canary, spec, workflow_id, service.canary),
     ]
 
 
 async def ensure(desired: dict[str, Any]) -> None:
-    """Create the Service, or bring selector, ports and our annotations up to date."""
+    """Create the Service, or bring selector, ports, labels and annotations up to date.
+
+    Labels and annotations are merged into the live ones (others' keys survive), so a
+    reconcile that changes nothing writes nothing. A taken-over Service keeps its own
+    ``app.kubernetes.io/managed-by`` label (Helm checks it); our annotation marks it ours.
+    """
     api = kube.core()
     meta = desired["metadata"]
 
     def change(live: dict[str, Any]) -> bool:
+        live_meta = live["metadata"]
+        labels = live_meta.get("labels") or {}
+        annotations = live_meta.get("annotations") or {}
+        wanted = {k: v for k, v in meta["labels"].items() if k != MANAGED_LABEL or k not in labels}
         before = (
             live["spec"].get("selector"),
             _ports_key(live["spec"].get("ports")),
-            CANARY.owns(live),
+            wanted.items() <= labels.items(),
+            meta["annotations"].items() <= annotations.items(),
         )
-        after = (desired["spec"]["selector"], _ports_key(desired["spec"]["ports"]), True)
+        after = (desired["spec"]["selector"], _ports_key(desired["spec"]["ports"]), True, True)
         if before == after:
             return False
         live["spec"]["selector"] = desired["spec"]["selector"]
         live["spec"]["ports"] = desired["spec"]["ports"]
-        annotations = live["metadata"].get("annotations") or {}
-        annotations.update(meta["annotations"])
-        live["metadata"]["annotations"] = annotations
+        live_meta["labels"] = {**labels, **wanted}
+        live_meta["annotations"] = {**annotations, **meta["annotations"]}
         return True
 
     await kube.ensure(

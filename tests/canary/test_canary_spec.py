@@ -139,7 +139,7 @@ def test_errors_in_a_manifest_are_reported_under_spec():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("ingressRef", {"name": "gateway"}), ("suspend", True)]
+    ("field", "value"), [("ingressRef", {"name": "gateway"}), ("upstreamRef", {"name": "app"})]
 )
 def test_flagger_fields_that_would_change_behaviour_are_refused_not_ignored(field, value):
     spec = spec_dict()
@@ -194,7 +194,7 @@ def test_the_crd_schema_is_structural():
     assert analysis["interval"]["type"] == "string"
     assert analysis["stepWeight"]["minimum"] == 1
     assert analysis["metrics"]["items"]["properties"]["noData"]["enum"] == ["fail", "hold", "pass"]
-    assert "alerts" not in analysis  # refused fields are not offered
+    assert "canaryAnalysis" not in schema["properties"]  # refused fields are not offered
     assert analysis["match"]["items"]["properties"]["headers"]["maxProperties"] == 50
     assert schema["properties"]["service"]["properties"]["trafficPolicy"][
         "x-kubernetes-preserve-unknown-fields"

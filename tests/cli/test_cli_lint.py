@@ -74,14 +74,14 @@ async def test_each_invalid_document_is_named_with_its_file_number_and_field(aut
 
 
 async def test_a_refused_flagger_field_is_named_as_the_workflow_names_it(autopilot, tmp_path):
-    suspended = canary()
-    suspended["spec"]["suspend"] = True  # type: ignore[index]
-    path = write(tmp_path, "suspended.yaml", suspended)
+    nginx = canary()
+    nginx["spec"]["ingressRef"] = {"kind": "Ingress", "name": "web"}  # type: ignore[index]
+    path = write(tmp_path, "nginx.yaml", nginx)
 
     result = await autopilot("lint", path)
 
     assert result.exit_code == Exit.INVALID
-    assert result.stdout.startswith(f"{path}:doc 1: spec.suspend: suspend is not supported")
+    assert result.stdout.startswith(f"{path}:doc 1: spec.ingressRef: ingressRef is not supported")
 
 
 async def test_a_misspelt_kind_of_our_group_is_a_problem_not_a_skip(autopilot, tmp_path):

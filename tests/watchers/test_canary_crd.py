@@ -87,19 +87,14 @@ def test_a_flagger_field_autopilot_refuses_is_refused_at_apply_with_the_reason(
     cluster: Cluster,
 ) -> None:
     body = canary(unique(), analysis={"stepWeight": 10})
-    body["spec"]["autoscalerRef"] = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "name": "podinfo",
-        "primaryScalerQueries": {"podinfo-primary": "sum(up)"},
-    }
+    body["spec"]["canaryAnalysis"] = {"interval": "1m"}  # Flagger's v1alpha3 name
 
     with pytest.raises(client.ApiException) as refused:
         cluster.create_canary(body)
 
     message = json.loads(refused.value.body or "{}")["message"]
-    assert "spec.autoscalerRef.primaryScalerQueries" in message
-    assert "primaryScalerQueries is not supported by Autopilot" in message
+    assert "spec.canaryAnalysis" in message
+    assert "it was renamed analysis in flagger.app/v1beta1" in message
 
 
 def test_a_flagger_field_switched_off_is_accepted(cluster: Cluster) -> None:

@@ -12,6 +12,13 @@ Event IDs come from the objects, never from the moment:
   workflow; going back to an older template (A, B, then A again) is a new generation, hence
   a new event;
 * ``TargetDeleted``: ``k8s:canary/<uid>:deleted`` or ``k8s:deployment/<uid>:deleted``.
+
+``spec.suspend`` (Flagger's) is a command, not an event: when it differs from the value the
+status says was applied (``suspended``), the workflow is given the engine's ``pause`` or
+``resume`` (:class:`Command`), by the ``canary-resources`` watcher with reason
+``spec.suspend``. While it is true no new revision is sent: the status says one waits, and
+it goes out, after the ``resume``, once ``suspend`` is false. A change of ``suspend`` alone
+is never a new revision (revisions come from the Deployment's pod template).
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ from typing import Any
 
 from models.canary import CanarySpecError, NewRevision, TargetDeleted, load_canary_spec
 from models.canary_watch import INVALID_PHASE, PENDING_PHASE, CanaryStatus
-from models.operator import EventEnvelope, Target, parse_workflow_id
+from models.operator import CommandRequest, EventEnvelope, Target, parse_workflow_id
 from watchers.kube.objects import Absent, CanaryObject, DeploymentState
 
 #: ``EventEnvelope.source`` of every event the Kubernetes watcher sends.
 SOURCE = "kubernetes"
+#: Who gives the ``pause``/``resume`` of ``spec.suspend`` (the sense's name), and why.
+SUSPEND_BY = "canary-resources watcher"
+SUSPEND_REASON = "spec.suspend"
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,25 @@ class AddFinalizer:
     """Put our finalizer on the Canary before anything else."""
 
 
-Action = Send | WriteStatus | AddFinalizer
+@dataclass(frozen=True)
+class Command:
+    """Give the workflow an engine command (``spec.suspend``); then write ``status``.
+
+    The status is written once the command is accepted, and also when there is nothing to
+    command (no running workflow, or already paused or running): the level is reached.
+
+    Attributes:
+        workflow_id: the workflow to command.
+        request: ``pause`` or ``resume``, by :data:`SUSPEND_BY` with :data:`SUSPEND_REASON`.
+        status: the status fields to write afterwards.
+    """
+
+    workflow_id: str
+    request: CommandRequest
+    status: dict[str, Any]
+
+
+Action = Send | WriteStatus | AddFinalizer | Command
 
 
 def _now() -> datetime:
@@ -155,13 +183,22 @@ def decide_live(
         canary = _with_status(canary, status)
 
     try:
-        load_canary_spec(canary.spec)
+        suspend = load_canary_spec(canary.spec).suspend
     except CanarySpecError as error:
         message = "; ".join(f"spec.{problem}" for problem in error.problems)
         fields: dict[str, Any] = {"phase": INVALID_PHASE, "message": message[:1024]}
         fields["observedGeneration"] = canary.generation
         changed = _changed(canary, fields)
         return [*actions, WriteStatus(changed)] if changed else actions
+
+    if suspend != bool(status.suspended):
+        command = "pause" if suspend else "resume"
+        request = CommandRequest(
+            command=command, by=SUSPEND_BY, reason=SUSPEND_REASON, via="kubernetes"
+        )
+        actions.append(Command(canary.workflow_id, request, {"suspended": suspend}))
+        status = status.model_copy(update={"suspended": suspend})
+        canary = _with_status(canary, status)
 
     if isinstance(deployment, Absent):
         if status.target_uid:
@@ -196,6 +233,14 @@ def decide_live(
         fields = {"observedGeneration": canary.generation}
         if status.phase == INVALID_PHASE:
             fields.update({"phase": PENDING_PHASE, "message": "spec is valid again"})
+        changed = _changed(canary, fields)
+        return [*actions, WriteStatus(changed)] if changed else actions
+
+    if suspend:
+        fields = {
+            "message": f"suspended (spec.suspend): revision {deployment.revision} waits",
+            "observedGeneration": canary.generation,
+        }
         changed = _changed(canary, fields)
         return [*actions, WriteStatus(changed)] if changed else actions
 

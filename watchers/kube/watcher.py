@@ -34,12 +34,13 @@ from typing import Any
 from kubernetes import client
 
 from models.canary_watch import CANARY_FINALIZER, CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
+from service import commands
 from service.settings import WatchersSettings
 from watchers.delivery import Delivery, Outcome
 from watchers.kube.canary_api import CanaryApi
 from watchers.kube.checkpoint import Checkpoint
 from watchers.kube.client import KubeCalls
-from watchers.kube.decide import AddFinalizer, Send, WriteStatus, decide
+from watchers.kube.decide import AddFinalizer, Command, Send, WriteStatus, decide
 from watchers.kube.index import CanaryIndex
 from watchers.kube.informer import (
     BOOKMARK,
@@ -396,6 +397,11 @@ class KubeWatcher:
                 updated = await self.canaries.patch_status(canary, action.status)
                 if updated is not None:
                     canary = self._refresh(updated)
+            elif isinstance(action, Command):
+                await self._command(action)
+                updated = await self.canaries.patch_status(canary, action.status)
+                if updated is not None:
+                    canary = self._refresh(updated)
             elif isinstance(action, Send):
                 await self._send(action)
                 if action.status:
@@ -442,6 +448,28 @@ class KubeWatcher:
         state: DeploymentState | Absent = ABSENT if raw is None else DeploymentState.from_raw(raw)
         # A watch event may have filled it meanwhile; that one is newer.
         return self._deployments.setdefault(target, state)
+
+    async def _command(self, action: Command) -> None:
+        """Give the workflow ``pause`` or ``resume`` (``spec.suspend``), the CLI's way.
+
+        Nothing to command is not an error: no run, a finished one, or one already in that
+        state (its validator refuses ``pause`` while paused) all mean the level is reached.
+        A command no worker answered raises, so the Canary is tried again with backoff.
+        """
+        request = action.request
+        try:
+            handle = await commands.running_handle(self.delivery.client, action.workflow_id)
+            await commands.accept(handle, request)
+        except (commands.NoSuchWorkflow, commands.WorkflowFinished, commands.CommandRefused) as e:
+            logger.info("%s for %s: nothing to do (%s)", request.command, action.workflow_id, e)
+            return
+        logger.info(
+            "%s sent to %s (%s, by %s)",
+            request.command,
+            action.workflow_id,
+            request.reason,
+            request.by,
+        )
 
     async def _send(self, action: Send) -> None:
         result = await self.delivery.deliver(
