@@ -28,12 +28,31 @@ from models.approvals import (
     QUEUED,
     REFUSED,
     SUPERSEDED,
+    update_id_for,
 )
 from models.operator import SUPERSEDED as SUPERSEDED_OUTCOME
 from models.operator import CommandReceipt
 
-#: How long an Approval may sit unseen by any watcher before the CLI says so.
+#: How long an Approval may sit unseen by any watcher before the CLI says so (``--via
+#: kubernetes``), or takes it back and sends the command straight to Temporal (``auto``).
 PICKUP_TIMEOUT_S = 30.0
+AUTO_PICKUP_TIMEOUT_S = 5.0
+#: Tries of the create when the API server answers 503 or 429 (0.5 s, 1 s, 2 s, 4 s apart).
+CREATE_ATTEMPTS = 5
+
+
+class NotPickedUp(Exception):
+    """No watcher handled the Approval in time, and it was taken back (``auto``).
+
+    ``update_id`` is the one the watcher would have used, so that sending the command
+    directly under it can never give it twice, even if a watcher took it up meanwhile.
+    """
+
+    def __init__(self, update_id: str) -> None:
+        super().__init__(update_id)
+        self.update_id = update_id
+
+
 #: Pause between two reads of the Approval's status.
 POLL_S = 0.25
 
@@ -97,14 +116,19 @@ def give(
     command: str,
     reason: str | None,
     wait: float,
+    take_back: bool = False,
 ) -> tuple[str, CommandReceipt | None]:
     """Create the Approval and wait up to ``wait`` s for its outcome.
 
     Returns:
         The Approval's name, and the receipt (``None`` while it is still queued).
 
+    ``take_back``: if no watcher has handled it within :data:`AUTO_PICKUP_TIMEOUT_S`, delete
+    it and raise :class:`NotPickedUp` (the ``auto`` path then sends the command directly).
+
     Raises:
         CliError: refused by RBAC or the workflow (1), no watcher picked it up (3).
+        NotPickedUp: with ``take_back``, nobody handled it and it is deleted.
     """
     custom = client.CustomObjectsApi(api)
     body: dict[str, Any] = {
@@ -115,12 +139,19 @@ def give(
     }
     if reason:
         body["spec"]["reason"] = reason
-    try:
-        created: Any = custom.create_namespaced_custom_object(
-            APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL, body
-        )
-    except ApiException as error:
-        raise _refused_by_api_server(error, namespace, command) from None
+    created: Any = None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            created = custom.create_namespaced_custom_object(
+                APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL, body
+            )
+            break
+        except ApiException as error:
+            # 503/429: the API server asks to come back (a just-installed admission policy
+            # answers 503 until it is ready); anything else is its verdict.
+            if error.status not in (429, 503) or attempt == CREATE_ATTEMPTS - 1:
+                raise _refused_by_api_server(error, namespace, command) from None
+            time.sleep(0.5 * 2**attempt)
     name = created["metadata"]["name"]
     begun = time.monotonic()
     while True:
@@ -136,6 +167,17 @@ def give(
         waited = time.monotonic() - begun
         if phase == QUEUED and waited >= wait:
             return name, None
+        if phase is None and take_back and waited >= AUTO_PICKUP_TIMEOUT_S:
+            uid = created["metadata"]["uid"]
+            try:
+                custom.delete_namespaced_custom_object(
+                    APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL, name
+                )
+            except ApiException as error:
+                if error.status != 404:  # may not delete: leave it to a watcher, say so
+                    take_back = False
+                    continue
+            raise NotPickedUp(update_id_for(uid))
         if phase is None and waited >= PICKUP_TIMEOUT_S:
             raise CliError(
                 f"Approval {namespace}/{name} was created, but no watcher handled it within "

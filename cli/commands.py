@@ -32,7 +32,7 @@ from cli.connection import (
     resolve,
     settings,
 )
-from cli.errors import CliError, Exit, friendly, run
+from cli.errors import CliError, Exit, error_console, friendly, run
 from cli.output import Format, OutputOption, console, dump
 from cli.targets import (
     DEFAULT_OPERATOR,
@@ -104,7 +104,11 @@ WaitOption = Annotated[
 
 
 async def send_command(
-    endpoint: Endpoint, workflow: str, request: CommandRequest, wait: float
+    endpoint: Endpoint,
+    workflow: str,
+    request: CommandRequest,
+    wait: float,
+    update_id: str | None = None,
 ) -> CommandReceipt | None:
     """Send ``request`` to Temporal; the receipt, or ``None`` if accepted but not handled yet.
 
@@ -116,7 +120,7 @@ async def send_command(
         with temporal_errors(endpoint, workflow):
             handle = await commands.running_handle(client, workflow)
             update = await commands.accept(
-                handle, request, timeout=max(wait, commands.ACCEPT_TIMEOUT_S)
+                handle, request, timeout=max(wait, commands.ACCEPT_TIMEOUT_S), update_id=update_id
             )
             if wait == 0:
                 return None
@@ -174,21 +178,32 @@ def make_command(name: str, summary: str, operator: str | None = None) -> Callab
             from cli import approvals  # the Kubernetes client loads only on this path
 
             api = approvals.kubernetes_api(via.value)  # type: ignore[arg-type]
+        update_id = None
         if api is not None:
-            with api:
-                of, kube_namespace, kube_name = workflow.split("/", 2)
-                approval, receipt = approvals.give(
-                    api,
-                    operator=of,
-                    namespace=kube_namespace,
-                    target=kube_name,
-                    command=name,
-                    reason=reason,
-                    wait=wait,
+            of, kube_namespace, kube_name = workflow.split("/", 2)
+            try:
+                with api:
+                    approval, receipt = approvals.give(
+                        api,
+                        operator=of,
+                        namespace=kube_namespace,
+                        target=kube_name,
+                        command=name,
+                        reason=reason,
+                        wait=wait,
+                        take_back=via is Via.AUTO,
+                    )
+                by = receipt.by if receipt is not None else f"Approval {kube_namespace}/{approval}"
+            except approvals.NotPickedUp as taken_back:
+                update_id = taken_back.update_id
+                api = None
+                error_console().print(
+                    f"no watcher handled the Approval within {approvals.AUTO_PICKUP_TIMEOUT_S:g}s"
+                    " (is the worker running with --no-watchers?); sent straight to Temporal "
+                    "instead, recorded via temporal"
                 )
-            by = receipt.by if receipt is not None else f"Approval {kube_namespace}/{approval}"
-        else:
-            receipt = run(send_command(endpoint, workflow, request, wait))
+        if api is None:
+            receipt = run(send_command(endpoint, workflow, request, wait, update_id=update_id))
         if receipt is None:
             waited = f"within {wait:g}s" if wait else "yet (--wait 0)"
             message = (
