@@ -16,7 +16,7 @@ from tests.model.world import World
 pytestmark = pytest.mark.temporal
 
 #: Examples and the most steps each may take: what CI can afford (see docs/testing.md).
-CI_EXAMPLES = 40
+CI_EXAMPLES = 16  # bug 1 fell at the 7th; 40 took five and a half minutes of CI
 CI_STEPS = 50
 
 
