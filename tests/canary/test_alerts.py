@@ -102,6 +102,17 @@ def test_a_rollback_at_the_threshold_is_an_error_every_subscriber_gets():
     assert len({a.key for a in posted}) == 3, "one dedupe key per alert"
 
 
+def test_a_failure_whose_threshold_was_already_told_is_not_told_again_as_canary_failed():
+    """Seen under load: after "Failed checks threshold reached 2", another transition into
+    RollingBack with the same two failed checks sent "Canary failed: 2 failed checks"."""
+    spec = make_spec(alerts=SUBSCRIBED)
+    told = CanaryData(canary_weight=10, failed_checks=2, failure="2 failed checks (threshold 2)")
+    before = Ctx(spec=spec, data=told, state="Progressing", now=NOW, event=analysis(48.5))
+    after = Ctx(spec=spec, data=told, state="RollingBack", now=NOW, event=analysis(48.5))
+
+    assert alerts.alerts(before, after, Occasion("canary/shop/checkout", TARGET, "evt-2")) == []
+
+
 def test_a_failed_check_below_the_threshold_alerts_nobody():
     spec = make_spec(alerts=SUBSCRIBED)
 
