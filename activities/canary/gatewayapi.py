@@ -22,15 +22,16 @@ import copy
 from typing import Any
 
 from activities import kube
+from activities.canary.istio_routes import RouteOptions
 from activities.canary.objects import CANARY
-from activities.canary.routing import Routes
+from activities.canary.routing import SplitRouter
 from models.canary import CanarySpec
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 HTTP_ROUTES = "httproutes"
 
 
-class GatewayApiRouter:
+class GatewayApiRouter(SplitRouter):
     """Routes a canary with a Gateway API HTTPRoute (``provider: gatewayapi:v1``)."""
 
     def __init__(self, spec: CanarySpec, namespace: str, workflow_id: str) -> None:
@@ -176,59 +177,32 @@ class GatewayApiRouter:
             self._write,
         )
 
-    async def get_routes(self) -> Routes:
-        """Read the live HTTPRoute (creating it if it is missing)."""
-        try:
-            live = await self._read()
-        except Exception as error:
-            if not kube.is_not_found(error):
-                raise
-            await self.reconcile()
-            live = await self._read()
-        weights = self.weights(live)
-        primary, canary = weights if weights is not None else (100, 0)
-        return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
+    async def _read_route(self) -> dict[str, Any]:
+        return await self._read()
 
-    async def set_routes(
-        self, primary: int, canary: int, live: Routes | None = None, options: object = None
-    ) -> Routes:
-        """Set the two weights on the live HTTPRoute (409 → re-read and retry).
+    async def _write_route(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(obj)
 
-        Args:
-            primary: Percent to the primary.
-            canary: Percent to the canary.
-            live: What the caller read earlier; the first write uses its resourceVersion.
-            options: A strategy's extras at this split (a mirror, an affinity cookie), which
-                only the Istio router writes: specs that would need them are refused at load
-                with this provider, so there is never one to write here.
+    def _split(
+        self, obj: dict[str, Any], primary: int, canary: int, options: RouteOptions | None
+    ) -> bool:
+        """Put the split into the live HTTPRoute; False when it already says so.
+
+        ``options`` (a mirror, an affinity cookie) only the Istio router writes: specs that
+        would need them are refused at load with this provider, so there is never one here.
         """
-        if primary + canary != 100 or min(primary, canary) < 0:
-            raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
-
-        def change(obj: dict[str, Any]) -> bool:
-            CANARY.refuse_foreign(obj)
-            rules = obj.setdefault("spec", {}).setdefault("rules", [])
-            refs = (rules[0].get("backendRefs") or []) if rules else []
-            if len(refs) == 2 and self.weights(obj) == (primary, canary):
-                return False
-            if not rules:
-                rules.append(self.rule(primary, canary))
-            elif len(refs) != 2 or self.weights(obj) is None:
-                rules[0]["backendRefs"] = self.backend_refs(primary, canary)
-            else:
-                for ref in refs:
-                    if ref["name"] == self.primary_host:
-                        ref["weight"] = primary
-                    elif ref["name"] == self.canary_host:
-                        ref["weight"] = canary
-            return True
-
-        stored, conflicts = await kube.read_modify_write(
-            self._read,
-            change,
-            self._write,
-            live=copy.deepcopy(live.obj) if live is not None and live.obj else None,
-        )
-        return Routes(
-            primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
-        )
+        rules = obj.setdefault("spec", {}).setdefault("rules", [])
+        refs = (rules[0].get("backendRefs") or []) if rules else []
+        if len(refs) == 2 and self.weights(obj) == (primary, canary):
+            return False
+        if not rules:
+            rules.append(self.rule(primary, canary))
+        elif len(refs) != 2 or self.weights(obj) is None:
+            rules[0]["backendRefs"] = self.backend_refs(primary, canary)
+        else:
+            for ref in refs:
+                if ref["name"] == self.primary_host:
+                    ref["weight"] = primary
+                elif ref["name"] == self.canary_host:
+                    ref["weight"] = canary
+        return True

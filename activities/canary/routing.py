@@ -64,7 +64,83 @@ class Router(Protocol):
         """Write a split (with a strategy's mirror or affinity cookie), reconciling."""
 
 
-class IstioRouter:
+class SplitRouter:
+    """What both meshes share: reading the live split, and writing it by read-modify-write.
+
+    Why one class: the loop (read the live object, change only our two weights, write it back
+    with its ``resourceVersion``, re-read and re-apply on a 409, create what is missing) is
+    the same whatever object carries the weights; each mesh says only how to read and write
+    its object and where the two weights sit in it.
+    """
+
+    apex: str
+
+    async def reconcile(self) -> None:
+        """Create or update the routing objects, keeping the current weights."""
+        raise NotImplementedError
+
+    def weights(self, obj: dict[str, Any]) -> tuple[int, int] | None:
+        """(primary, canary) as ``obj`` has them, or None if our two backends are not there."""
+        raise NotImplementedError
+
+    async def _read_route(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _write_route(self, obj: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _split(
+        self, obj: dict[str, Any], primary: int, canary: int, options: RouteOptions | None
+    ) -> bool:
+        raise NotImplementedError
+
+    async def get_routes(self) -> Routes:
+        """Read the live split (creating the routing objects if they are missing)."""
+        try:
+            live = await self._read_route()
+        except Exception as error:
+            if not kube.is_not_found(error):
+                raise
+            await self.reconcile()
+            live = await self._read_route()
+        weights = self.weights(live)
+        primary, canary = weights if weights is not None else (100, 0)
+        return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
+
+    async def set_routes(
+        self,
+        primary: int,
+        canary: int,
+        live: Routes | None = None,
+        options: RouteOptions | None = None,
+    ) -> Routes:
+        """Set the two weights on the live object (409 → re-read and retry).
+
+        Args:
+            primary: Percent to the primary (for A/B: of the requests that match).
+            canary: Percent to the canary (for A/B: of the requests that match).
+            live: What the caller read earlier; the first write uses its resourceVersion.
+            options: A strategy's mirror and affinity cookie at this split (none: neither).
+        """
+        if primary + canary != 100 or min(primary, canary) < 0:
+            raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
+
+        def change(obj: dict[str, Any]) -> bool:
+            CANARY.refuse_foreign(obj)
+            return self._split(obj, primary, canary, options)
+
+        stored, conflicts = await kube.read_modify_write(
+            self._read_route,
+            change,
+            self._write_route,
+            live=copy.deepcopy(live.obj) if live is not None and live.obj else None,
+        )
+        return Routes(
+            primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
+        )
+
+
+class IstioRouter(SplitRouter):
     """Routes a canary with an Istio VirtualService and two DestinationRules."""
 
     def __init__(self, spec: CanarySpec, namespace: str, workflow_id: str) -> None:
@@ -203,71 +279,38 @@ class IstioRouter:
             await self._ensure(DESTINATION_RULES, self.destination_rule(host), keep_weights=False)
         await self._ensure(VIRTUAL_SERVICES, self.virtual_service(), keep_weights=True)
 
-    async def get_routes(self) -> Routes:
-        """Read the live VirtualService (creating the routing objects if it is missing)."""
-        try:
-            live = await self._read(VIRTUAL_SERVICES, self.apex)
-        except Exception as error:
-            if not kube.is_not_found(error):
-                raise
-            await self.reconcile()
-            live = await self._read(VIRTUAL_SERVICES, self.apex)
-        weights = self.weights(live)
-        primary, canary = weights if weights is not None else (100, 0)
-        return Routes(primary, canary, live["metadata"].get("resourceVersion"), obj=live)
+    async def _read_route(self) -> dict[str, Any]:
+        return await self._read(VIRTUAL_SERVICES, self.apex)
 
-    async def set_routes(
-        self,
-        primary: int,
-        canary: int,
-        live: Routes | None = None,
-        options: RouteOptions | None = None,
-    ) -> Routes:
-        """Set the two weights on the live VirtualService (409 → re-read and retry).
+    async def _write_route(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self._replace(VIRTUAL_SERVICES, obj)
 
-        Args:
-            primary: Percent to the primary (for A/B: of the requests that match).
-            canary: Percent to the canary (for A/B: of the requests that match).
-            live: What the caller read earlier; the first write uses its resourceVersion.
-            options: A strategy's mirror and affinity cookie at this split (none: neither).
-        """
-        if primary + canary != 100 or min(primary, canary) < 0:
-            raise ValueError(f"weights must be 0..100 and add up to 100, got {primary}/{canary}")
-        wanted = self.routes.http(primary, canary, options or RouteOptions())
-
-        def change(obj: dict[str, Any]) -> bool:
-            CANARY.refuse_foreign(obj)
-            http = obj.setdefault("spec", {}).setdefault("http", [])
-            if self.strategic:
-                if http == wanted:
-                    return False
-                obj["spec"]["http"] = copy.deepcopy(wanted)
-                return True
-            ours_only = bool(http) and len(http[0].get("route") or []) == 2
-            if ours_only and self.weights(obj) == (primary, canary):
+    def _split(
+        self, obj: dict[str, Any], primary: int, canary: int, options: RouteOptions | None
+    ) -> bool:
+        """Put the split into the live VirtualService; False when it already says so."""
+        http = obj.setdefault("spec", {}).setdefault("http", [])
+        if self.strategic:
+            wanted = self.routes.http(primary, canary, options or RouteOptions())
+            if http == wanted:
                 return False
-            if not http:
-                http.append(self.route(primary, canary))
-            elif not ours_only or self.weights(obj) is None:
-                http[0]["route"] = self.route(primary, canary)["route"]
-            else:
-                for entry in http[0]["route"]:
-                    host = entry["destination"]["host"]
-                    if host == self.primary_host:
-                        entry["weight"] = primary
-                    elif host == self.canary_host:
-                        entry["weight"] = canary
+            obj["spec"]["http"] = wanted
             return True
-
-        stored, conflicts = await kube.read_modify_write(
-            lambda: self._read(VIRTUAL_SERVICES, self.apex),
-            change,
-            lambda obj: self._replace(VIRTUAL_SERVICES, obj),
-            live=copy.deepcopy(live.obj) if live is not None and live.obj else None,
-        )
-        return Routes(
-            primary, canary, stored["metadata"].get("resourceVersion"), conflicts, obj=stored
-        )
+        ours_only = bool(http) and len(http[0].get("route") or []) == 2
+        if ours_only and self.weights(obj) == (primary, canary):
+            return False
+        if not http:
+            http.append(self.route(primary, canary))
+        elif not ours_only or self.weights(obj) is None:
+            http[0]["route"] = self.route(primary, canary)["route"]
+        else:
+            for entry in http[0]["route"]:
+                host = entry["destination"]["host"]
+                if host == self.primary_host:
+                    entry["weight"] = primary
+                elif host == self.canary_host:
+                    entry["weight"] = canary
+        return True
 
 
 def router_for(spec: CanarySpec, namespace: str, workflow_id: str) -> Router:
