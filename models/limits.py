@@ -30,6 +30,8 @@ LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: A DNS label (RFC 1123): a namespace or Service name.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: A URL (a webhook, Prometheus, a notification endpoint).
 MAX_URL = 2048
 #: A PromQL query, a template variable, a webhook metadata value.

@@ -11,7 +11,6 @@ field has a default that is safe for an alert nobody configured.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -22,19 +21,17 @@ from pydantic.alias_generators import to_camel
 from models.durations import Duration
 from models.events import Event
 from models.gitops_modes import GitOpsMode
-from models.limits import MAX_ENTRIES, MAX_LABEL, MAX_NAME, MAX_URL
-from models.operator import StepInput, Target
-
-#: Kubernetes object names are DNS subdomains: at most 253 characters.
-_MAX_NAME = MAX_NAME
-#: A label key: an optional DNS-subdomain prefix and ``/``, then a name of up to 63.
-_MAX_LABEL_KEY = MAX_NAME + 1 + MAX_LABEL
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+from models.limits import (
+    DNS_LABEL,
+    LABEL_KEY,
+    LABEL_VALUE,
+    MAX_ENTRIES,
+    MAX_LABEL,
+    MAX_LABEL_KEY,
+    MAX_NAME,
+    MAX_URL,
 )
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
+from models.operator import StepInput, Target
 
 # =============================================================================
 # Names of what the operator writes (shared by workers, details and docs)
@@ -44,10 +41,10 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 def _suffixed(name: str, suffix: str) -> str:
     """``<name><suffix>``, shortened with a hash when it would pass 253 characters."""
     full = f"{name}{suffix}"
-    if len(full) <= _MAX_NAME:
+    if len(full) <= MAX_NAME:
         return full
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: _MAX_NAME - len(suffix) - 9]}-{digest}{suffix}"
+    return f"{name[: MAX_NAME - len(suffix) - 9]}-{digest}{suffix}"
 
 
 def policy_name(target: Target) -> str:
@@ -151,12 +148,12 @@ class QuarantineSpec(BaseModel):
                 "must name at least one label; an empty selector would match every pod"
             )
         for key, label in value.items():
-            if len(key) > _MAX_LABEL_KEY or len(label) > MAX_LABEL:
+            if len(key) > MAX_LABEL_KEY or len(label) > MAX_LABEL:
                 raise ValueError(
-                    f"a label key may be at most {_MAX_LABEL_KEY} characters and a value "
+                    f"a label key may be at most {MAX_LABEL_KEY} characters and a value "
                     f"at most {MAX_LABEL}"
                 )
-            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(label):
+            if not LABEL_KEY.match(key) or not LABEL_VALUE.match(label):
                 raise ValueError(f"{key}={label!r} is not a valid label selector")
         return value
 
@@ -164,7 +161,7 @@ class QuarantineSpec(BaseModel):
     @classmethod
     def _namespaces(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _NAMESPACE.match(name):
+            if not DNS_LABEL.match(name):
                 raise ValueError(f"{name!r} is not a namespace name")
         return value
 
