@@ -112,6 +112,8 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
         fields.add_row("timer", f"fires {clock(status.timer_due)}")
     if "canary_weight" in status.data:
         _canary_fields(fields, status)
+    if status.operator == "autoroute":
+        _route_fields(fields, status)
     gate = pending_gate(status)
     if gate is not None:
         fields.add_row("pending", gate)
@@ -140,6 +142,28 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
     if status.commands:
         parts.append(_commands_table(status))
     return Group(*parts)
+
+
+def _route_fields(fields: Table, status: OperatorStatus) -> None:
+    """The autoroute operator's host, path, pull request, verification, conflict and drift."""
+    data = status.data
+    request = data.get("request") or {}
+    if request:
+        fields.add_row("host", escape(str(request.get("host", ""))))
+        fields.add_row("path", escape(str(request.get("path", ""))))
+        fields.add_row("gateway", escape(str(request.get("gateway", ""))))
+    if data.get("virtual_service"):
+        fields.add_row("route", escape(f"VirtualService {data['virtual_service']}"))
+    if data.get("pr"):
+        fields.add_row(
+            "pr", escape(f"#{data['pr']} ({data.get('pr_state', '')}) {data.get('pr_url', '')}")
+        )
+    if data.get("verification"):
+        verdict = "passed" if data.get("verified") else "not yet"
+        fields.add_row("verified", escape(f"{verdict}: {data['verification']}"))
+    for key in ("conflict", "drift", "removal"):
+        if data.get(key):
+            fields.add_row(key, escape(str(data[key])))
 
 
 def _canary_fields(fields: Table, status: OperatorStatus) -> None:

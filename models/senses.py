@@ -25,7 +25,6 @@ when one of them is handled by no transition of the operator
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 
 from models.events import Event
+from models.limits import LABEL_KEY
 from models.operator import Target
 
 S = TypeVar("S")
@@ -47,10 +47,6 @@ MIN_INTERVAL = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(hours=1)
 #: Most events one Kubernetes change may map to.
 MAX_EMITS_PER_CHANGE = 100
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
 
 
 class Reading(Event):
@@ -166,7 +162,7 @@ class WatchKind:
     def __post_init__(self) -> None:
         if not self.version or not self.plural:
             raise ValueError("WatchKind needs a version and a plural")
-        if self.annotation and not _LABEL_KEY.match(self.annotation.split("=", 1)[0]):
+        if self.annotation and not LABEL_KEY.match(self.annotation.split("=", 1)[0]):
             raise ValueError(f"WatchKind annotation {self.annotation!r} is not a valid key")
 
     @property
@@ -309,10 +305,14 @@ def webhook_routes(table: Sequence[OperatorSenses]) -> dict[str, list[str]]:
     return routes
 
 
-def dedicated(table: Sequence[OperatorSenses], watcher: str) -> list[str]:
-    """The operators that declare the dedicated ``watcher``."""
+def dedicated(table: Sequence[OperatorSenses], watcher: str, sends: str = "") -> list[str]:
+    """The operators that declare the dedicated ``watcher`` (sending event type ``sends``)."""
     return [
         entry.operator
         for entry in table
-        if any(sense.watcher == watcher for sense in entry.of_type(Dedicated))
+        if any(
+            sense.watcher == watcher
+            and (not sends or any(model.type_name() == sends for model in sense.sends))
+            for sense in entry.of_type(Dedicated)
+        )
     ]

@@ -210,6 +210,30 @@ class QuarantineSettings(BaseSettings):
     )
 
 
+class AutorouteSettings(BaseSettings):
+    """How the autoroute operator's workers check that a new route carries traffic."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPILOT_AUTOROUTE_", extra="ignore")
+
+    verify_query: str = Field(
+        default=(
+            'sum(rate(istio_requests_total{reporter="destination",'
+            'destination_service_namespace="$namespace",destination_service_name="$service",'
+            'source_workload="istio-ingressgateway",response_code!~"5.."}[30s]))'
+        ),
+        min_length=1,
+        max_length=10_240,
+        description="PromQL whose value above 0 says traffic through the gateway reaches the "
+        "Service; $namespace, $service, $host and $path are filled in",
+    )
+    probe_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="instead of the query: GET this URL with the route's Host header (e.g. "
+        "http://ingress.example$path); any answer but 404 or 5xx verifies the route",
+    )
+
+
 # -- watchers ------------------------------------------------------------------
 
 #: Where a pod finds its own namespace.
@@ -502,6 +526,7 @@ class AutopilotSettings(BaseModel):
     webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings())
     cap: CapSettings = Field(default_factory=CapSettings)
     quarantine: QuarantineSettings = Field(default_factory=QuarantineSettings)
+    autoroute: AutorouteSettings = Field(default_factory=AutorouteSettings)
     gitops: GitOpsSettings = Field(default_factory=lambda: GitOpsSettings())
 
 

@@ -575,6 +575,31 @@ async def test_a_redelivered_push_carries_the_same_event_ids(
     assert cart.event_ids == [f"github:{delivery}:0", f"github:{delivery}:0"]
 
 
+async def test_a_push_removing_a_service_file_tells_its_running_workflow_and_starts_none(
+    hooks: Webhooks, temporal: Client
+) -> None:
+    namespace = unique_name("ns")
+    added = push_payload([{"id": "f" * 40, "added": [f"services/{namespace}/cart.yaml"]}])
+    await hooks.github("push", added, str(uuid.uuid4()))
+    await recorded(temporal, workflow_id("autoroute", namespace, "cart"))
+    removal = str(uuid.uuid4())
+    payload = push_payload(
+        [
+            {"id": "1" * 40, "removed": [f"services/{namespace}/cart.yaml"]},
+            {"id": "2" * 40, "removed": [f"services/{namespace}/never-routed.yaml"]},
+        ]
+    )
+
+    status, answer = await hooks.github("push", payload, removal)
+
+    assert status == 202, answer
+    cart = await recorded(temporal, workflow_id("autoroute", namespace, "cart"), events=2)
+    assert cart.events[1].type == "ServiceCheckedOut"
+    assert cart.events[1].id == f"github:{removal}:0"
+    assert cart.events[1].payload["change"] == "removed"
+    assert not await exists(temporal, workflow_id("autoroute", namespace, "never-routed"))
+
+
 async def test_a_push_to_another_branch_moves_nothing(hooks: Webhooks, temporal: Client) -> None:
     namespace = unique_name("ns")
     payload = push_payload(

@@ -53,6 +53,7 @@ from watchers.senses.kinds import KindWatcher
 from watchers.senses.readings import ReadingsWatcher
 from watchers.visibility import WorkflowDirectory
 from watchers.webhooks import serve_webhooks
+from watchers.webhooks.github import SERVICE_EVENT
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,8 @@ def routed_settings(
 
     ``POST /v1/events`` accepts the declared :class:`~models.senses.Webhook` event types
     (an explicit ``allowed_event_types`` wins); GitHub pushes go to the one operator that
-    declares the ``github`` watcher, unless ``github_operator`` names one.
+    declares the ``github`` watcher with ``ServiceCheckedIn``, unless ``github_operator`` names
+    one.
     """
     if senses is None:
         return settings
@@ -263,7 +265,9 @@ def routed_settings(
     if settings.allowed_event_types is None:
         update["allowed_event_types"] = webhook_routes(senses)
     if settings.github_operator is None:
-        takers = dedicated(senses, "github")
+        # Pushes go to the one operator whose github sense sends the push's event (several
+        # may take pull requests: quarantine and autoroute both wait on reviews).
+        takers = dedicated(senses, "github", sends=SERVICE_EVENT)
         if len(takers) == 1:
             update["github_operator"] = takers[0]
     return settings.model_copy(update=update)

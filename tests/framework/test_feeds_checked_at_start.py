@@ -88,7 +88,7 @@ def test_a_webhook_route_to_an_unknown_operator_or_an_unhandled_event_is_a_probl
     settings = WebhookSettings(
         allowed_event_types={"canary": ["NewRevision", "CanaryRequested"], "ghost": ["Boo"]},
         alert_operator="canary",
-        github_operator="autoroute",
+        github_operator="ghostroute",
     )
     problems = "\n".join(feed_problems(operators(), settings))
     assert "event 'CanaryRequested' to operator 'canary'" in problems
@@ -96,7 +96,7 @@ def test_a_webhook_route_to_an_unknown_operator_or_an_unhandled_event_is_a_probl
     assert "alert_operator names operator 'canary', which does not declare the 'alertmanager'" in (
         problems
     )
-    assert "github_operator names operator 'autoroute', which is not registered" in problems
+    assert "github_operator names operator 'ghostroute', which is not registered" in problems
     assert "NewRevision" not in problems
 
 

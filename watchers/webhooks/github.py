@@ -3,9 +3,10 @@
 * ``push`` to the repository's default branch: every file added or modified under the
   services prefix (``services/`` by default) at ``services/<namespace>/<name>.yaml`` (or
   ``.yml``) becomes ``ServiceCheckedIn`` for the autoroute operator, delivered with
-  signal-with-start (spec ``{}``), so checking a service in creates its route. A file
-  touched by several commits of one push is one event; a file whose last change in the
-  push is a removal is none. Other paths and other branches are ignored.
+  signal-with-start (spec ``{}``), so checking a service in creates its route. A file whose
+  last change in the push is a removal becomes ``ServiceCheckedOut``, delivered as a signal
+  only (it never starts a workflow), so removing a service's file removes its route. A file
+  touched by several commits of one push is one event. Other paths and branches are ignored.
 * ``pull_request``: a PR names its operator instance by a label or by its head branch,
   ``autopilot/<operator>/<namespace>/<name>`` (labels first, then the branch; each distinct
   instance gets one event). A branch may have a fifth part, the step that opened it
@@ -37,6 +38,7 @@ from watchers.webhooks.routing import Ignored, Routed, describe, make_target
 #: ``EventEnvelope.source`` of events from this endpoint.
 SOURCE = "webhook/github"
 SERVICE_EVENT = "ServiceCheckedIn"
+REMOVED_SERVICE_EVENT = "ServiceCheckedOut"
 MERGED_EVENT = "PullRequestMerged"
 CLOSED_EVENT = "PullRequestClosed"
 OPENED_EVENT = "PullRequestOpened"
@@ -148,7 +150,7 @@ def service_target(path: str, prefix: str) -> Target | str:
 def route_push(
     push: PushEvent, delivery_id: str, settings: WebhookSettings, now: datetime | None = None
 ) -> Routed:
-    """Map a push to one ``ServiceCheckedIn`` per service file added or modified in it."""
+    """Map a push to one event per service file: checked in (added, modified) or out (removed)."""
     routed = Routed()
     if settings.github_operator is None:
         reason = "no operator takes pushes (none declares the github watcher)"
@@ -175,7 +177,7 @@ def route_push(
     now = now or datetime.now(UTC)
     index = 0
     for path, (change, commit_id) in changes.items():
-        if change == "removed" or not path.startswith(settings.github_services_prefix):
+        if not path.startswith(settings.github_services_prefix):
             continue
         target = service_target(path, settings.github_services_prefix)
         if isinstance(target, str):
@@ -190,14 +192,16 @@ def route_push(
             "after": push.after,
             "compare": push.compare,
         }
+        removed = change == "removed"
         envelope = EventEnvelope(
             id=f"github:{delivery_id}:{index}",
-            type=SERVICE_EVENT,
+            type=REMOVED_SERVICE_EVENT if removed else SERVICE_EVENT,
             payload=payload,
             source=SOURCE,
             observed_at=now,
         )
-        routed.requests.append(DeliveryRequest(settings.github_operator, target, envelope, {}))
+        start: dict[str, Any] | None = None if removed else {}
+        routed.requests.append(DeliveryRequest(settings.github_operator, target, envelope, start))
         index += 1
     return routed
 
