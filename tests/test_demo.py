@@ -37,6 +37,16 @@ from tests.watchers.support import kubectl
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ctrl_c_as_on_a_terminal() -> None:
+    """Give the demo the default SIGINT action, as a shell gives its foreground job.
+
+    A shell without job control (a CI script's background step) starts its children with
+    SIGINT ignored, and Python keeps it ignored: the Ctrl-C test's signal was then lost and
+    the demo ran to its end (exit 0 instead of 130).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Demo:
     """``autopilot demo`` in a subprocess, its output collected line by line as it comes."""
 
@@ -49,6 +59,7 @@ class Demo:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=_ctrl_c_as_on_a_terminal,
         )
         self.lines: list[str] = []
         self._ended = threading.Event()
