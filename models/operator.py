@@ -159,10 +159,15 @@ class EngineSettings(BaseModel):
     """Knobs of the engine itself, carried with the workflow input.
 
     ``continue_as_new_after`` forces a continue-as-new after that many processed events
-    (tests use a low number); without it the workflow follows Temporal's suggestion.
+    (tests use a low number). ``history_event_limit`` bounds a run's history: once it has
+    that many events the run continues as new before its next item, so a rollout that runs
+    for days never nears Temporal's limits (it warns at 10,240 events and ends a run at
+    51,200); one turn of the loop adds at most a few dozen events, so the default keeps
+    every run under 4,096. Temporal's own suggestion is followed as well.
     """
 
     continue_as_new_after: int | None = Field(default=None, ge=1)
+    history_event_limit: int = Field(default=3_584, ge=64, le=40_960)
     remember_event_ids: int = Field(default=2000, ge=10)
     keep_records: int = Field(default=50, ge=1)
 

@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.operator import EngineSettings, OperatorStatus
 from tests.engine.helpers import command, send, start, status, wait_for
-from tests.engine.ticket_operator import CALLS
+from tests.engine.ticket_operator import CALLS, TicketWorkflow
+from tests.replay import replay_failure
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,32 @@ async def test_a_forced_continue_as_new_keeps_state_data_and_seen_event_ids(work
     await command(handle, "abort", by="frank")
     result: OperatorStatus = await handle.result()
     assert result.state == "Cancelled"
+
+
+async def test_a_run_hands_over_to_a_new_one_before_its_history_passes_the_bound(worker):
+    limit = 64
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 1000},
+        engine=EngineSettings(history_event_limit=limit),
+    )
+    for index in range(60):  # one at a time, as a watcher's samples come
+        await send(handle, "Vote", f"v{index}", voter=f"voter{index}")
+        current = await _until_votes(handle, index + 1)
+    assert (current.state, current.data["votes"]) == ("Open", 60)  # nothing lost on the way
+
+    histories = [
+        await worker.client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+        async for run in worker.client.list_workflows(f"WorkflowId = '{handle.id}'")
+    ]
+    lengths = [len(history.events) for history in histories]
+    assert len(lengths) > 2, lengths  # it did hand over, more than once
+    assert max(lengths) <= limit + 16, lengths  # one turn of the loop past the bound at most
+    for history in histories:  # and each run that handed over replays as it ran
+        assert await replay_failure(TicketWorkflow, handle.id, history.to_json()) is None
+    await command(handle, "abort", by="frank")
 
 
 async def _until_votes(handle, votes: int) -> OperatorStatus:

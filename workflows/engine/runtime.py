@@ -76,6 +76,10 @@ CARRY_LATE_EVENTS_PATCH = "carry-late-events-to-a-new-run"
 KUBE_EVENTS_PATCH = "announce-transitions-as-kube-events"
 #: Patch: a transition the operator alerts about starts its alerter (chat alerts).
 ALERTS_PATCH = "send-alerts-of-transitions"
+#: Temporal patch: a run continues as new once its history reaches the engine's bound
+#: (``EngineSettings.history_event_limit``); runs recorded before it only followed
+#: Temporal's suggestion, and replay as they ran.
+HISTORY_BOUND_PATCH = "continue-as-new-at-history-bound"
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -840,10 +844,21 @@ class OperatorWorkflow:
             self._published["__details"] = details
 
     def _should_continue_as_new(self) -> bool:
+        """Whether this run should hand over to a new one before the next item.
+
+        Temporal suggests it only past its own threshold, and a run that waits at a gate for
+        hours while analysing every minute passes that within a day; the engine's bound
+        keeps every run's history short whatever the server is configured to suggest.
+        """
         limit = self._settings.continue_as_new_after
         if limit is not None and self._processed_this_run >= limit:
             return True
-        return workflow.info().is_continue_as_new_suggested()
+        info = workflow.info()
+        if info.get_current_history_length() >= self._settings.history_event_limit:
+            # Called only past the bound, so shorter runs record no marker at all.
+            if workflow.patched(HISTORY_BOUND_PATCH):
+                return True
+        return info.is_continue_as_new_suggested()
 
     def _next_input(self) -> OperatorInput:
         pending = [*self._internal, *self._commands, *self._events]
