@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -33,6 +33,7 @@ from tests.autoroute.scripted_activities import (
     calls_for,
 )
 from tests.engine.helpers import command, status, wait_for
+from tests.operators.support import stop
 from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.senses.kinds import SOURCE, event_id
 from worker_main import make_worker
@@ -127,19 +128,6 @@ async def routes(time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Routes
         yield made
         for handle in made.handles:
             await stop(handle)
-
-
-async def stop(handle: WorkflowHandle[Any, OperatorStatus]) -> None:
-    """Terminate a workflow a test left running, once none of its workers runs."""
-    for _ in range(200):
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return
-        if not description.raw_description.pending_activities:
-            await handle.terminate("test over")
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} kept an activity running")
 
 
 async def test_a_new_annotated_service_is_planned_written_verified_and_routed(routes):
