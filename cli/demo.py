@@ -12,15 +12,19 @@ what a user would, end to end, on real servers, and prints every command it runs
 3. with the real ``kubectl``: applies ``podinfo`` v1 and its ``Canary``, then ships a healthy
    v2 (promoted) and a v3 whose pods fail half their requests (rolled back) with ``kubectl
    set image``; the watcher starts and feeds each rollout, which the demo follows live
-   (:mod:`cli.demo_rollout` does it, :mod:`cli.demo_view` draws it), then the Temporal UI
-   links, a summary and the commands to type next.
+   (:mod:`cli.demo_rollout` does it, :mod:`cli.demo_view` draws it);
+4. checks a new service in, ``kubectl apply -f demo/cart.yaml``: a Service annotated
+   ``autopilot.dev/route``, whose route the autoroute operator writes and verifies by
+   traffic (:mod:`cli.demo_route`), then the Temporal UI links, a summary and the commands
+   to type next.
 
 Cleaning up is exact: the demo records what it starts (cluster parts that were not running,
 its worker, its Kubernetes objects, its workflows) and, at the end or on Ctrl-C, stops and
-deletes exactly that (the Canary first, while its watcher runs to release it); data stays in
-the state directory, as after ``autopilot dev down``. ``--keep`` leaves everything running
-to explore. The exit code says whether the loop worked: 0 only if v2 was promoted and v3
-rolled back. Without a terminal (CI, a pipe) the output is plain lines, never wrapped.
+deletes exactly that (the Canary first, while its watcher runs to release it; the objects
+once the worker has stopped, so no worker writes after them); data stays in the state
+directory, as after ``autopilot dev down``. ``--keep`` leaves everything running to explore.
+The exit code says whether the loop worked: 0 only if v2 was promoted, v3 rolled back and
+the new Service routed. Without a terminal (CI, a pipe) the output is plain lines, never wrapped.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from temporalio.client import Client
 
 from cli import demo_rollout as rollout
+from cli import demo_route as route
 from cli import demo_view as view
 from cli.errors import CliError, Exit, friendly, report
 from cli.output import console
@@ -62,6 +69,8 @@ WORKER_STARTUP_S = 90.0
 WORKER_LOG = "demo-worker.log"
 #: Seconds to wait for the status mirror to show the last rollout's phase on the Canary.
 MIRROR_WAIT_S = 15.0
+#: Everything the demo creates in its namespace: the app's, the canary's, the route's.
+DEMO_OBJECTS = (*rollout.DEMO_OBJECTS, *route.ROUTE_OBJECTS)
 
 
 @dataclass
@@ -73,7 +82,8 @@ class Started:
         parts_before: PIDs of the parts that were already running (left alone).
         worker: The demo's worker process.
         namespace: The Kubernetes namespace the demo deployed into.
-        workflows: IDs of the workflows its watcher started for the demo's Canary.
+        workflows: IDs of the workflows its watcher started (or was to start) for the demo's
+            Canary and its new Service.
     """
 
     cluster: DevCluster
@@ -118,9 +128,9 @@ def demo(
 
     Brings up the local cluster (real Kubernetes API, Prometheus and Temporal; simulated pods
     and traffic), runs the worker, deploys a sample app and rolls out a healthy and a faulty
-    version, live. About a minute once the binaries are built (the first run builds them).
-    Exits 0 only if v2 was promoted and v3 rolled back. Ctrl-C stops and deletes everything
-    it started.
+    version, live; then checks in a new Service, which gets its route. About a minute once
+    the binaries are built (the first run builds them). Exits 0 only if v2 was promoted, v3
+    rolled back and the new Service routed. Ctrl-C stops and deletes everything it started.
 
     Example: autopilot demo --keep
     """
@@ -129,6 +139,7 @@ def demo(
     cluster = _cluster(state_dir, free_ports, sink)
     started = Started(cluster, cluster.running_processes())
     outcomes: list[rollout.Outcome] = []
+    routed: route.RouteOutcome | None = None
     code: Exit | None = None
     finished = False
     try:
@@ -139,7 +150,7 @@ def demo(
         out.print(view.commands_intro(_env_command(cluster)))
         started.namespace = _namespace(cluster, kubectl, out)
         started.worker = _start_worker(cluster, started.namespace, out)
-        outcomes = asyncio.run(_rollouts(started, kubectl, canary, out))
+        outcomes, routed = asyncio.run(_rollouts(started, kubectl, canary, out))
         finished = True
     except KeyboardInterrupt:
         code = Exit.INTERRUPTED
@@ -161,6 +172,8 @@ def demo(
         raise typer.Exit(int(code))
     if len(outcomes) < len(rollout.RELEASES) or not all(o.as_expected for o in outcomes):
         raise CliError("the demo did not end as expected (see the summary above)")
+    if routed is None or not routed.as_expected:
+        raise CliError("the new Service did not get its route (see the summary above)")
 
 
 class _Sink:
@@ -308,9 +321,9 @@ def _read_from(path: Path, offset: int) -> str:
 
 async def _rollouts(
     started: Started, kubectl: rollout.Kubectl, canary: Path, out: Console
-) -> list[rollout.Outcome]:
-    """Ship v1, v2 and v3 with kubectl and follow each rollout the watcher starts; then the
-    summary and the UI links."""
+) -> tuple[list[rollout.Outcome], route.RouteOutcome]:
+    """Ship v1, v2 and v3 with kubectl and follow each rollout the watcher starts; check the
+    new Service in and follow its route; then the summary and the UI links."""
     cluster = started.cluster
     assert started.namespace is not None
     ui = dev_temporal.ui_url(cluster.ports["temporal_ui"])
@@ -338,10 +351,35 @@ async def _rollouts(
             rollout.canary_phase, api, target.namespace, outcomes[-1].state, MIRROR_WAIT_S
         )
         _run(kubectl, ["get", "canary", "-n", target.namespace], out)
+    routed = await _route(started, kubectl, temporal, ui, out)
     out.print()
-    out.print(view.summary(outcomes, plain=not out.is_terminal))
+    out.print(view.summary(outcomes, routed, plain=not out.is_terminal))
     out.print(view.links(ui, workflow))
-    return outcomes
+    return outcomes, routed
+
+
+async def _route(
+    started: Started, kubectl: rollout.Kubectl, temporal: Client, ui: str, out: Console
+) -> route.RouteOutcome:
+    """Check the new Service in with kubectl; follow the route the watcher's workflow makes,
+    then show the VirtualService it wrote and how traffic verified it."""
+    assert started.namespace is not None
+    namespace = started.namespace
+    manifest = route.route_manifest(namespace, started.cluster.state_dir)
+    claim = route.requested_route(manifest).claim
+    target = Target(namespace=namespace, name=route.SERVICE, kind="Service")
+    workflow = target.workflow_id(route.OPERATOR)
+    out.print(view.route_header(namespace, claim))
+    started.workflows.add(workflow)
+    since = datetime.now(UTC)
+    for args in route.route_commands(namespace, manifest):
+        _run(kubectl, args, out)
+    out.print(view.waiting_for_route(ui, workflow))
+    routed = await route.follow_route(temporal, target, claim, since, view.RouteView(out))
+    out.print(view.route_verdict(routed))
+    _run(kubectl, route.routes_command(namespace), out)
+    out.print(view.route_verification(routed))
+    return routed
 
 
 # =============================================================================
@@ -370,21 +408,23 @@ def _clean_up(started: Started, out: Console) -> None:
             ):
                 if rollout.delete_canary(api, started.namespace):
                     done.append(f"deleted Canary {started.namespace}/{rollout.APP}")
-        if started.workflows:
-            with contextlib.suppress(Exception):
-                address = started.cluster.env()["TEMPORAL_ADDRESS"]
-                ended = asyncio.run(rollout.terminate_open(address, started.workflows))
-                if ended:
-                    done.append(f"terminated {', '.join(ended)}")
+        ended: list[str] = []
+        _terminate(started, ended)
+        # Then the worker: an activity it was running finishes (a route written after its
+        # workflow was terminated) before the objects are deleted, and a workflow its
+        # watcher started meanwhile (Ctrl-C right after a kubectl command) is ended next.
+        if started.worker is not None and started.worker.stop():
+            done.append(f"stopped the worker (pid {started.worker.pid})")
+        _terminate(started, ended)
+        if ended:
+            done.append(f"terminated {', '.join(ended)}")
         if started.namespace is not None:
             with (
                 contextlib.suppress(Exception),
                 contextlib.closing(started.cluster.admin_api_client()) as api,
             ):
-                rollout.delete_objects(api, started.namespace)
+                rollout.delete_objects(api, started.namespace, DEMO_OBJECTS)
                 done.append(f"deleted the demo's objects in namespace {started.namespace}")
-        if started.worker is not None and started.worker.stop():
-            done.append(f"stopped the worker (pid {started.worker.pid})")
         parts = started.parts_started()
         if parts:
             started.cluster.down(only=parts)
@@ -394,3 +434,14 @@ def _clean_up(started: Started, out: Console) -> None:
         signal.signal(signal.SIGINT, previous)
         if done:
             out.print("cleaned up: " + "; ".join(done))
+
+
+def _terminate(started: Started, ended: list[str]) -> None:
+    """Terminate the demo's workflows that still run; add their IDs to ``ended``."""
+    if not started.workflows:
+        return
+    with contextlib.suppress(Exception):
+        address = started.cluster.env()["TEMPORAL_ADDRESS"]
+        for workflow in asyncio.run(rollout.terminate_open(address, started.workflows)):
+            if workflow not in ended:
+                ended.append(workflow)

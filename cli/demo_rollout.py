@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -362,12 +363,17 @@ def delete_canary(api: k8s.ApiClient, namespace: str) -> bool:
     return True
 
 
-def delete_objects(api: k8s.ApiClient, namespace: str) -> None:
-    """Delete :data:`DEMO_OBJECTS`; the namespace stays, empty, for the next run."""
+def delete_objects(
+    api: k8s.ApiClient,
+    namespace: str,
+    objects: Sequence[tuple[str, str]] = DEMO_OBJECTS,
+) -> None:
+    """Delete ``objects`` (``(plural, name)``; the rollouts' by default); the namespace
+    stays, empty, for the next run."""
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     custom = k8s.CustomObjectsApi(api)
     coordination = k8s.CoordinationV1Api(api)
-    for kind, name in DEMO_OBJECTS:
+    for kind, name in objects:
         try:
             if kind == "deployments":
                 apps.delete_namespaced_deployment(name, namespace)
@@ -513,12 +519,22 @@ def route_weights(api: k8s.ApiClient, namespace: str) -> Weights | None:
 
 
 async def terminate_open(address: str, workflows: set[str]) -> list[str]:
-    """Terminate the workflows still running (a rolled-back canary waits for a human)."""
+    """Terminate the workflows still running (a rolled-back canary waits for a human, a
+    routed Service for its removal).
+
+    A workflow the watcher never started (Ctrl-C came first) is passed over: the others
+    are still ended.
+    """
     temporal = await connect(address, TEMPORAL_NAMESPACE, identity=IDENTITY)
     ended = []
     for workflow in sorted(workflows):
         handle = temporal.get_workflow_handle(workflow)
-        description = await handle.describe(rpc_timeout=timedelta(seconds=5))
+        try:
+            description = await handle.describe(rpc_timeout=timedelta(seconds=5))
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                continue
+            raise
         if description.status == WorkflowExecutionStatus.RUNNING:
             await handle.terminate("autopilot demo is over", rpc_timeout=timedelta(seconds=5))
             ended.append(workflow)

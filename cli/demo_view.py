@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.demo_rollout import RELEASES, TEMPORAL_NAMESPACE, Outcome, Release, Weights
+from cli.demo_route import EXPECT, SERVICE, NewsReader, RouteOutcome
 from models.operator import OperatorStatus
 from service import ui_links
 
@@ -65,7 +66,8 @@ def intro(running: bool, state_dir: str, out: Console) -> RenderableType:
         "Kubernetes, Istio's CRDs, Prometheus and Temporal are real; pods and their traffic are ",
         ("simulated", "bold"),
         ".\nWith kubectl: v1 and its Canary are applied, a healthy v2 is promoted, a faulty v3 "
-        "is rolled back;\nthe Kubernetes watcher in the demo's worker starts each rollout.",
+        "is rolled back,\nthen a new Service, cart, is checked in and gets its route; the "
+        "Kubernetes watcher in the demo's\nworker starts each rollout and the route.",
     )
     return Panel(text, expand=False) if out.is_terminal else text
 
@@ -110,6 +112,7 @@ def next_commands(env_command: str, namespace: str) -> str:
         f"  kubectl set image -n {namespace} deployment/podinfo "
         "podinfod=ghcr.io/stefanprodan/podinfo:6.5.3",
         f"  autopilot watch -n {namespace} podinfo           # the rollout that starts",
+        f"  autopilot status autoroute/{namespace}/{SERVICE}      # the route: host, path, check",
     ]
     return "\n".join(lines)
 
@@ -282,8 +285,11 @@ def verdict(outcome: Outcome) -> Text:
     return text
 
 
-def summary(outcomes: list[Outcome], plain: bool = False) -> Table:
-    """One row per release: what it was, what was expected, what happened.
+def summary(
+    outcomes: list[Outcome], route: RouteOutcome | None = None, plain: bool = False
+) -> Table:
+    """One row per release, and one for the new Service's route: what it was, what was
+    expected, what happened.
 
     ``plain`` (no terminal): columns without box lines, as a log reads best.
     """
@@ -305,4 +311,94 @@ def summary(outcomes: list[Outcome], plain: bool = False) -> Table:
             " → ".join(map(str, outcome.weights)),
             f"{outcome.seconds:.0f}s",
         )
+    if route is not None:
+        table.add_row(
+            SERVICE,
+            "",
+            f"new Service, route {route.claim}",
+            EXPECT,
+            Text(route.state, style="green" if route.as_expected else "bold red"),
+            "",
+            f"{route.seconds:.0f}s",
+        )
     return table
+
+
+# =============================================================================
+# The route of a new Service (cli.demo_route)
+# =============================================================================
+
+
+def route_header(namespace: str, claim: str) -> Text:
+    """The line that opens the last act."""
+    return Text.assemble(
+        (f"\n{SERVICE}", "bold"),
+        f": a new service is checked in: Deployment and Service {namespace}/{SERVICE}, the "
+        f"Service annotated autopilot.dev/route: {claim}; expect: {EXPECT}",
+    )
+
+
+def waiting_for_route(ui: str, workflow: str) -> Text:
+    """After the Service's command: what is now up to the watcher and the operator."""
+    page = workflow_url(ui, workflow)
+    return Text.assemble(
+        ("  the Kubernetes watcher sees the annotated Service and starts ", "dim"),
+        (workflow, "dim"),
+        ("; following it (", "dim"),
+        (page, f"dim link {page}"),
+        ("):", "dim"),
+    )
+
+
+@dataclass
+class RouteView:
+    """The log of the new Service's route; a ``RouteObserver``.
+
+    One timed line per state change (with what the machine noted), and each check by
+    traffic that has not passed yet.
+
+    Attributes:
+        out: Where to print.
+    """
+
+    out: Console
+    _reader: NewsReader = field(default_factory=NewsReader)
+
+    def update(self, status: OperatorStatus, seconds: float) -> None:
+        """Print what changed since the last look."""
+        for line in self.lines(status):
+            self.out.print(Text(f"  {seconds:5.1f}s  ") + line)
+
+    def lines(self, status: OperatorStatus) -> list[Text]:
+        """The lines for what ``status`` says that earlier looks did not."""
+        news = self._reader.read(status)
+        moves = [Text(f"{source} → {target}", style="bold") for source, target in news.moves]
+        notes = [Text(note, style="dim") for note in news.notes]
+        if moves and notes:  # the last note is the last move's; the others came before it
+            moves[-1].append_text(Text("  ") + notes.pop())
+        lines = [*notes, *moves]
+        if news.check:
+            lines.append(Text(f"check: {news.check}", style="dim"))
+        return lines
+
+
+def route_verdict(route: RouteOutcome) -> Text:
+    """The line that closes the act: routed or not, and the states it passed."""
+    mark, style = ("✓", "green") if route.as_expected else ("✗", "red")
+    text = Text.assemble(
+        (f"  {mark} {SERVICE} {route.state}", f"bold {style}"),
+        f" in {route.seconds:.0f}s: {' → '.join(route.states)}",
+    )
+    if not route.as_expected:
+        text.append(f"; expected {EXPECT}", style="red")
+        if route.reason:
+            text.append(f": {route.reason}", style="red")
+    return text
+
+
+def route_verification(route: RouteOutcome) -> Text:
+    """How the route was verified: by simulated traffic through the gateway."""
+    return Text.assemble(
+        "  verified by traffic (simulated, through the gateway): ",
+        (route.verification or "no check finished", "green" if route.as_expected else "red"),
+    )

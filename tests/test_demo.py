@@ -3,9 +3,9 @@
 The first test is the main job on a fresh machine's path: the demo starts its own cluster
 (free ports, a temporary state directory), applies podinfo and its Canary and ships v2 and
 v3 with the real kubectl, its worker's watcher starts the rollouts, v2 is promoted, v3 rolled
-back, and everything it started is stopped. The others run the demo on the session's
-cluster, which it must leave running: ``--keep`` leaves the demo's worker and rollouts up;
-Ctrl-C cleans up mid-rollout.
+back, a new Service checked in gets its route, and everything it started is stopped. The
+others run the demo on the session's cluster, which it must leave running: ``--keep`` leaves
+the demo's worker, rollouts and route up; Ctrl-C cleans up mid-rollout and leaves nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -27,7 +28,7 @@ from kubernetes import client
 from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
-from cli.demo import demo
+from cli.demo import DEMO_OBJECTS, demo
 from cli.demo_rollout import delete_canary, delete_objects, terminate_open
 from devcluster.cluster import DevCluster
 from models.operator import OperatorStatus
@@ -132,7 +133,7 @@ def own_state_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.cluster
 @pytest.mark.temporal
-async def test_the_demo_promotes_v2_rolls_back_v3_and_stops_everything_it_started(
+async def test_the_demo_promotes_v2_rolls_back_v3_routes_a_new_service_and_stops_everything(
     own_state_dir: Path,
 ) -> None:
     run = Demo("--state-dir", str(own_state_dir), "--free-ports")
@@ -171,14 +172,36 @@ async def test_the_demo_promotes_v2_rolls_back_v3_and_stops_everything_it_starte
     # Plain and unwrapped without a terminal: no boxes, a summary row on one line.
     assert "╭" not in output and "┏" not in output
     assert re.search(r"v2\s+6\.5\.1\s+healthy\s+promoted\s+promoted\s+0 → 10 → 20", output)
+    # The last act: a new Service checked in with kubectl gets its route from autoroute.
+    assert "$ kubectl apply -n demo -f demo/cart.yaml" in output
+    assert "service/cart created" in output
+    assert re.search(
+        r"✓ cart Routed in \d+s: Requested → Planned → Applying → Verifying → Routed$",
+        output,
+        re.MULTILINE,
+    )
+    assert "$ kubectl get virtualservice -n demo" in output
+    assert re.search(
+        r"^  cart-route\s+\S*istio-system/ingressgateway\S*\s+\S*shop\.example\.com",
+        output,
+        re.MULTILINE,
+    )
+    assert re.search(
+        r"verified by traffic \(simulated, through the gateway\): \d+ ready backend\(s\); "
+        r"[\d.e+-]+ requests/s through shop\.example\.com/cart reach the Service",
+        output,
+    )
+    assert re.search(r"cart\s+new Service, route shop\.example\.com/cart\s+Routed\s+Routed", output)
     assert "cleaned up: deleted Canary demo/podinfo" in output
+    assert re.search(r"terminated [^;]*autoroute/demo/cart", output)
+    assert "deleted the demo's objects in namespace demo" in output
     assert not alive(worker)
     assert DevCluster(own_state_dir).running_processes() == {}
 
 
 @pytest.mark.cluster
 @pytest.mark.temporal
-async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_explore(
+async def test_keep_leaves_the_worker_the_rolled_back_rollout_and_the_route_running(
     dev_cluster: DevCluster, kube_api: client.ApiClient
 ) -> None:
     before = dev_cluster.running_processes()
@@ -187,6 +210,7 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
     namespace = await asyncio.to_thread(run.namespace)
     temporal = await connect(dev_cluster.env()["TEMPORAL_ADDRESS"])
     workflow = temporal.get_workflow_handle(f"canary/{namespace}/podinfo")
+    route = temporal.get_workflow_handle(f"autoroute/{namespace}/cart")
     try:
         code = await asyncio.to_thread(run.finish)
         output = run.output
@@ -204,6 +228,9 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         assert primary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":6.5.1")
         status = await workflow.query("status", result_type=OperatorStatus)
         assert status.state == "Failed" and status.data["outcome"] == "rolled back"
+        routed = await route.query("status", result_type=OperatorStatus)
+        assert routed.state == "Routed" and routed.data["verified"] is True
+        assert f"autopilot status autoroute/{namespace}/cart" in output
         # The rollouts' story, as `kubectl describe canary` tells it (the real kubectl).
         described = await asyncio.to_thread(
             kubectl, dev_cluster.kubeconfig_path, "describe", "canary", "podinfo", "-n", namespace
@@ -216,8 +243,8 @@ async def test_keep_leaves_the_worker_and_the_rolled_back_rollout_running_to_exp
         delete_canary(kube_api, namespace)  # while its watcher runs, as the demo would
         # What 'autopilot dev down' does first, without stopping the session's cluster.
         stopped = dev_cluster.down(only=["demo-worker"])
-        await terminate_open(dev_cluster.env()["TEMPORAL_ADDRESS"], {workflow.id})
-        delete_objects(kube_api, namespace)
+        await terminate_open(dev_cluster.env()["TEMPORAL_ADDRESS"], {workflow.id, route.id})
+        delete_objects(kube_api, namespace, DEMO_OBJECTS)
     assert stopped == ["demo-worker"]
     assert not alive(worker)
     assert dev_cluster.running_processes() == before
@@ -241,7 +268,21 @@ async def test_ctrl_c_mid_rollout_cleans_up_what_the_demo_started_and_only_that(
     assert "interrupted: cleaning up what the demo started" in run.output
     assert not alive(worker)
     assert dev_cluster.running_processes() == before  # the cluster it found is left running
+    # Nothing is left in the namespace: no Deployment, Service, route or watcher state.
     assert client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items == []
+    assert client.CoreV1Api(kube_api).list_namespaced_service(namespace).items == []
+    assert (
+        client.CoreV1Api(kube_api)
+        .list_namespaced_config_map(
+            namespace, field_selector="metadata.name=autopilot-demo-watchers"
+        )
+        .items
+        == []
+    )
+    routes: Any = client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+        "networking.istio.io", "v1", namespace, "virtualservices"
+    )
+    assert routes["items"] == []
     temporal = await connect(dev_cluster.env()["TEMPORAL_ADDRESS"])
     rollout = await temporal.get_workflow_handle(f"canary/{namespace}/podinfo").describe()
     assert rollout.status != WorkflowExecutionStatus.RUNNING

@@ -6,10 +6,11 @@ operator's tests read like the project's own and nobody writes a poll loop again
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from models.operator import (
     COMMAND_UPDATE,
@@ -84,3 +85,20 @@ async def wait_for(
         what=f"{handle.id} in state {state}",
     )
     return found
+
+
+async def stop(handle: WorkflowHandle[Any, Any]) -> None:
+    """Terminate a workflow a test left running, once none of its workers is running.
+
+    (A worker cut off mid-call would be recorded as a call that never finished, and a
+    time-skipping server whose workflow is terminated mid-activity never skips time again.)
+    """
+    for _ in range(200):
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return
+        if not description.raw_description.pending_activities:
+            await handle.terminate("test over")
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} kept an activity running")

@@ -15,12 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.operator import OperatorInput, OperatorStatus, Target, workflow_id
 from tests.engine.helpers import command, status, wait_for
+from tests.operators.support import stop
 from tests.quarantine.alerts import alert, deliver
 from tests.quarantine.pull_requests import deliver_pull_request, pull_request_event
 from tests.quarantine.recording_activities import (
@@ -105,22 +106,6 @@ async def skipping_quarantines(
         yield started
         for handle in started.handles:
             await stop(handle)
-
-
-async def stop(handle: WorkflowHandle[Any, OperatorStatus]) -> None:
-    """Terminate a workflow a test left running, once none of its workers is running.
-
-    (A worker cut off mid-call would be recorded as a call that never finished.)
-    """
-    for _ in range(200):
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return
-        if not description.raw_description.pending_activities:
-            await handle.terminate("test over")
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} kept an activity running")
 
 
 def moves(current: OperatorStatus) -> list[tuple[str, str, str]]:
