@@ -39,29 +39,21 @@ async def _in_review(worker: Any, approvers: dict[str, Any] | None) -> WorkflowH
     return handle
 
 
-async def _give(
-    handle: WorkflowHandle[Any, Any],
-    name: str,
-    by: str,
-    via: CommandVia,
-    groups: list[str] | None = None,
-) -> CommandReceipt:
-    request = CommandRequest(command=name, by=by, via=via, groups=groups or [])
+def ask(name: str, by: str, via: CommandVia, *groups: str) -> CommandRequest:
+    """A command as an Approval (``kubernetes``) or a direct update (``temporal``) gives it."""
+    return CommandRequest(command=name, by=by, via=via, groups=list(groups))
+
+
+async def _give(handle: WorkflowHandle[Any, Any], request: CommandRequest) -> CommandReceipt:
     receipt: CommandReceipt = await handle.execute_update(
         COMMAND_UPDATE, request, result_type=CommandReceipt
     )
     return receipt
 
 
-async def _refusal(
-    handle: WorkflowHandle[Any, Any],
-    name: str,
-    by: str,
-    via: CommandVia,
-    groups: list[str] | None = None,
-) -> str:
+async def _refusal(handle: WorkflowHandle[Any, Any], request: CommandRequest) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await _give(handle, name, by, via, groups)
+        await _give(handle, request)
     cause = refused.value.cause
     assert isinstance(cause, ApplicationError)
     return cause.message
@@ -79,7 +71,7 @@ async def _updates_in_history(handle: WorkflowHandle[Any, Any]) -> int:
 async def test_a_user_the_rules_name_may_approve_through_an_approval(worker):
     handle = await _in_review(worker, LEADS_APPROVE)
 
-    receipt = await _give(handle, "approve", "alice", "kubernetes")
+    receipt = await _give(handle, ask("approve", "alice", "kubernetes"))
 
     assert receipt.applied and receipt.now in ("Applying", "Done")
     finished = await handle.result()
@@ -91,7 +83,7 @@ async def test_a_user_the_rules_name_may_approve_through_an_approval(worker):
 async def test_a_member_of_a_group_the_rules_name_may_approve_through_an_approval(worker):
     handle = await _in_review(worker, LEADS_APPROVE)
 
-    receipt = await _give(handle, "approve", "bob", "kubernetes", ["shop:devs", "shop:leads"])
+    receipt = await _give(handle, ask("approve", "bob", "kubernetes", "shop:devs", "shop:leads"))
 
     assert receipt.applied
     assert (await handle.result()).state == "Done"
@@ -100,7 +92,7 @@ async def test_a_member_of_a_group_the_rules_name_may_approve_through_an_approva
 async def test_someone_the_rules_do_not_name_is_refused_with_who_may_and_nothing_changes(worker):
     handle = await _in_review(worker, LEADS_APPROVE)
 
-    message = await _refusal(handle, "approve", "carol", "kubernetes", ["shop:devs"])
+    message = await _refusal(handle, ask("approve", "carol", "kubernetes", "shop:devs"))
 
     assert message == (
         f"carol may not give 'approve' on tests/{handle.id.rsplit('/', 1)[1]}: its approver "
@@ -114,7 +106,7 @@ async def test_someone_the_rules_do_not_name_is_refused_with_who_may_and_nothing
 async def test_a_name_sent_straight_to_temporal_is_refused_for_a_ruled_command(worker):
     handle = await _in_review(worker, LEADS_APPROVE)
 
-    message = await _refusal(handle, "approve", "alice", "temporal")
+    message = await _refusal(handle, ask("approve", "alice", "temporal"))
 
     assert "restricted by its approver rules to users alice or groups shop:leads" in message
     assert "unchecked name ('alice'): use an Approval" in message
@@ -133,7 +125,7 @@ async def test_a_command_no_rule_covers_is_given_as_before(worker):
 async def test_a_rule_without_commands_covers_every_command(worker):
     handle = await _in_review(worker, {"rules": [{"groups": ["shop:leads"]}]})
 
-    message = await _refusal(handle, "abort", "dave", "kubernetes", ["shop:devs"])
+    message = await _refusal(handle, ask("abort", "dave", "kubernetes", "shop:devs"))
 
     assert "may not give 'abort'" in message and "groups shop:leads" in message
 
@@ -142,8 +134,8 @@ async def test_allowing_unauthenticated_names_matches_users_but_never_claimed_gr
     rules = {**LEADS_APPROVE, "allowUnauthenticated": True}
     handle = await _in_review(worker, rules)
 
-    message = await _refusal(handle, "approve", "mallory", "temporal", ["shop:leads"])
-    receipt = await _give(handle, "approve", "alice", "temporal")
+    message = await _refusal(handle, ask("approve", "mallory", "temporal", "shop:leads"))
+    receipt = await _give(handle, ask("approve", "alice", "temporal"))
 
     assert "mallory may not give 'approve'" in message
     assert receipt.applied
@@ -153,7 +145,7 @@ async def test_allowing_unauthenticated_names_matches_users_but_never_claimed_gr
 async def test_the_targets_own_resource_may_pause_whatever_the_rules(worker):
     handle = await _in_review(worker, {"rules": [{"users": ["alice"]}]})
 
-    receipt = await _give(handle, "pause", "canary-resources watcher", "resource")
+    receipt = await _give(handle, ask("pause", "canary-resources watcher", "resource"))
 
     assert receipt.applied and (await status(handle)).paused
 
