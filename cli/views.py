@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.targets import Snapshot
+from models.approvals import ApproverRules
 from models.operator import CommandReceipt, OperatorStatus, TransitionRecord
 
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ def status_view(found: Snapshot, *, all_steps: bool = False) -> RenderableType:
         fields.add_row("pending", gate)
     if status.accepted_commands:
         fields.add_row("accepts", ", ".join(status.accepted_commands))
+    approvers = approvers_of(status.spec)
+    if approvers:
+        fields.add_row("approvers", escape("\n".join(approvers)))
     message = status.data.get("message")
     if isinstance(message, str) and message:
         fields.add_row("message", escape(message))
@@ -367,10 +371,21 @@ def _commands_table(status: OperatorStatus) -> Table:
     return table
 
 
+def approvers_of(spec: dict[str, Any]) -> list[str]:
+    """The target's approver rules (its spec's ``approvers``), one line each; none: empty."""
+    try:
+        rules = ApproverRules.model_validate(spec.get("approvers") or {})
+    except ValidationError:
+        return []
+    return rules.summary()
+
+
 def _via(via: str | None) -> str:
     """How a command came: its name authenticated by the API server, or as the sender wrote."""
     if via == "kubernetes":
         return "Approval (authenticated)"
+    if via == "resource":
+        return "the target's resource"
     return "temporal (name unchecked)" if via == "temporal" else ""
 
 

@@ -42,6 +42,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from models.alerts import CanaryAlert
+from models.approvals import ApproverRules
 from models.durations import DURATION_PATTERN as DURATION_PATTERN
 from models.durations import Duration as Duration
 from models.durations import format_duration as format_duration
@@ -701,6 +702,12 @@ class CanarySpec(_Spec):
         default=False,
         description="Flagger's: true pauses a running rollout (timers freeze, traffic stays) "
         "and starts no new one; false resumes",
+    )
+    approvers: ApproverRules | None = Field(
+        default=None,
+        description="Autopilot: who (users, groups, as the API server authenticates them) may "
+        "give which commands to this canary, checked by its workflow; unset: RBAC on Approvals "
+        "alone decides",
     )
     ingress_ref: Unsupported
     route_ref: Unsupported

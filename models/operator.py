@@ -9,7 +9,7 @@ same language while import-linter keeps the layers apart.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -70,20 +70,32 @@ OPERATOR_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 
 #: How a command reached the workflow: straight to Temporal, where ``by`` is whatever the
 #: sender wrote; or as an ``Approval`` through the API server, which authenticated ``by``.
-CommandVia = Literal["temporal", "kubernetes"]
+#: Or by the watcher of the target's own resource, which asked for it (a Canary's
+#: ``spec.suspend``): the approver rules do not apply to those.
+CommandVia = Literal["temporal", "kubernetes", "resource"]
+
+#: A command's name: ``approve``, ``abort``, ``release``, ...
+COMMAND_PATTERN = r"^[a-z][a-z0-9-]*$"
 
 
 class CommandRequest(BaseModel):
     """A human command (approve, abort, pause, ...) sent as a Temporal update."""
 
-    command: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9-]*$")
+    command: str = Field(min_length=1, max_length=64, pattern=COMMAND_PATTERN)
     by: str = Field(min_length=1, max_length=256, description="who gives the command")
     reason: str | None = Field(default=None, max_length=2048)
     args: dict[str, Any] = Field(default_factory=dict)
     via: CommandVia = Field(
         default="temporal",
         description="'kubernetes' when an Approval carried it, so the API server "
-        "authenticated 'by'; 'temporal' when sent directly (for local use: 'by' is unchecked)",
+        "authenticated 'by'; 'temporal' when sent directly (for local use: 'by' is unchecked); "
+        "'resource' when the target's own resource asked for it (spec.suspend)",
+    )
+    groups: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="the sender's groups as the API server authenticated them (an Approval's "
+        "spec.requestedGroups); only trusted, by approver rules, when via is 'kubernetes'",
     )
 
     @field_validator("by")

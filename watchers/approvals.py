@@ -157,7 +157,11 @@ class ApprovalWatcher:
             await self._write(namespace, name, status)
             return
         request = CommandRequest(
-            command=spec.command, by=spec.requested_by, reason=spec.reason, via="kubernetes"
+            command=spec.command,
+            by=spec.requested_by,
+            reason=spec.reason,
+            via="kubernetes",
+            groups=spec.requested_groups,
         )
         try:
             handle = await commands.running_handle(self.temporal, workflow_id)

@@ -64,6 +64,30 @@ def test_the_spec_round_trips_through_its_camel_case_json():
     assert CanarySpec.model_validate(data) == spec
 
 
+def test_approver_rules_load_camel_cased_and_round_trip():
+    spec_data = spec_dict()
+    spec_data["approvers"] = {
+        "rules": [{"groups": ["shop:leads"], "commands": ["approve"]}, {"users": ["alice"]}],
+        "allowUnauthenticated": True,
+    }
+    spec = load_canary_spec(spec_data)
+    assert spec.approvers is not None
+    assert spec.approvers.summary() == [
+        "approve: groups shop:leads",
+        "every command: users alice",
+        "unauthenticated names (via temporal) are matched against users",
+    ]
+    assert CanarySpec.model_validate(spec.model_dump(mode="json", by_alias=True)) == spec
+
+
+def test_more_approver_rules_than_the_bound_are_refused_naming_the_field():
+    spec_data = spec_dict()
+    spec_data["approvers"] = {"rules": [{"users": [f"u{i}"]} for i in range(17)]}
+    problems = problems_of(spec_data)
+    assert problems[0].startswith("approvers.rules:")
+    assert "at most 16" in problems[0]
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("10s", 10), ("1m", 60), ("1m30s", 90), ("1h", 3600), ("500ms", 0.5), ("1.5s", 1.5)],

@@ -97,6 +97,16 @@ async def test_status_shows_state_steps_commands_and_the_ui_link(autopilot, temp
     assert f"/namespaces/default/workflows/{handle.id.replace('/', '%2F')}" in out
 
 
+async def test_status_shows_the_targets_approver_rules(autopilot, temporal_env, tickets):
+    rules = {"rules": [{"groups": ["shop:leads"], "commands": ["approve"]}]}
+    handle = await in_review(tickets, approvers=rules)
+
+    result = await autopilot("status", handle.id, env=temporal_env)
+
+    assert result.exit_code == 0, result.output
+    assert "approvers" in result.stdout and "approve: groups shop:leads" in result.stdout
+
+
 async def test_status_as_json_and_yaml_carries_the_whole_status(autopilot, temporal_env, tickets):
     handle = await in_review(tickets)
 

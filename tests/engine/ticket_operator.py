@@ -12,6 +12,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import activity, workflow
 
+from models.approvals import ApproverRules
 from models.operator import OperatorInput, OperatorStatus, StepInput
 from workflows.engine import (
     ActivityFailed,
@@ -30,6 +31,7 @@ class TicketSpec(BaseModel):
     review_hours: float = 24
     fail_apply: bool = False
     hold_apply: bool = False
+    approvers: ApproverRules | None = None
 
 
 class TicketData(BaseModel):

@@ -17,11 +17,12 @@ import pytest
 from kubernetes import client
 from temporalio.client import Client, WorkflowHandle
 
-from devcluster.kubeconfig import ServiceAccountIdentity
+from devcluster.kubeconfig import ServiceAccountIdentity, service_account_identity
 from models.approvals import APPROVAL_GROUP, APPROVAL_PLURAL, APPROVAL_VERSION
 from models.operator import OperatorInput, OperatorStatus, Target
 from service.temporal import connect
 from tests.engine.helpers import send, wait_for
+from tests.fixtures.cluster import fresh_namespace
 from tests.framework.processes import WorkerProcess, cli, worker_fixture
 from tests.waiting import eventually
 
@@ -37,12 +38,20 @@ async def temporal_client(temporal_address: str) -> Client:
     return await connect(temporal_address)
 
 
-async def ticket_in_review(temporal: Client, worker: WorkerProcess, namespace: str) -> Any:
-    """A ticket in ``namespace`` waiting for its approval."""
+async def ticket_in_review(
+    temporal: Client,
+    worker: WorkerProcess,
+    namespace: str,
+    approvers: dict[str, Any] | None = None,
+) -> Any:
+    """A ticket in ``namespace`` waiting for its approval (under ``approvers``, if given)."""
     target = Target(namespace=namespace, name=f"t-{uuid.uuid4().hex[:6]}")
+    spec: dict[str, Any] = {"required_votes": 1}
+    if approvers is not None:
+        spec["approvers"] = approvers
     handle: WorkflowHandle[Any, OperatorStatus] = await temporal.start_workflow(
         "ticket",
-        OperatorInput(target=target, spec={"required_votes": 1}),
+        OperatorInput(target=target, spec=spec),
         id=target.workflow_id("ticket"),
         task_queue=worker.queue,
         result_type=OperatorStatus,
@@ -63,7 +72,9 @@ def may_approve(kube_api: client.ApiClient, namespace: str, person: ServiceAccou
             "kind": "ClusterRole",
             "name": "autopilot-approver",
         },
-        "subjects": [{"kind": "ServiceAccount", "name": person.name, "namespace": namespace}],
+        "subjects": [
+            {"kind": "ServiceAccount", "name": person.name, "namespace": person.namespace}
+        ],
     }
     client.RbacAuthorizationV1Api(kube_api).create_namespaced_role_binding(namespace, binding)
 
@@ -250,3 +261,57 @@ async def test_an_approval_the_state_does_not_take_is_refused_in_its_status(
         return (approval.get("status") or {}).get("phase")
 
     assert await eventually(phase, lambda p: p == "Refused")
+
+
+async def test_approver_rules_let_only_the_group_they_name_approve_and_refuse_direct_names(
+    worker: WorkerProcess,
+    temporal_client: Client,
+    kube_api: client.ApiClient,
+    namespace: str,
+    service_account: Callable[[str], ServiceAccountIdentity],
+    approver_role: None,
+    tmp_path: Path,
+    temporal_address: str,
+) -> None:
+    # The rule names a group: the ServiceAccounts of the test's namespace. Mallory holds the
+    # same role there, but lives in another namespace, so she is not in that group.
+    group = f"system:serviceaccounts:{namespace}"
+    handle = await ticket_in_review(
+        temporal_client,
+        worker,
+        namespace,
+        approvers={"rules": [{"groups": [group], "commands": ["approve"]}]},
+    )
+    name = target_of(handle)
+    bob = service_account("bob")
+    may_approve(kube_api, namespace, bob)
+    with fresh_namespace(kube_api) as elsewhere:
+        mallory = service_account_identity(kube_api, elsewhere, "mallory")
+        may_approve(kube_api, namespace, mallory)
+
+        refused = approve_as(mallory, tmp_path, temporal_address, name)
+        direct = approve_as(bob, tmp_path, temporal_address, name, "--as", "bob")
+        approved = approve_as(bob, tmp_path, temporal_address, name)
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr + worker.output()
+    assert (
+        f"{mallory.username} may not give 'approve' on {name}: its approver rules allow only "
+        f"groups {group}" in refused.stderr
+    )
+    assert direct.returncode == 1, direct.stdout + direct.stderr
+    assert "unchecked name ('bob'): use an Approval" in direct.stderr
+    assert approved.returncode == 0, approved.stdout + approved.stderr + worker.output()
+    final = await handle.result()
+    assert [(c.command, c.by, c.via) for c in final.commands] == [
+        ("approve", bob.username, "kubernetes")
+    ]
+    listed: Any = client.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+        APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL
+    )
+    outcomes = {
+        item["spec"]["requestedBy"]: (item["status"]["phase"], item["status"].get("message", ""))
+        for item in listed["items"]
+    }
+    assert outcomes[bob.username][0] == "Applied"
+    assert outcomes[mallory.username][0] == "Refused"
+    assert "its approver rules allow only" in outcomes[mallory.username][1]

@@ -154,3 +154,22 @@ def test_kubectl_get_canaries_has_the_columns_a_flagger_user_expects(
     assert row.split()[:4] == [name, "Progressing", "30", "1"]
     assert f"canary/{cluster.namespace}/{name}" in row
     assert "Analysing" in short.splitlines()[1]
+
+
+def test_approver_rules_are_kept_by_the_api_server_and_a_bad_command_name_is_refused(
+    cluster: Cluster,
+) -> None:
+    rules = {"rules": [{"groups": ["shop:leads"], "commands": ["approve", "promote"]}]}
+    body = canary(unique(), analysis={"stepWeight": 10})
+    body["spec"]["approvers"] = rules
+    wrong = canary(unique(), analysis={"stepWeight": 10})
+    wrong["spec"]["approvers"] = {"rules": [{"users": ["alice"], "commands": ["Approve!"]}]}
+
+    created = cluster.create_canary(body)
+    with pytest.raises(client.ApiException) as refused:
+        cluster.create_canary(wrong)
+
+    assert created["spec"]["approvers"] == rules
+    assert refused.value.status == 422
+    message = json.loads(refused.value.body or "{}")["message"]
+    assert "spec.approvers.rules[0].commands[0]" in message

@@ -16,9 +16,11 @@ Event IDs come from the objects, never from the moment:
 ``spec.suspend`` (Flagger's) is a command, not an event: when it differs from the value the
 status says was applied (``suspended``), the workflow is given the engine's ``pause`` or
 ``resume`` (:class:`Command`), by the ``canary-resources`` watcher with reason
-``spec.suspend``. While it is true no new revision is sent: the status says one waits, and
-it goes out, after the ``resume``, once ``suspend`` is false. A change of ``suspend`` alone
-is never a new revision (revisions come from the Deployment's pod template).
+``spec.suspend`` (``via: resource``: the Canary asked for it, so its approver rules, which
+whoever edits the Canary may change, do not apply). While it is true no new revision is
+sent: the status says one waits, and it goes out, after the ``resume``, once ``suspend`` is
+false. A change of ``suspend`` alone is never a new revision (revisions come from the
+Deployment's pod template).
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ def decide_live(
     if suspend != bool(status.suspended):
         command = "pause" if suspend else "resume"
         request = CommandRequest(
-            command=command, by=SUSPEND_BY, reason=SUSPEND_REASON, via="kubernetes"
+            command=command, by=SUSPEND_BY, reason=SUSPEND_REASON, via="resource"
         )
         actions.append(Command(canary.workflow_id, request, {"suspended": suspend}))
         status = status.model_copy(update={"suspended": suspend})

@@ -31,6 +31,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from models.approvals import ApproverRules, refusal
 from models.errors import INVALID_SPEC, NON_RETRYABLE, describe
 from models.kube_events import RecordEvent
 from models.operator import (
@@ -203,7 +204,12 @@ class OperatorWorkflow:
 
     @on_command.validator
     def validate_command(self, request: CommandRequest) -> None:
-        """Refuse a command the current state does not accept, naming state and options."""
+        """Refuse a command the current state does not accept, naming state and options.
+
+        Also one the target's approver rules (its spec's ``approvers``, see
+        :class:`models.approvals.ApproverRules`) do not allow from its sender. Validators do
+        not run on replay, so rules never change what an old history does.
+        """
         try:
             self._check_command(request)
         except ValueError:
@@ -221,6 +227,12 @@ class OperatorWorkflow:
                 f"{op.name} for {self._target.namespace}/{self._target.name} has finished in "
                 f"state {self._state}; it accepts no commands"
             )
+        rules = getattr(self._spec, "approvers", None)
+        if isinstance(rules, ApproverRules):
+            target = f"{self._target.namespace}/{self._target.name}"
+            why = refusal(rules, request, target)
+            if why is not None:
+                raise ValueError(why)
         accepted = self._accepted_commands()
         if request.command not in accepted:
             known = "" if request.command in self._all_commands() else " (unknown command)"
