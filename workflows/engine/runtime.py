@@ -866,10 +866,10 @@ class OperatorWorkflow:
         if limit is not None and self._processed_this_run >= limit:
             return True
         info = workflow.info()
-        if info.get_current_history_length() >= self._settings.history_event_limit:
-            # Called only past the bound, so shorter runs record no marker at all.
-            if workflow.patched(HISTORY_BOUND_PATCH):
-                return True
+        # The patch is asked for only past the bound, so shorter runs record no marker.
+        past_bound = info.get_current_history_length() >= self._settings.history_event_limit
+        if past_bound and workflow.patched(HISTORY_BOUND_PATCH):
+            return True
         return info.is_continue_as_new_suggested()
 
     def _next_input(self) -> OperatorInput:
