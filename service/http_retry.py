@@ -141,12 +141,15 @@ class CountedRetry(Retry):
         return method.upper() in IDEMPOTENT
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        """429 for any verb; 5xx for idempotent verbs only."""
-        if self.total is not None and self.total <= 0:
+        """429 for any verb; 5xx for idempotent verbs only; none once the retries are spent
+        (counted as exhausted: the caller gets this answer)."""
+        wanted = status_code == THROTTLED or (
+            status_code in SERVER_ERRORS and self._is_method_retryable(method)
+        )
+        if wanted and self.total is not None and self.total <= 0:
+            self.metrics.exhausted.labels(self.policy.target, str(status_code)).inc()
             return False
-        if status_code == THROTTLED:
-            return True
-        return status_code in SERVER_ERRORS and self._is_method_retryable(method)
+        return wanted
 
     def get_backoff_time(self) -> float:
         """The policy's jittered exponential backoff (urllib3's own is 0 for the first retry)."""
