@@ -205,6 +205,7 @@ class FaultInjector:
             retries=False,
             redirect=False,
             preload_content=True,
+            decode_content=False,
             timeout=urllib3.Timeout(connect=5, read=60),
         )
         kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]

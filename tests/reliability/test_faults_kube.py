@@ -9,23 +9,29 @@ are bounded and backed off.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities import kube
 from activities.canary import lifecycle
 from activities.kube.calls import KUBERNETES_THROTTLED, to_thread
 from devcluster.fault_injector import FaultInjector, Rule
 from devcluster.toxiproxy import UPSTREAM
-from models.canary import CanarySpec
+from models.canary import CanarySpec, CanaryStep, Initialized
+from service import http_retry
 from service.http_retry import KUBE
 from tests.canary.cluster import (
     app_deployment,
@@ -305,3 +311,53 @@ async def test_a_canary_rolls_out_and_back_correctly_through_throttling_and_serv
     assert len(injected) == 6  # every fault was met
     assert counters.retries() == 5 and counters.exhausted() == 0
     assert counters.waited_s("429") >= 2.0
+
+
+@workflow.defn(name="faults-initialize")
+class InitializeOnce:
+    """Runs the canary's real ``initialize`` activity under a quick retry policy."""
+
+    @workflow.run
+    async def run(self, step: CanaryStep) -> Initialized:
+        return await workflow.execute_activity(
+            lifecycle.initialize,
+            step,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=100), maximum_attempts=3
+            ),
+        )
+
+
+@pytest.mark.temporal
+async def test_throttling_that_outlasts_the_retries_makes_temporal_wait_the_retry_after(
+    kube_api,
+    namespace,
+    kube_through_injector: FaultInjector,
+    dev_server_env: WorkflowEnvironment,
+    monkeypatch,
+):
+    # A cap of 0.5 s stands for the product's 10 s, so a 2 s Retry-After is handed to Temporal.
+    monkeypatch.setattr(http_retry, "KUBE", dataclasses.replace(KUBE, retry_after_cap_s=0.5))
+    kube.api_client.cache_clear()
+    create_app(kube_api, namespace, app_deployment("podinfo", V1))
+    path = f"/namespaces/{namespace}/deployments/podinfo"
+    kube_through_injector.add(Rule(429, "GET", path, times=1, headers={"Retry-After": "2"}))
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    step = step_for(make_spec(), namespace)
+
+    async with Worker(
+        dev_server_env.client,
+        task_queue=queue,
+        workflows=[InitializeOnce],
+        activities=[lifecycle.initialize],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        result = await dev_server_env.client.execute_workflow(
+            InitializeOnce.run, step, id=f"faults-{queue}", task_queue=queue
+        )
+
+    assert result.bootstrapped
+    reads = kube_through_injector.requests("GET", path)
+    assert [seen.status for seen in reads][:2] == [429, 200]
+    assert reads[1].at - reads[0].at >= 2.0  # Temporal's 100 ms retry gave way to Retry-After
