@@ -95,6 +95,7 @@ async def test_latency_slows_a_canary_initialisation_but_it_ends_correctly_witho
         "podinfo-primary": 100,
         "podinfo-canary": 0,
     }
+    print(f"initialize through 100 ms latency: {took:.2f}s")
     assert took > 0.5  # a dozen calls, each 100 ms late at least
     assert counters.retries() == 0
 
@@ -114,6 +115,7 @@ async def test_connection_resets_are_retried_with_backoff_until_the_api_server_a
         timer.cancel()
 
     assert found.data == {"d": "x" * 10}
+    print(f"resets: {counters.retries():.0f} retries, {counters.waited_s():.2f}s waited")
     assert 1 <= counters.retries() <= KUBE.retries
     assert counters.waited_s() > 0.2
     assert counters.exhausted() == 0
@@ -134,6 +136,7 @@ async def test_a_silent_api_server_fails_the_call_after_the_request_timeout_and_
         await read_config_map(namespace, "settings")
     took = time.monotonic() - started
 
+    print(f"silent API server: failed after {took:.2f}s, {counters.waited_s():.2f}s waited")
     assert counters.retries() == KUBE.retries
     assert counters.exhausted() == 1
     assert counters.waited_s() > 0.5
@@ -155,6 +158,7 @@ async def test_a_bandwidth_limit_slows_a_large_read_but_it_arrives_whole(
     took = time.monotonic() - started
 
     assert found.data == {"d": "x" * 60_000}
+    print(f"60 KB read at 40 KB/s: {took:.2f}s")
     assert took > 1.0  # 60 KB at 40 KB/s
     assert counters.retries() == 0
 
@@ -174,6 +178,7 @@ async def test_429_is_retried_only_after_the_retry_after_the_api_server_asked_fo
 
     assert found.data == {"d": "x" * 10}
     waits = gaps(kube_through_injector, "GET", path)
+    print(f"429 Retry-After 1: gaps {[round(wait, 3) for wait in waits]}")
     assert len(waits) == 2
     assert all(1.0 <= wait < 1.5 for wait in waits), waits
     assert counters.retries("429") == 2
@@ -226,6 +231,7 @@ async def test_503_on_a_read_is_retried_four_times_with_growing_backoff_then_giv
 
     assert raised.value.status == 503
     waits = gaps(kube_through_injector, "GET", path)
+    print(f"503 on every read: gaps {[round(wait, 3) for wait in waits]}")
     assert len(waits) == KUBE.retries  # five attempts in all, then the answer is the caller's
     assert waits == sorted(waits) and waits[0] >= KUBE.backoff_s / 2, waits
     assert counters.retries("503") == KUBE.retries
@@ -360,4 +366,7 @@ async def test_throttling_that_outlasts_the_retries_makes_temporal_wait_the_retr
     assert result.bootstrapped
     reads = kube_through_injector.requests("GET", path)
     assert [seen.status for seen in reads][:2] == [429, 200]
+    print(
+        f"KubernetesThrottled, Retry-After 2: next attempt {reads[1].at - reads[0].at:.2f}s later"
+    )
     assert reads[1].at - reads[0].at >= 2.0  # Temporal's 100 ms retry gave way to Retry-After
