@@ -21,7 +21,7 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,27 +120,6 @@ class Toxiproxy:
     def remove_toxic(self, proxy: str, toxic: str) -> None:
         """Remove one toxic; the proxy forwards cleanly again."""
         self._call("DELETE", f"/proxies/{proxy}/toxics/{toxic}")
-
-    @contextlib.contextmanager
-    def toxic(
-        self,
-        proxy: str,
-        kind: str,
-        attributes: Mapping[str, int | float],
-        *,
-        stream: str = DOWNSTREAM,
-        toxicity: float = 1.0,
-    ) -> Iterator[str]:
-        """A toxic for the duration of a ``with`` block."""
-        name = self.add_toxic(proxy, kind, attributes, stream=stream, toxicity=toxicity)
-        try:
-            yield name
-        finally:
-            self.remove_toxic(proxy, name)
-
-    def set_enabled(self, proxy: str, enabled: bool) -> None:
-        """Disable a proxy (it refuses connections and drops open ones) or enable it again."""
-        self._call("POST", f"/proxies/{proxy}", {"enabled": enabled})
 
     def reset(self) -> None:
         """Enable every proxy and remove every toxic (``POST /reset``)."""
