@@ -198,7 +198,6 @@ def counted_retry(policy: RetryPolicy) -> CountedRetry:
     """
     return CountedRetry(
         total=policy.retries,
-        redirect=0,
         raise_on_status=False,
         respect_retry_after_header=True,
         policy=policy,
