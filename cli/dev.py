@@ -28,7 +28,13 @@ from devcluster.cluster import DevCluster, PartStatus
 from devcluster.compile_progress import LOG_INTERVAL_S, CompileStatus, Throttle
 from devcluster.paths import STATE_DIR_ENV
 from devcluster.state import DEFAULT_PORTS, Ports
-from devcluster.versions import ETCD_VERSION, HELM_VERSION, ISTIO_API_VERSION, KUBERNETES_VERSION
+from devcluster.versions import (
+    ETCD_VERSION,
+    HELM_VERSION,
+    ISTIO_API_VERSION,
+    KUBERNETES_VERSION,
+    TOXIPROXY_VERSION,
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -108,7 +114,7 @@ def _friendly_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
 def build_command(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
-    """Build (once) and cache kube-apiserver, etcd, helm and Flux's two controllers (for CI).
+    """Build (once) and cache kube-apiserver, etcd, helm, Flux's two controllers and Toxiproxy.
 
     A compile shows the packages compiled out of those not yet in Go's build cache, the time
     elapsed and an estimate: live on a terminal, a line every few seconds in a log.
@@ -124,12 +130,15 @@ def build_command(
         helm = build.ensure_helm(step, output=detail, compiled=compiled, force=force)
         step(f"Flux {', '.join(release.what for release in build.FLUX_CONTROLLERS)}")
         flux = build.ensure_flux(step, output=detail, compiled=compiled, force=force)
+        step(f"toxiproxy {TOXIPROXY_VERSION}")
+        toxiproxy = build.ensure_toxiproxy(step, output=detail, compiled=compiled, force=force)
     console.print(f"[green]ready[/] in {time.monotonic() - started:.1f}s:")
     console.print(f"  kube-apiserver        {binaries.kube_apiserver}", highlight=False)
     console.print(f"  etcd                  {binaries.etcd}", highlight=False)
     console.print(f"  helm                  {helm}", highlight=False)
     for name, path in flux.items():
         console.print(f"  {name:<20}  {path}", highlight=False, soft_wrap=True)
+    console.print(f"  toxiproxy-server      {toxiproxy}", highlight=False, soft_wrap=True)
 
 
 def _compile_progress(

@@ -1,4 +1,4 @@
-"""Build ``kube-apiserver``, ``etcd``, ``helm`` and Flux from source through the module proxy, once.
+"""Build kube-apiserver, etcd, helm, Flux and Toxiproxy from source through the module proxy, once.
 
 Why build instead of download: the Go module proxy is the one software source we can rely on
 for Kubernetes here, and a build from the tagged modules is exactly the released code.
@@ -14,6 +14,7 @@ version stamps of Helm's own Makefile are passed to the linker.
 Flux's ``source-controller`` and ``kustomize-controller`` (for ``autopilot dev up --gitops``)
 are built the same way (:class:`GoRelease`, :func:`build_release`), their wrappers repeating
 the ``replace`` lines of their own ``go.mod``, which Go obeys in the main module only.
+Toxiproxy's server (for the fault-injection tests) is one more :class:`GoRelease`.
 
 Each compile reports progress (see :mod:`devcluster.compile_progress`): the packages compiled
 out of those not yet in Go's build cache, the time elapsed and an estimate.
@@ -55,6 +56,7 @@ from devcluster.versions import (
     KUBERNETES_STAGING_VERSION,
     KUBERNETES_VERSION,
     MINIMUM_GO,
+    TOXIPROXY_VERSION,
 )
 
 #: Called with one line of text while a build runs (for a spinner or a log).
@@ -172,6 +174,17 @@ FLUX_KUSTOMIZE_CONTROLLER = GoRelease(
 #: The Flux controllers ``autopilot dev up --gitops`` runs, in start order.
 FLUX_CONTROLLERS = (FLUX_SOURCE_CONTROLLER, FLUX_KUSTOMIZE_CONTROLLER)
 
+_TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+
+#: Toxiproxy's server: a TCP proxy whose faults (toxics) are set over its HTTP API.
+TOXIPROXY = GoRelease(
+    "toxiproxy-server",
+    _TOXIPROXY_MODULE,
+    TOXIPROXY_VERSION,
+    f"{_TOXIPROXY_MODULE}/cmd/server",
+    stamps=lambda _gomod: f"-X {_TOXIPROXY_MODULE}.Version={TOXIPROXY_VERSION}",
+)
+
 
 def kube_apiserver_path() -> Path:
     """Return where the pinned ``kube-apiserver`` binary is cached."""
@@ -269,6 +282,26 @@ def ensure_flux(
     return ensure_releases(
         FLUX_CONTROLLERS, progress, output=output, compiled=compiled, force=force
     )
+
+
+def ensure_toxiproxy(
+    progress: ProgressCallback | None = None,
+    *,
+    output: ProgressCallback | None = None,
+    compiled: CompileCallback | None = None,
+    force: bool = False,
+) -> Path:
+    """Return the pinned ``toxiproxy-server``, building it when it is missing.
+
+    Only the fault-injection tests (``tests/reliability/test_faults_*``) and ``autopilot dev
+    build`` need it.
+
+    Raises:
+        BuildError: Go is missing or too old, or a ``go`` command failed.
+    """
+    return ensure_releases([TOXIPROXY], progress, output=output, compiled=compiled, force=force)[
+        TOXIPROXY.name
+    ]
 
 
 def ensure_releases(

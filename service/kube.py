@@ -10,15 +10,22 @@ the CLI at two different clusters. The precedence, documented in ``docs/configur
 2. in a pod (``KUBERNETES_SERVICE_HOST``): its ServiceAccount;
 3. ``~/.kube/config``;
 4. the fallbacks the caller offers (the CLI offers the running dev cluster's kubeconfig).
+
+Every client it builds retries under the one HTTP retry policy (:mod:`service.http_retry`:
+429 after its Retry-After, 5xx for idempotent verbs, connection errors, bounded and backed
+off, counted) and gives a call without a timeout of its own
+``request_timeout_s`` (``AUTOPILOT_KUBE_REQUEST_TIMEOUT_S``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
+from service.http_retry import kube_retry
 from service.settings import KubernetesSettings
 
 #: Connections a client keeps: enough for the watchers' watches plus their calls.
@@ -56,6 +63,27 @@ def config_source(
     )
 
 
+class _ApiClient(client.ApiClient):
+    """The ``kubernetes`` client with a default timeout for calls that set none (not watches)."""
+
+    def __init__(self, configuration: client.Configuration, timeout_s: float) -> None:
+        super().__init__(configuration)
+        self.default_timeout_s = timeout_s
+
+    def call_api(
+        self,
+        method: Any,
+        url: Any,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        if _request_timeout is None and "watch=true" not in str(url).lower():
+            _request_timeout = self.default_timeout_s
+        return super().call_api(method, url, header_params, body, post_params, _request_timeout)
+
+
 def api_client(
     settings: KubernetesSettings | None = None,
     *,
@@ -69,7 +97,8 @@ def api_client(
         settings: the ``kubernetes`` section (read from the environment when omitted).
         kubeconfig: an explicit file that wins over the settings.
         fallbacks: files tried after ``~/.kube/config``.
-        retries: urllib3 retries per call (the CLI wants one, to fail fast).
+        retries: urllib3 retries per call instead of the policy's (the CLI wants one, to
+            fail fast).
 
     Raises:
         KubernetesNotConfigured: Nothing in the precedence applies.
@@ -84,6 +113,5 @@ def api_client(
             config_file=str(source), context=settings.context, client_configuration=configuration
         )
     configuration.connection_pool_maxsize = POOL_SIZE
-    if retries is not None:
-        configuration.retries = retries
-    return client.ApiClient(configuration)
+    configuration.retries = kube_retry() if retries is None else retries
+    return _ApiClient(configuration, settings.request_timeout_s)

@@ -156,6 +156,13 @@ class KubernetesSettings(BaseSettings):
         validation_alias=AliasChoices("AUTOPILOT_IN_CLUSTER", "in_cluster"),
         description="running in a pod (KUBERNETES_SERVICE_HOST is set): use its ServiceAccount",
     )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AUTOPILOT_KUBE_REQUEST_TIMEOUT_S", "request_timeout_s"),
+        description="seconds one API call may take when its caller sets no timeout (watches "
+        "excepted); a silent API server then fails the call instead of hanging it",
+    )
 
 
 class PrometheusSettings(BaseSettings):

@@ -39,4 +39,4 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.flux"]
+pytest_plugins = ["tests.fixtures.cluster", "tests.fixtures.faults", "tests.fixtures.flux"]

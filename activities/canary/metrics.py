@@ -17,7 +17,6 @@ state machine.
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,6 @@ import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from temporalio import activity
-from urllib3.util.retry import Retry
 
 from activities.canary import judge as statistics
 from activities.canary import webhooks
@@ -42,6 +40,7 @@ from models.canary import (
 from models.durations import format_duration
 from models.operator import Target
 from models.promql import MetricQuery, TemplateMissing, template_resource, value_of
+from service.prometheus import prometheus_for
 from service.settings import PrometheusSettings
 
 #: Seconds a single query may take before it counts as no data.
@@ -82,15 +81,9 @@ def judge(metric: CanaryMetric, value: float | None, query: str, message: str) -
     return result.model_copy(update={"status": status, "message": why})
 
 
-@functools.lru_cache(maxsize=32)
 def prometheus(url: str) -> PrometheusConnect:
-    """One client (and connection pool) per Prometheus URL.
-
-    One quick retry only: the library's default backs off for seconds, and a slow "no
-    data" would delay a rollback; the next interval asks again anyway.
-    """
-    retry = Retry(total=1, backoff_factor=0.05, status_forcelist=(502, 503, 504))
-    return PrometheusConnect(url=url, disable_ssl=True, retry=retry, timeout=int(QUERY_TIMEOUT))
+    """The client of ``url``, from the one factory (:func:`service.prometheus.prometheus_for`)."""
+    return prometheus_for(url, QUERY_TIMEOUT)
 
 
 def _query(url: str, query: str) -> list[dict[str, Any]]:

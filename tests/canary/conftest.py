@@ -6,7 +6,6 @@ The cluster itself (``dev_cluster``, ``namespace``, ``kube_api``, ...) comes fro
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities import kube
 from activities.canary import ACTIVITIES
 from tests.canary.e2e import Rollouts
+from tests.fixtures.cluster import worker_env
 from worker_main import make_worker
 from workflows.canary import CanaryWorkflow
 from workflows.rollout_slots import RolloutSlotsWorkflow
@@ -26,19 +25,8 @@ from workflows.rollout_slots import RolloutSlotsWorkflow
 @pytest.fixture(scope="session")
 def canary_env(kubeconfig_path: Path, prometheus_url: str) -> Iterator[None]:
     """Point the canary activities at the session's cluster (as the worker's env would)."""
-    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PROMETHEUS_URL")}
-    os.environ["KUBECONFIG"] = str(kubeconfig_path)
-    os.environ["PROMETHEUS_URL"] = prometheus_url
-    kube.api_client.cache_clear()
-    try:
+    with worker_env({"KUBECONFIG": str(kubeconfig_path), "PROMETHEUS_URL": prometheus_url}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        kube.api_client.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ records events (``standin_queue``, see ``tests/watchers/standin.py``).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from temporalio.client import Client
 
 from devcluster.crds import install_autopilot_crds
 from service.temporal import connect
+from tests.fixtures.cluster import worker_env
 from tests.watchers.standin import standin_worker
 from tests.watchers.support import Cluster, terminate_all
 
@@ -52,21 +52,8 @@ async def standin_queue(temporal: Client) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def canary_worker_env(kubeconfig_path: Path, prometheus_url: str) -> Iterator[None]:
     """Point the canary activities at the session's cluster, as the worker's env would."""
-    from activities import kube
-
-    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "PROMETHEUS_URL")}
-    os.environ["KUBECONFIG"] = str(kubeconfig_path)
-    os.environ["PROMETHEUS_URL"] = prometheus_url
-    kube.api_client.cache_clear()
-    try:
+    with worker_env({"KUBECONFIG": str(kubeconfig_path), "PROMETHEUS_URL": prometheus_url}):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        kube.api_client.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,7 @@ One tick:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import math
 import time
 import weakref
 from collections.abc import Sequence
@@ -35,13 +33,12 @@ from typing import Any, ClassVar
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
-from urllib3.util.retry import Retry
 
 from models.canary import CanarySpecError, MetricSample, load_canary_spec
 from models.canary_watch import METRIC_SAMPLE_STATES
 from models.operator import EventEnvelope, Target
+from service.prometheus import prometheus_for
 from service.settings import WatchersSettings
 from watchers.delivery import Delivery, DeliveryRequest, Outcome
 from watchers.kube.index import CanaryIndex
@@ -101,15 +98,6 @@ class PrometheusMetrics:
             ["kind"],
             registry=registry,
         )
-
-
-@functools.lru_cache(maxsize=16)
-def prometheus_for(url: str, timeout_s: float) -> PrometheusConnect:
-    """One client (connection pool) per Prometheus; one quick retry, then "no data"."""
-    retry = Retry(total=1, backoff_factor=0.05, status_forcelist=(502, 503, 504))
-    return PrometheusConnect(
-        url=url, disable_ssl=True, retry=retry, timeout=max(1, math.ceil(timeout_s))
-    )
 
 
 class PrometheusWatcher:

@@ -29,9 +29,9 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from models.operator import EventEnvelope, Target, parse_workflow_id
 from models.promql import number, render_for_targets
 from models.senses import OperatorSenses, PromQL
+from service.prometheus import prometheus_for
 from service.settings import WatchersSettings
 from watchers.delivery import Delivery, DeliveryRequest, Outcome
-from watchers.prometheus.watcher import prometheus_for
 from watchers.ticks import at_interval_boundaries
 from watchers.visibility import WorkflowDirectory
 
