@@ -26,8 +26,11 @@ DOCUMENTED = {int(code) for code in Exit}
 #: How many ``autopilot`` processes run at once in the long test.
 AT_ONCE = 4
 
-#: Rounds of the long test; each runs every read command once (10 commands: 200 runs).
-ROUNDS = 20
+#: Rounds of the long test; each runs every read command once (10 commands a round). CI
+#: runs 6 (60 runs, about a minute on 2 cores); the crash it guards against hit a few
+#: percent of runs, so before changing how the CLI leaves run the 200 of its first proof:
+#: ``AUTOPILOT_EXIT_TEST_ROUNDS=20 pytest tests/cli/test_cli_exit.py``.
+ROUNDS = int(os.environ.get("AUTOPILOT_EXIT_TEST_ROUNDS", "6"))
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ async def test_a_reader_that_went_away_ends_the_command_quietly_with_exit_1(isol
 
 
 @pytest.mark.temporal
-async def test_the_read_commands_never_crash_at_exit_in_200_runs(
+async def test_the_read_commands_never_crash_at_exit_in_many_runs(
     isolated_state, temporal_env, tickets: Tickets
 ):
     done = await tickets.start()
@@ -167,7 +170,7 @@ async def test_the_read_commands_never_crash_at_exit_in_200_runs(
             return await autopilot_process(*argv, env=env)
 
     runs = [argv for _ in range(ROUNDS) for argv in expected]
-    assert len(runs) >= 200
+    assert len(runs) >= 60
     ended = await asyncio.gather(*(one(argv) for argv in runs))
 
     crashed = [f"{' '.join(e.argv)}: exit {e.code}: {e.stderr[-300:]}" for e in ended if e.crashed]
