@@ -40,7 +40,7 @@ from devcluster.dataplane_sim.latency import (
     LatencyModel,
     bucket_shares,
 )
-from devcluster.dataplane_sim.metrics import IstioMetricStore, new_registry
+from devcluster.dataplane_sim.metrics import FORGET_AFTER_TICKS, IstioMetricStore, new_registry
 from devcluster.dataplane_sim.routing import (
     MeshIndex,
     SyntheticRequest,
@@ -680,6 +680,37 @@ def test_a_weight_change_shows_in_the_counters_on_the_next_tick() -> None:
     mesh.tick()
     assert mesh.requests(reporter="destination", destination_workload="podinfo-stable") == before
     assert mesh.requests(reporter="destination", destination_workload="podinfo-canary") == 16
+
+
+def live(mesh: Mesh, *names: str) -> list[tuple[str, str]]:
+    return [
+        ("shop", d["metadata"]["name"]) for d in mesh.deployments if d["metadata"]["name"] in names
+    ]
+
+
+def test_a_deleted_workloads_series_are_forgotten_and_the_others_kept() -> None:
+    mesh = Mesh(80, 20)
+    mesh.tick(3)
+    stable = mesh.requests(reporter="destination", destination_workload="podinfo-stable")
+    scrape = len(generate_latest(new_registry(mesh.store)))
+
+    forgotten = [mesh.store.retain(live(mesh, "podinfo-stable")) for _ in range(FORGET_AFTER_TICKS)]
+
+    assert forgotten[:-1] == [0] * (FORGET_AFTER_TICKS - 1) and forgotten[-1] > 0
+    assert mesh.requests(destination_workload="podinfo-canary") == 0
+    assert mesh.requests(reporter="destination", destination_workload="podinfo-stable") == stable
+    assert len(generate_latest(new_registry(mesh.store))) < scrape
+
+
+def test_a_workload_missing_from_one_read_keeps_its_counters() -> None:
+    mesh = Mesh(80, 20)
+    mesh.tick(3)
+    canary = mesh.requests(destination_workload="podinfo-canary")
+    mesh.store.retain(live(mesh, "podinfo-stable"))  # one partial read of the cluster
+    mesh.store.retain(live(mesh, "podinfo-stable", "podinfo-canary"))
+    for _ in range(FORGET_AFTER_TICKS - 1):
+        mesh.store.retain(live(mesh, "podinfo-stable"))
+    assert mesh.requests(destination_workload="podinfo-canary") == canary
 
 
 def test_a_destination_without_ready_replicas_gets_503_no_healthy_upstream() -> None:

@@ -27,6 +27,13 @@ from prometheus_client.utils import floatToGoString
 from devcluster.dataplane_sim.latency import ISTIO_DURATION_BUCKETS_MS
 from devcluster.dataplane_sim.traffic import ISTIO_LABELS, Batch
 
+_WORKLOAD = ISTIO_LABELS.index("destination_workload")
+_WORKLOAD_NAMESPACE = ISTIO_LABELS.index("destination_workload_namespace")
+_SERVICE_NAMESPACE = ISTIO_LABELS.index("destination_service_namespace")
+#: Ticks a destination may be missing from the cluster before its series are forgotten: one
+#: failed or partial read must not reset a live workload's counters.
+FORGET_AFTER_TICKS = 3
+
 REQUESTS_TOTAL = "istio_requests_total"
 REQUEST_DURATION = "istio_request_duration_milliseconds"
 SIM_INFO = "autopilot_sim_info"
@@ -63,6 +70,7 @@ class IstioMetricStore(Collector):
         """
         self._lock = threading.Lock()
         self._series: dict[tuple[str, ...], _Series] = {}
+        self._missing: dict[tuple[str, str], int] = {}
         self.stats = TickStats()
         self.version = version
 
@@ -80,6 +88,40 @@ class IstioMetricStore(Collector):
                 series.duration_sum_ms += batch.duration_sum_ms
                 added += batch.requests
         return added
+
+    def retain(self, live: Iterable[tuple[str, str]], after: int = FORGET_AFTER_TICKS) -> int:
+        """Forget the series of destinations that have left the cluster; return how many.
+
+        Why: a session of tests creates and deletes hundreds of apps. Kept for ever, their
+        series grew ``/metrics`` to megabytes that took seconds to serve, Prometheus missed
+        scrapes, and healthy canaries were rolled back on no data. Envoy forgets them too:
+        a deleted workload's sidecars are gone with their counters.
+
+        Args:
+            live: ``(namespace, name)`` of every Deployment in the cluster now.
+            after: Consecutive calls a destination must be missing before it is forgotten.
+        """
+        alive = set(live)
+        namespaces = {namespace for namespace, _ in alive}
+
+        def is_live(destination: tuple[str, str]) -> bool:
+            namespace, workload = destination
+            return namespace in namespaces if workload == "unknown" else destination in alive
+
+        with self._lock:
+            destinations = {_destination(labels) for labels in self._series}
+            self._missing = {
+                destination: self._missing.get(destination, 0) + 1
+                for destination in destinations
+                if not is_live(destination)
+            }
+            doomed = {key for key, count in self._missing.items() if count >= after}
+            forgotten = [labels for labels in self._series if _destination(labels) in doomed]
+            for labels in forgotten:
+                del self._series[labels]
+            for key in doomed:
+                del self._missing[key]
+            return len(forgotten)
 
     def requests(self, **match: str) -> int:
         """Total requests over the series whose labels equal ``match``.
@@ -155,6 +197,14 @@ class IstioMetricStore(Collector):
             durations.add_metric(list(labels), cumulative, duration_sum)
         yield requests
         yield durations
+
+
+def _destination(labels: tuple[str, ...]) -> tuple[str, str]:
+    """``(namespace, workload)`` a series reports on; an unreached one (``unknown``) by the
+    namespace of the Service that was asked for."""
+    if labels[_WORKLOAD] == "unknown":
+        return labels[_SERVICE_NAMESPACE], "unknown"
+    return labels[_WORKLOAD_NAMESPACE], labels[_WORKLOAD]
 
 
 def _scalar(name: str, documentation: str, value: float, counter: bool = False) -> Metric:

@@ -187,6 +187,9 @@ class DataPlaneSimulator:
                 problems,
             )
             self.store.add(batches)
+            self.store.retain(
+                (d["metadata"]["namespace"], d["metadata"]["name"]) for d in snapshot.deployments
+            )
             # Every request has a source-side report; reached workloads add a destination one.
             requests = sum(b.requests for b in batches if b.labels[0] == "source")
             self._clock = now + self.config.tick
