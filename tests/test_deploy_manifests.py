@@ -294,7 +294,7 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
 @pytest.mark.parametrize(
     ("verb", "resource"),
     [
-        ("patch", "virtualservices.networking.istio.io"),
+        ("update", "virtualservices.networking.istio.io"),
         ("create", "destinationrules.networking.istio.io"),
         ("delete", "authorizationpolicies.security.istio.io"),
         ("update", "httproutes.gateway.networking.k8s.io"),
@@ -310,7 +310,7 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("get", "horizontalpodautoscalers.autoscaling"),
         ("create", "horizontalpodautoscalers.autoscaling"),
         ("update", "horizontalpodautoscalers.autoscaling"),
-        ("watch", "metrictemplates.autopilot.dev"),
+        ("get", "metrictemplates.autopilot.dev"),
         ("get", "alertproviders.autopilot.dev"),
     ],
 )

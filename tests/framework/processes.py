@@ -76,20 +76,21 @@ def worker_process(
     log: Path,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[WorkerProcess]:
-    """``worker_main.py`` with ``modules``, its watchers on ``namespace``; stopped by SIGTERM."""
+    """``worker_main.py`` with ``modules``, its watchers on ``namespace``; stopped by SIGTERM.
+
+    ``extra_env`` adds to the environment and overrides these defaults (e.g. leader election).
+    """
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = environment(
-        kubeconfig,
-        modules,
-        AUTOPILOT_WATCH_NAMESPACES=json.dumps([namespace]),
-        AUTOPILOT_WATCH_STATE_NAMESPACE=namespace,
-        AUTOPILOT_WATCH_LEADER_ELECTION="false",
-        AUTOPILOT_WATCH_PROMETHEUS_URL=prometheus_url,
-        AUTOPILOT_WEBHOOK_PORT=str(port),
-        AUTOPILOT_WEBHOOK_EVENTS_SECRET=SECRET,
-        **(extra_env or {}),
-    )
+    settings = {
+        "AUTOPILOT_WATCH_NAMESPACES": json.dumps([namespace]),
+        "AUTOPILOT_WATCH_STATE_NAMESPACE": namespace,
+        "AUTOPILOT_WATCH_LEADER_ELECTION": "false",
+        "AUTOPILOT_WATCH_PROMETHEUS_URL": prometheus_url,
+        "AUTOPILOT_WEBHOOK_PORT": str(port),
+        "AUTOPILOT_WEBHOOK_EVENTS_SECRET": SECRET,
+    }
+    env = environment(kubeconfig, modules, **{**settings, **(extra_env or {})})
     argv = [sys.executable, "worker_main.py", "--address", temporal_address]
     argv += ["--task-queue", queue, "--metrics-port", "0"]
     with log.open("w") as out:

@@ -1,0 +1,188 @@
+"""The end-to-end run whose API requests are measured: canaries, a quarantine, the watchers.
+
+The real worker process (worker and watchers, with leader election) runs as the operators'
+ServiceAccount; in the watched namespace a healthy Canary is promoted, a faulty one rolled
+back, and an Alertmanager alert quarantines a workload that is then released. Then the
+worker stops (so its watches end) and the audit log holds what it asked of the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from temporalio.client import Client
+
+from devcluster.kubeconfig import ServiceAccountIdentity
+from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
+from models.operator import COMMAND_UPDATE, CommandReceipt, CommandRequest, OperatorStatus
+from tests.canary.cluster import ERROR_RATE, new_revision
+from tests.framework.processes import WorkerProcess, status_of, worker_process
+from tests.quarantine.alerts import alert, notification
+from tests.quarantine.cluster import create_app
+from tests.waiting import eventually
+from tests.watchers.support import canary, deployment
+
+#: The Alertmanager webhook's token in this run.
+ALERTMANAGER_TOKEN = "least-privilege-test-token"
+
+#: A short rollout that passes: two steps of 2 s, no data counted as a pass.
+HEALTHY: dict[str, Any] = {
+    "interval": "2s",
+    "threshold": 2,
+    "stepWeight": 25,
+    "maxWeight": 50,
+    "metrics": [
+        {
+            "name": "request-success-rate",
+            "interval": "30s",
+            "thresholdRange": {"min": 0},
+            "noData": "pass",
+        }
+    ],
+}
+#: Two failed checks roll back; the canary's half-failing requests fail every check.
+FAULTY: dict[str, Any] = {
+    "interval": "2s",
+    "threshold": 2,
+    "stepWeight": 10,
+    "maxWeight": 30,
+    "metrics": [
+        {
+            "name": "request-success-rate",
+            "thresholdRange": {"min": 99},
+            "interval": "6s",
+            "minSampleCount": 3,
+        }
+    ],
+}
+
+
+def phase(api: client.ApiClient, namespace: str, name: str) -> str:
+    """The Canary's ``status.phase``."""
+    found: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL, name
+    )
+    return str((found.get("status") or {}).get("phase") or "")
+
+
+def post_alert(worker: WorkerProcess, namespace: str, name: str) -> int:
+    """Alertmanager's notification of a firing alert on ``name``, to the worker's webhook."""
+    body = notification(alert(namespace, name)).model_dump_json(by_alias=True).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{worker.port}/v1/alertmanager",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {ALERTMANAGER_TOKEN}",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, ConnectionError):
+        return 0
+
+
+async def canary_promoted_and_rolled_back(
+    admin: client.ApiClient, namespace: str, worker: WorkerProcess
+) -> None:
+    """A healthy Canary promoted and a faulty one rolled back, side by side."""
+    custom = client.CustomObjectsApi(admin)
+    apps = client.AppsV1Api(admin)
+    for name, analysis in (("good", HEALTHY), ("bad", FAULTY)):
+        body: Any = deployment(name)
+        apps.create_namespaced_deployment(namespace, body)
+        custom.create_namespaced_custom_object(
+            CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL, canary(name, analysis=analysis)
+        )
+    for name in ("good", "bad"):
+        await eventually(
+            lambda n=name: phase(admin, namespace, n),
+            "Succeeded".__eq__,
+            attempts=480,
+            what=f"{name}'s bootstrap\n{worker.output()[-3000:]}",
+        )
+    new_revision(admin, namespace, "good", "podinfo:6.6.0")
+    new_revision(admin, namespace, "bad", "podinfo:6.6.0", {ERROR_RATE: "0.5"})
+    await eventually(lambda: phase(admin, namespace, "good"), "Progressing".__eq__, attempts=480)
+    await eventually(
+        lambda: phase(admin, namespace, "good"),
+        "Succeeded".__eq__,
+        attempts=960,
+        what=f"good promoted\n{worker.output()[-3000:]}",
+    )
+    await eventually(
+        lambda: phase(admin, namespace, "bad"),
+        "Failed".__eq__,
+        attempts=960,
+        what=f"bad rolled back\n{worker.output()[-3000:]}",
+    )
+
+
+async def quarantined_and_released(
+    admin: client.ApiClient, temporal: Client, namespace: str, worker: WorkerProcess
+) -> None:
+    """An alert isolates ``suspect``; an on-call person releases it."""
+    create_app(admin, namespace, "suspect")
+    assert await eventually(
+        lambda: asyncio.to_thread(post_alert, worker, namespace, "suspect"),
+        lambda code: code != 0,
+        what="the webhook server",
+    ) in (200, 202)
+    workflow_id = f"quarantine/{namespace}/suspect"
+
+    async def state() -> str | None:
+        status = await status_of(temporal, workflow_id)
+        return None if status is None else status.state
+
+    await eventually(state, "Isolated".__eq__, attempts=480, what="the quarantine")
+    handle = temporal.get_workflow_handle(workflow_id, result_type=OperatorStatus)
+    await handle.execute_update(
+        COMMAND_UPDATE,
+        CommandRequest(command="release", by="sec-oncall", reason="false positive"),
+        result_type=CommandReceipt,
+    )
+    assert (await handle.result()).state == "Released"
+
+
+async def run_scenario(
+    *,
+    admin: client.ApiClient,
+    identity: ServiceAccountIdentity,
+    temporal: Client,
+    temporal_address: str,
+    prometheus_url: str,
+    namespace: str,
+    workdir: Path,
+    quarantine: bool = True,
+) -> float:
+    """Run everything as ``identity``, watching ``namespace``; the seconds it took."""
+    started = time.monotonic()
+    kubeconfig = identity.write(workdir / "operators.kubeconfig")
+    with worker_process(
+        modules="",
+        kubeconfig=kubeconfig,
+        temporal_address=temporal_address,
+        prometheus_url=prometheus_url,
+        namespace=namespace,
+        log=workdir / "worker.log",
+        extra_env={
+            "AUTOPILOT_WATCH_LEADER_ELECTION": "true",
+            "AUTOPILOT_WEBHOOK_ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN,
+            "AUTOPILOT_WATCH_NAMESPACES": json.dumps([namespace]),
+        },
+    ) as worker:
+        rollouts = [canary_promoted_and_rolled_back(admin, namespace, worker)]
+        if quarantine:
+            rollouts.append(quarantined_and_released(admin, temporal, namespace, worker))
+        await asyncio.gather(*rollouts)
+    return time.monotonic() - started
