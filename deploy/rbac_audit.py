@@ -33,7 +33,9 @@ class Permission(NamedTuple):
 
     def __str__(self) -> str:
         name = f"{self.resource}.{self.group}" if self.group else self.resource
-        return f"{self.verb} {name}/{self.subresource}" if self.subresource else f"{self.verb} {name}"
+        return (
+            f"{self.verb} {name}/{self.subresource}" if self.subresource else f"{self.verb} {name}"
+        )
 
     @classmethod
     def parse(cls, text: str) -> Permission:
@@ -166,8 +168,7 @@ class Comparison:
         """One line per difference, naming the verb and the resource."""
         lines = [f"missing (used, not granted): {p}" for p in sorted(self.missing, key=str)]
         lines += [
-            f"extra (granted, never used, not justified): {p}"
-            for p in sorted(self.extra, key=str)
+            f"extra (granted, never used, not justified): {p}" for p in sorted(self.extra, key=str)
         ]
         lines += [
             f"stale justification (no rule grants it): {p}" for p in sorted(self.stale, key=str)

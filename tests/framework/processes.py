@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,6 +138,23 @@ def worker_fixture(modules: str, **extra_env: str) -> Any:
             yield running
 
     return worker
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST to the worker's webhook server; the status (0 while it is not listening)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, ConnectionError):
+        return 0
 
 
 def cli(

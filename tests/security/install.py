@@ -58,11 +58,12 @@ def operators_identity(
         "namespace": service_account_namespace,
     }
     role = copy.deepcopy(role)
+    body: Any = role  # the client accepts plain JSON as well as its models
     cleanup: list[Any] = []
     try:
         if role["kind"] == "ClusterRole":
             role["metadata"]["name"] = f"autopilot-{suffix}"
-            rbac.create_cluster_role(role)
+            rbac.create_cluster_role(body)
             cleanup.append(lambda: rbac.delete_cluster_role(role["metadata"]["name"]))
             binding: Any = {
                 "metadata": {"name": f"autopilot-{suffix}"},
@@ -77,7 +78,7 @@ def operators_identity(
             cleanup.append(lambda: rbac.delete_cluster_role_binding(binding["metadata"]["name"]))
         else:
             for namespace in bound_in or []:
-                local = copy.deepcopy(role)
+                local: Any = copy.deepcopy(role)
                 local["metadata"]["namespace"] = namespace
                 rbac.create_namespaced_role(namespace, local)
                 rolebinding: Any = {
