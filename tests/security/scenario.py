@@ -1,8 +1,8 @@
 """The end-to-end run whose API requests are measured: canaries, a quarantine, the watchers.
 
 The real worker process (worker and watchers, with leader election) runs as the operators'
-ServiceAccount; in the watched namespace a healthy Canary is promoted, a faulty one rolled
-back, and an Alertmanager alert quarantines a workload that is then released. Then the
+ServiceAccount; in the watched namespace a healthy Canary (with an HPA) is promoted, a faulty
+one rolled back, and an Alertmanager alert quarantines a workload that is then released. Then the
 worker stops (so its watches end) and the audit log holds what it asked of the API server.
 """
 
@@ -20,6 +20,7 @@ from devcluster.kubeconfig import ServiceAccountIdentity
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import COMMAND_UPDATE, CommandReceipt, CommandRequest, OperatorStatus
 from tests.canary.cluster import ERROR_RATE, new_revision
+from tests.canary.test_autoscaler_e2e import user_hpa
 from tests.framework.processes import WorkerProcess, post, status_of, worker_process
 from tests.quarantine.alerts import alert, notification
 from tests.quarantine.cluster import create_app
@@ -69,11 +70,20 @@ async def canary_promoted_and_rolled_back(
     """A healthy Canary promoted and a faulty one rolled back, side by side."""
     custom = client.CustomObjectsApi(admin)
     apps = client.AppsV1Api(admin)
+    hpa: Any = user_hpa("good")  # the healthy one scales with an HPA (autoscalerRef)
+    client.AutoscalingV2Api(admin).create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
     for name, analysis in (("good", HEALTHY), ("bad", FAULTY)):
         body: Any = deployment(name)
         apps.create_namespaced_deployment(namespace, body)
+        resource = canary(name, analysis=analysis)
+        if name == "good":
+            resource["spec"]["autoscalerRef"] = {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "name": "good",
+            }
         custom.create_namespaced_custom_object(
-            CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL, canary(name, analysis=analysis)
+            CANARY_GROUP, CANARY_VERSION, namespace, CANARY_PLURAL, resource
         )
 
     async def ended(name: str, expected: str, what: str) -> None:
