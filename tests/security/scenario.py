@@ -2,8 +2,9 @@
 
 The real worker process (worker and watchers, with leader election) runs as the operators'
 ServiceAccount; in the watched namespace a healthy Canary (with an HPA) is promoted, a faulty
-one rolled back, and an Alertmanager alert quarantines a workload that is then released. Then the
-worker stops (so its watches end) and the audit log holds what it asked of the API server.
+one rolled back, and an Alertmanager alert quarantines a workload that an Approval object
+then releases. Then the worker stops (so its watches end) and the audit log holds what it
+asked of the API server.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from kubernetes import client
 from temporalio.client import Client
 
 from devcluster.kubeconfig import ServiceAccountIdentity
+from models.approvals import APPROVAL_GROUP, APPROVAL_PLURAL, APPROVAL_VERSION
 from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
-from models.operator import COMMAND_UPDATE, CommandReceipt, CommandRequest, OperatorStatus
+from models.operator import OperatorStatus
 from tests.canary.cluster import ERROR_RATE, new_revision
 from tests.canary.test_autoscaler_e2e import user_hpa
 from tests.framework.processes import WorkerProcess, post, status_of, worker_process
@@ -121,13 +123,31 @@ async def quarantined_and_released(
         return None if status is None else status.state
 
     await eventually(state, "Isolated".__eq__, attempts=480, what="the quarantine")
-    handle = temporal.get_workflow_handle(workflow_id, result_type=OperatorStatus)
-    await handle.execute_update(
-        COMMAND_UPDATE,
-        CommandRequest(command="release", by="sec-oncall", reason="false positive"),
-        result_type=CommandReceipt,
+    # The on-call person releases it as a Kubernetes object, which the watchers hand on.
+    approval: Any = {
+        "apiVersion": f"{APPROVAL_GROUP}/{APPROVAL_VERSION}",
+        "kind": "Approval",
+        "metadata": {"name": "release-suspect"},
+        "spec": {
+            "operator": "quarantine",
+            "target": "suspect",
+            "command": "release",
+            "reason": "false positive",
+        },
+    }
+    client.CustomObjectsApi(admin).create_namespaced_custom_object(
+        APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL, approval
     )
+    handle = temporal.get_workflow_handle(workflow_id, result_type=OperatorStatus)
     assert (await handle.result()).state == "Released"
+
+    def approval_phase() -> str | None:
+        found: Any = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+            APPROVAL_GROUP, APPROVAL_VERSION, namespace, APPROVAL_PLURAL, "release-suspect"
+        )
+        return (found.get("status") or {}).get("phase")
+
+    await eventually(approval_phase, "Applied".__eq__, what="the Approval's status")
 
 
 async def run_scenario(
