@@ -6,6 +6,11 @@ chain, OpenAPI schema validation of CustomResources, optimistic concurrency (409
 purpose: kubelets, the scheduler and the controller manager (no pods ever run; the data-plane
 simulator plays their part). Hence ``--endpoint-reconciler-type=none``: there is no network
 for the ``kubernetes`` Service endpoints to point into.
+
+Every request made by a ServiceAccount is written to an audit log (JSON lines, level
+Metadata: who, verb, resource, subresource, answer; never a body) in ``logs/audit.log``.
+Only ServiceAccounts are audited, as that is who the operators run as in a least-privilege
+test (:mod:`deploy.rbac_audit`); the admin's and the API server's own requests are not.
 """
 
 from __future__ import annotations
@@ -21,6 +26,24 @@ STARTUP_TIMEOUT = 120.0
 
 #: Issuer written into ServiceAccount tokens (the in-cluster name of the API server).
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+#: The audit policy: ServiceAccounts' requests at Metadata, once each (no RequestReceived
+#: stage; a watch is logged when it starts and when it ends), everyone else's not at all.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
+
+
+def audit_log_path(state_dir: Path) -> Path:
+    """Where the API server of a cluster in ``state_dir`` writes its audit log."""
+    return state_dir / "logs" / "audit.log"
 
 
 def server_url(port: int) -> str:
@@ -57,6 +80,10 @@ def start_kube_apiserver(
     """
     cert_dir = state_dir / "apiserver"
     cert_dir.mkdir(parents=True, exist_ok=True)
+    policy = cert_dir / "audit-policy.yaml"
+    policy.write_text(AUDIT_POLICY)
+    audit_log = audit_log_path(state_dir)
+    audit_log.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         str(binary),
         f"--etcd-servers={etcd_url}",
@@ -74,6 +101,11 @@ def start_kube_apiserver(
         "--service-cluster-ip-range=10.0.0.0/24",
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
         "--v=0",
     ]
     process = spawn("kube-apiserver", argv, state_dir / "logs" / "kube-apiserver.log")

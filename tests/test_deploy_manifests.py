@@ -20,6 +20,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from deploy.rbac_audit import unexercised
 from devcluster.build import ensure_helm
 from tests.fixtures.cluster import fresh_namespace
 
@@ -28,6 +29,7 @@ BASE = DEPLOY / "kubernetes"
 CRDS = DEPLOY / "crds"
 CHART = DEPLOY / "helm" / "autopilot"
 OVERLAY = DEPLOY / "examples" / "overlay"
+NAMESPACED_RBAC = BASE / "namespaced" / "rbac.yaml"
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SA = "system:serviceaccount:autopilot-system:autopilot"
 
@@ -209,6 +211,48 @@ def test_a_value_the_chart_refuses_is_named_with_what_it_should_be(helm: Helm) -
     assert "/temporal/address" in refused.stderr
 
 
+def test_the_chart_justifies_the_same_unexercised_permissions_as_the_base(helm: Helm) -> None:
+    chart = by_key(render_chart(helm, "autopilot-system"))[("ClusterRole", "", "autopilot")]
+    base = by_key(kustomize(BASE))[("ClusterRole", "", "autopilot")]
+
+    assert unexercised(chart) == unexercised(base) != {}
+
+
+def test_with_rbac_namespaced_the_chart_grants_a_role_in_each_watched_namespace_and_its_own(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump({"rbac": {"namespaced": True}, "watchedNamespaces": ["shop", "pay"]})
+    )
+    chart = by_key(render_chart(helm, "platform", values))
+    [shipped] = [d for d in yaml.safe_load_all(NAMESPACED_RBAC.read_text()) if d["kind"] == "Role"]
+
+    roles = {key[1]: chart[key] for key in chart if key[0] == "Role"}
+    bindings = {key[1]: chart[key] for key in chart if key[0] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"shop", "pay", "platform"}
+    assert ("ClusterRole", "", "autopilot") not in chart
+    assert ("ClusterRoleBinding", "", "autopilot") not in chart
+    for namespace, role in roles.items():
+        assert role["rules"] == shipped["rules"], namespace
+        assert unexercised(role) == unexercised(shipped)
+        assert bindings[namespace]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "autopilot",
+        }
+        assert bindings[namespace]["subjects"] == [
+            {"kind": "ServiceAccount", "name": "autopilot", "namespace": "platform"}
+        ]
+
+
+def test_rbac_namespaced_without_watched_namespaces_is_refused_saying_why(helm: Helm) -> None:
+    refused = helm("template", "autopilot", str(CHART), "--set", "rbac.namespaced=true")
+
+    assert refused.returncode != 0
+    assert "rbac.namespaced needs watchedNamespaces" in refused.stderr
+
+
 def test_the_example_overlay_runs_the_users_image_with_their_operator_modules() -> None:
     overlay = by_key(kustomize(OVERLAY))
     [worker] = overlay[("Deployment", "autopilot-system", "autopilot-worker")]["spec"]["template"][
@@ -294,7 +338,7 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
 @pytest.mark.parametrize(
     ("verb", "resource"),
     [
-        ("patch", "virtualservices.networking.istio.io"),
+        ("update", "virtualservices.networking.istio.io"),
         ("create", "destinationrules.networking.istio.io"),
         ("delete", "authorizationpolicies.security.istio.io"),
         ("update", "httproutes.gateway.networking.k8s.io"),
@@ -310,7 +354,7 @@ def test_the_example_overlay_is_accepted_by_the_api_server(installed: Path) -> N
         ("get", "horizontalpodautoscalers.autoscaling"),
         ("create", "horizontalpodautoscalers.autoscaling"),
         ("update", "horizontalpodautoscalers.autoscaling"),
-        ("watch", "metrictemplates.autopilot.dev"),
+        ("get", "metrictemplates.autopilot.dev"),
         ("get", "alertproviders.autopilot.dev"),
     ],
 )

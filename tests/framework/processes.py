@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,20 +78,21 @@ def worker_process(
     log: Path,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[WorkerProcess]:
-    """``worker_main.py`` with ``modules``, its watchers on ``namespace``; stopped by SIGTERM."""
+    """``worker_main.py`` with ``modules``, its watchers on ``namespace``; stopped by SIGTERM.
+
+    ``extra_env`` adds to the environment and overrides these defaults (e.g. leader election).
+    """
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = environment(
-        kubeconfig,
-        modules,
-        AUTOPILOT_WATCH_NAMESPACES=json.dumps([namespace]),
-        AUTOPILOT_WATCH_STATE_NAMESPACE=namespace,
-        AUTOPILOT_WATCH_LEADER_ELECTION="false",
-        AUTOPILOT_WATCH_PROMETHEUS_URL=prometheus_url,
-        AUTOPILOT_WEBHOOK_PORT=str(port),
-        AUTOPILOT_WEBHOOK_EVENTS_SECRET=SECRET,
-        **(extra_env or {}),
-    )
+    settings = {
+        "AUTOPILOT_WATCH_NAMESPACES": json.dumps([namespace]),
+        "AUTOPILOT_WATCH_STATE_NAMESPACE": namespace,
+        "AUTOPILOT_WATCH_LEADER_ELECTION": "false",
+        "AUTOPILOT_WATCH_PROMETHEUS_URL": prometheus_url,
+        "AUTOPILOT_WEBHOOK_PORT": str(port),
+        "AUTOPILOT_WEBHOOK_EVENTS_SECRET": SECRET,
+    }
+    env = environment(kubeconfig, modules, **{**settings, **(extra_env or {})})
     argv = [sys.executable, "worker_main.py", "--address", temporal_address]
     argv += ["--task-queue", queue, "--metrics-port", "0"]
     with log.open("w") as out:
@@ -135,6 +138,23 @@ def worker_fixture(modules: str, **extra_env: str) -> Any:
             yield running
 
     return worker
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST to the worker's webhook server; the status (0 while it is not listening)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, ConnectionError):
+        return 0
 
 
 def cli(

@@ -15,8 +15,6 @@ import json
 import secrets
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -25,7 +23,14 @@ from temporalio.client import Client
 
 from service.temporal import connect
 from tests.framework.beacon_operator import BEACON_LABEL
-from tests.framework.processes import ROOT, SECRET, WorkerProcess, environment, worker_fixture
+from tests.framework.processes import (
+    ROOT,
+    SECRET,
+    WorkerProcess,
+    environment,
+    post,
+    worker_fixture,
+)
 from tests.quarantine.alerts import alert, notification
 from tests.waiting import eventually
 from watchers.webhooks import sign
@@ -43,23 +48,6 @@ worker = worker_fixture(
     AUTOPILOT_WEBHOOK_ALERTMANAGER_TOKEN=ALERTMANAGER_TOKEN,
     AUTOPILOT_WEBHOOK_GITHUB_SECRET=GITHUB_SECRET,
 )
-
-
-def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST to the worker's webhook server; the status (0 while it is not listening)."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=body,
-        headers={"Content-Type": "application/json", **headers},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except (urllib.error.URLError, ConnectionError):
-        return 0
 
 
 async def everything_kept(temporal: Client, kube_api: client.ApiClient, namespace: str) -> str:
