@@ -41,6 +41,14 @@ rules:
 """
 
 
+#: Addresses for Services. Without a namespace controller (kube-controller-manager is not
+#: run yet) a deleted namespace keeps its Services, so a session of tests that creates
+#: three per canary filled a /24 ("failed to allocate a serviceIP: range is full");
+#: a /16 holds 65,534.
+SERVICE_CIDR = "10.0.0.0/16"
+SERVICE_CIDR_FLAG = f"--service-cluster-ip-range={SERVICE_CIDR}"
+
+
 def audit_log_path(state_dir: Path) -> Path:
     """Where the API server of a cluster in ``state_dir`` writes its audit log."""
     return state_dir / "logs" / "audit.log"
@@ -98,7 +106,7 @@ def start_kube_apiserver(
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
         f"--service-account-key-file={pki.service_account_public_key}",
         f"--service-account-signing-key-file={pki.service_account_key}",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        SERVICE_CIDR_FLAG,
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
         f"--audit-policy-file={policy}",

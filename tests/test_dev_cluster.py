@@ -7,6 +7,7 @@ nobody here wrote. The first tests need no cluster and start none.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -215,6 +216,17 @@ def test_a_virtual_service_that_breaks_istios_schema_is_rejected_naming_the_fiel
 
     assert rejected.value.status == 422
     assert field in json.loads(str(rejected.value.body))["message"]
+
+
+@pytest.mark.cluster
+def test_the_cluster_has_addresses_for_tens_of_thousands_of_services(
+    kube_api: client.ApiClient,
+) -> None:
+    # A session of tests leaves its Services behind (no namespace controller): a /24 ran out.
+    cidr = client.NetworkingV1Api(kube_api).read_service_cidr("kubernetes")
+    assert cidr.spec is not None and cidr.spec.cidrs
+    (block,) = cidr.spec.cidrs
+    assert ipaddress.ip_network(block).num_addresses >= 65_536
 
 
 @pytest.mark.cluster
