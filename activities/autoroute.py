@@ -286,19 +286,6 @@ async def write_route(step: Step) -> bool:
     name = route_name(step.target.name)
     namespace = step.target.namespace
 
-    def correct(live: Json) -> bool:
-        AUTOROUTE.refuse_foreign(live, "refusing to replace it")
-        if not _differs(live, wanted):
-            return False
-        meta = live["metadata"]
-        meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
-        meta["annotations"] = {
-            **(meta.get("annotations") or {}),
-            **wanted["metadata"]["annotations"],
-        }
-        live["spec"] = wanted["spec"]
-        return True
-
     changed: bool = await kube.ensure(
         wanted,
         lambda: _read(step),
@@ -311,7 +298,7 @@ async def write_route(step: Step) -> bool:
             body,
             field_manager=AUTOROUTE.field_manager,
         ),
-        correct,
+        AUTOROUTE.correction(wanted, _differs),
         lambda body: AUTOROUTE.call(
             api.replace_namespaced_custom_object,
             GROUP,

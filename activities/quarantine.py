@@ -164,19 +164,6 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
     name = wanted["metadata"]["name"]
     api = kube.custom()
 
-    def correct(live: Json) -> bool:
-        QUARANTINE.refuse_foreign(live, "refusing to replace it")
-        if not _needs_update(live, wanted):
-            return False
-        meta = live["metadata"]
-        meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
-        meta["annotations"] = {
-            **(meta.get("annotations") or {}),
-            **wanted["metadata"]["annotations"],
-        }
-        live["spec"] = wanted["spec"]
-        return True
-
     changed = await kube.ensure(
         wanted,
         lambda: read_policy(step),
@@ -186,7 +173,7 @@ async def apply_deny_policy(step: QuarantineStep) -> PolicyApplied:
             body,
             field_manager=QUARANTINE.field_manager,
         ),
-        correct,
+        QUARANTINE.correction(wanted, _needs_update),
         lambda body: QUARANTINE.call(
             api.replace_namespaced_custom_object,
             *_policy_api(step),

@@ -102,6 +102,31 @@ class Owner:
             f"(no {MANAGED_BY}={self.operator} annotation); {hint}"
         )
 
+    def correction(
+        self, wanted: Json, differs: Callable[[Json, Json], bool]
+    ) -> Callable[[Json], bool]:
+        """The ``correct`` of :func:`ensure` for an object this operator writes whole.
+
+        It refuses an object another owner holds, leaves one ``differs`` finds as wanted,
+        and otherwise gives it the wanted spec and adds our labels and annotations to its
+        own (a user's labels stay). Whether it changed anything.
+        """
+
+        def correct(live: Json) -> bool:
+            self.refuse_foreign(live, "refusing to replace it")
+            if not differs(live, wanted):
+                return False
+            meta = live["metadata"]
+            meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
+            meta["annotations"] = {
+                **(meta.get("annotations") or {}),
+                **wanted["metadata"]["annotations"],
+            }
+            live["spec"] = wanted["spec"]
+            return True
+
+        return correct
+
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One client call, in a thread; a refusal stops retries if :attr:`refusals_are_final`."""
         try:
