@@ -7,6 +7,9 @@ working)::
      "checksum": "<revision>", "metadata": {...the hook's metadata...}}
 
 ``event`` hooks get ``metadata.eventMessage``, ``eventType`` and ``timestamp`` (unix ms).
+Every POST carries ``Idempotency-Key``: the same for every delivery of one hook at one step
+(an activity retried after a worker crash, a hook's own retries), different at the next step,
+so a receiver with side effects can apply each once however often it is delivered.
 A hook is retried ``retries`` times on a connection error, a timeout or a 5xx answer;
 anything else (a 4xx, a 3xx) is a "no" at once. A hook never raises: its outcome is data
 for the state machine.
@@ -59,11 +62,18 @@ def event_payload(step: CanaryStep, hook: CanaryWebhook, message: str, kind: str
     return body
 
 
+def idempotency_key(hook: CanaryWebhook) -> str:
+    """One key per hook per scheduled activity: its retries (redeliveries) share it."""
+    info = activity.info()
+    return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{hook.name}"
+
+
 async def call(
     session: aiohttp.ClientSession, hook: CanaryWebhook, body: dict[str, Any]
 ) -> HookResult:
     """POST ``body`` to one hook, retrying on errors and 5xx; never raises."""
     attempts = hook.retries + 1
+    headers = {"Idempotency-Key": idempotency_key(hook)} if activity.in_activity() else {}
     message = ""
     status: int | None = None
     for attempt in range(attempts):
@@ -73,6 +83,7 @@ async def call(
             async with session.post(
                 hook.url,
                 json=body,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=hook.timeout.total_seconds()),
                 ssl=not hook.disable_tls,
             ) as response:

@@ -23,6 +23,8 @@ class HookReceiver:
     status: dict[str, int] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: The ``Idempotency-Key`` of each request, in order ("" when it had none).
+    keys: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         """The full URL of a path on this receiver."""
@@ -34,6 +36,7 @@ class HookReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append((request.path, await request.json()))
+        self.keys.append(request.headers.get("Idempotency-Key", ""))
         await asyncio.sleep(self.delay.get(request.path, 0))
         code = self.status.get(request.path, 200)
         return web.Response(status=code, text="" if code < 300 else f"said {code}")

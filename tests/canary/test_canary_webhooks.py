@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -46,6 +47,21 @@ async def test_a_hook_gets_flaggers_payload_with_its_metadata(receiver):
             "metadata": {"cmd": "hey -z 1m"},
         }
     ]
+
+
+async def test_every_delivery_of_one_hook_at_one_step_carries_the_same_idempotency_key(receiver):
+    receiver.status["/gate"] = 503
+    hook = {"name": "gate", "type": "confirm-rollout", "url": receiver.url("gate"), "retries": 1}
+    redelivered = ActivityEnvironment()  # the same activity, run again after a crash
+    for _ in range(2):
+        await redelivered.run(webhooks.confirm_rollout_hooks, step([hook], state="Waiting"))
+    next_step = ActivityEnvironment()
+    next_step.info = dataclasses.replace(next_step.info, activity_id="next")
+    await next_step.run(webhooks.confirm_rollout_hooks, step([hook], state="Waiting"))
+
+    first, *others, last = receiver.keys
+    assert len(receiver.keys) == 6 and first and set(others[:3]) == {first}
+    assert first.endswith("/gate") and last != first  # another step, another key
 
 
 async def test_a_4xx_is_a_no_at_once_with_the_body_in_the_message(receiver):
