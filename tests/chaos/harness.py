@@ -1,0 +1,547 @@
+"""Chaos: concurrent canaries of mixed health while every component is SIGKILLed and restarted.
+
+One run of :class:`Chaos` on a local cluster of its own (:class:`devcluster.cluster.DevCluster`):
+
+* the real worker (``worker_main.py --no-watchers``) and the real watchers
+  (``worker_main.py --watchers-only``), each a process of its own;
+* ``rollouts`` Canary objects, each with a Flagger ``pre-rollout`` hook on a receiver that
+  applies one side effect per ``Idempotency-Key``: a third healthy, a third faulty (the new
+  revision fails half its requests), a third healthy but gated (``gates.beforePromotion``)
+  and approved once they wait, through the Temporal update with one update ID however often
+  the approval is sent again;
+* while they run, random SIGKILLs of the worker, the watchers, the Temporal server,
+  kube-apiserver, etcd and Prometheus, each restarted at once (the cluster's parts on the
+  same data: Temporal's database file, etcd's data directory).
+
+What it checks, and prints (:meth:`ChaosReport.lines`):
+
+* every rollout ends as its simulated health says (healthy and gated: Succeeded; faulty:
+  Failed) -- a wrong outcome is a failure;
+* the canary weights each VirtualService takes (watched across restarts) rise until the
+  promotion, or drop once to 0 on a rollback and stay there (no traffic reaches a
+  rolled-back canary);
+* every approval given is honoured exactly once (one ``approve`` in the run's command log);
+* every hook's side effect is applied once per step, however often it was delivered;
+* after each worker kill, how late each rollout's next action was against when it was due
+  (:mod:`tests.chaos.lateness`, from the workflows' histories).
+
+Work in progress: the long run is ``python -m bench.chaos``; a CI variant follows once a run
+passes (see its docstring for what stopped the first try).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from kubernetes import client, watch
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from devcluster.cluster import DevCluster
+from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
+from models.operator import APPLIED, CommandRequest, OperatorStatus
+from service import commands
+from tests.canary.cluster import ERROR_RATE, app_deployment, new_revision
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WORKER, WATCHERS = "worker", "watchers"
+#: The DevCluster parts the harness kills, by their part names.
+CLUSTER_PARTS = ("temporal", "kube-apiserver", "etcd", "prometheus")
+COMPONENTS = (WORKER, WATCHERS, *CLUSTER_PARTS)
+
+HEALTHY, FAULTY, GATED = "healthy", "faulty", "gated"
+EXPECTED = {HEALTHY: "Succeeded", FAULTY: "Failed", GATED: "Succeeded"}
+
+V1, V2 = "ghcr.io/stefanprodan/podinfo:6.5.0", "ghcr.io/stefanprodan/podinfo:6.5.1"
+
+
+def analysis(health: str, hook_url: str) -> dict[str, Any]:
+    """The Canary's analysis: 2 s steps of 20 % to 60 %, two failed checks roll back."""
+    body: dict[str, Any] = {
+        "interval": "2s",
+        "threshold": 2,
+        "stepWeight": 20,
+        "maxWeight": 60,
+        "metrics": [
+            {
+                "name": "request-success-rate",
+                "thresholdRange": {"min": 99},
+                "interval": "6s",
+                "minSampleCount": 3,
+            }
+        ],
+        "webhooks": [{"name": "prepare", "type": "pre-rollout", "url": hook_url, "retries": 3}],
+    }
+    if health == GATED:
+        body["gates"] = {"beforePromotion": True}
+    return body
+
+
+def canary_object(name: str, health: str, hook_url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{CANARY_GROUP}/{CANARY_VERSION}",
+        "kind": "Canary",
+        "metadata": {"name": name},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898},
+            "analysis": analysis(health, hook_url),
+        },
+    }
+
+
+@dataclass
+class Kill:
+    component: str
+    at: float  # unix time of the SIGKILL
+    restarted_in_s: float = 0.0
+
+
+@dataclass
+class HookEffects:
+    """A user's hook endpoint with a side effect: applied once per ``Idempotency-Key``."""
+
+    deliveries: list[tuple[str, str]] = field(default_factory=list)  # (rollout, key)
+    applied: dict[str, str] = field(default_factory=dict)  # key -> rollout
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key = request.headers.get("Idempotency-Key", "")
+        self.deliveries.append((body.get("name", ""), key))
+        if key and key not in self.applied:
+            self.applied[key] = body.get("name", "")
+        return web.Response(status=200)
+
+
+@contextlib.asynccontextmanager
+async def hook_server(effects: HookEffects) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", effects.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/prepare"
+    finally:
+        await runner.cleanup()
+
+
+class WeightLog(threading.Thread):
+    """Every distinct canary weight each VirtualService of a namespace takes, across restarts
+    of the API server (a watch that reconnects from its last resource version)."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.kubeconfig, self.namespace = kubeconfig, namespace
+        self.weights: dict[str, list[int]] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from kubernetes import config
+
+        version: str | None = None
+        while not self.stop.is_set():
+            try:
+                api = config.new_client_from_config(str(self.kubeconfig))
+                custom = client.CustomObjectsApi(api)
+                for event in watch.Watch().stream(
+                    custom.list_namespaced_custom_object,
+                    "networking.istio.io",
+                    "v1",
+                    self.namespace,
+                    "virtualservices",
+                    resource_version=version,
+                    timeout_seconds=5,
+                    _request_timeout=10,
+                ):
+                    obj = event["object"]
+                    version = obj["metadata"]["resourceVersion"]
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._record(obj)
+                    if self.stop.is_set():
+                        return
+            except client.ApiException as error:
+                if error.status == 410:
+                    version = None
+                time.sleep(0.2)
+            except Exception:  # the API server is down: try again
+                time.sleep(0.2)
+
+    def _record(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        for route in (obj.get("spec", {}).get("http") or [{}])[-1].get("route", []):
+            if route["destination"]["host"].endswith("-canary"):
+                seen = self.weights.setdefault(name, [])
+                weight = int(route.get("weight") or 0)
+                if not seen or seen[-1] != weight:
+                    seen.append(weight)
+
+
+def weight_problem(weights: Sequence[int], outcome: str) -> str | None:
+    """Why a canary's weight sequence is wrong for its outcome, or None.
+
+    Rising until the promotion (then 0, once the primary runs the new revision); on a
+    rollback, one drop to 0 and nothing after it.
+    """
+    rising = list(weights)
+    if rising and rising[-1] == 0:
+        rising = rising[:-1]
+    rising = [w for w in rising if w != 0] if rising[:1] == [0] else rising
+    if any(b < a for a, b in itertools.pairwise(rising)):
+        return f"weights not monotone before the end: {list(weights)}"
+    if outcome == "Failed" and weights and weights[-1] != 0:
+        return f"rolled back but the canary keeps {weights[-1]} %: {list(weights)}"
+    drops = [i for i, w in enumerate(weights) if w == 0 and i > 0]
+    if len(drops) > 1:
+        return f"the canary's weight dropped to 0 more than once: {list(weights)}"
+    return None
+
+
+@dataclass
+class ChaosReport:
+    rollouts: dict[str, str]  # name -> health
+    outcomes: dict[str, str]  # name -> final state
+    kills: list[Kill]
+    weights: dict[str, list[int]]
+    approvals: dict[str, int]  # gated rollout -> approvals recorded as applied
+    hook_deliveries: int
+    hook_effects: int
+    hook_effects_per_rollout: dict[str, int]
+    lateness_s: list[float]
+    problems: list[str]
+    seconds: float
+
+    @property
+    def wrong(self) -> list[str]:
+        return [
+            f"{name} ({health}) ended {self.outcomes.get(name, 'not at all')}"
+            for name, health in self.rollouts.items()
+            if self.outcomes.get(name) != EXPECTED[health]
+        ]
+
+    def lines(self) -> list[str]:
+        from tests.chaos.lateness import summary
+
+        per = {c: sum(1 for k in self.kills if k.component == c) for c in COMPONENTS}
+        healths = [self.rollouts[n] for n in self.rollouts]
+        out = [
+            f"rollouts: {len(self.rollouts)} ({healths.count(HEALTHY)} healthy, "
+            f"{healths.count(FAULTY)} faulty, {healths.count(GATED)} gated) "
+            f"in {self.seconds:.0f} s",
+            "kills: "
+            + ", ".join(f"{c} {n}" for c, n in per.items())
+            + f" (total {len(self.kills)})",
+            "outcomes: "
+            + ", ".join(
+                f"{o} {list(self.outcomes.values()).count(o)}"
+                for o in sorted(set(self.outcomes.values()))
+            ),
+            f"wrong outcomes: {len(self.wrong)}"
+            + (f" ({'; '.join(self.wrong)})" if self.wrong else ""),
+            f"approvals honoured: {sum(1 for n in self.approvals.values() if n == 1)} of "
+            f"{len(self.approvals)} exactly once",
+            f"hook deliveries: {self.hook_deliveries}, side effects applied: {self.hook_effects} "
+            f"(one per rollout: {all(n == 1 for n in self.hook_effects_per_rollout.values())})",
+            "worker kill -> each rollout's next action, late against its due time: "
+            + summary(self.lateness_s),
+            f"other problems: {len(self.problems)}",
+            *[f"  - {p}" for p in self.problems],
+        ]
+        return out
+
+
+class Chaos:
+    """One chaos run; see the module's docstring."""
+
+    def __init__(
+        self,
+        cluster: DevCluster,
+        *,
+        rollouts: int,
+        kills: dict[str, int],
+        spacing_s: tuple[float, float] = (2.0, 5.0),
+        seed: int | None = None,
+        timeout_s: float = 600.0,
+        log_dir: Path,
+    ) -> None:
+        self.cluster = cluster
+        self.kill_plan = dict(kills)
+        self.spacing_s = spacing_s
+        self.random = random.Random(seed)
+        self.timeout_s = timeout_s
+        self.log_dir = log_dir
+        suffix = uuid.uuid4().hex[:6]
+        self.namespace = f"chaos-{suffix}"
+        self.queue = f"chaos-{suffix}"
+        kinds = [HEALTHY, FAULTY, GATED]
+        self.rollouts = {f"app{i}": kinds[i % 3] for i in range(rollouts)}
+        self.kills: list[Kill] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts = 0
+        self._client: Client | None = None
+
+    # ------------------------------------------------------------ processes
+
+    def _env(self, role: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOPILOT_")}
+        cluster = self.cluster.env()
+        env.update(
+            KUBECONFIG=cluster["KUBECONFIG"],
+            PYTHONPATH=str(ROOT),
+            AUTOPILOT_PROMETHEUS_URL=cluster["PROMETHEUS_URL"],
+            AUTOPILOT_WATCH_PROMETHEUS_URL=cluster["PROMETHEUS_URL"],
+            AUTOPILOT_WATCH_NAMESPACES=json.dumps([self.namespace]),
+            AUTOPILOT_WATCH_STATE_NAMESPACE=self.namespace,
+            AUTOPILOT_WATCH_LEADER_ELECTION="false",
+            AUTOPILOT_WATCH_WEBHOOKS="false",
+            AUTOPILOT_WATCH_APPROVALS="false",
+            AUTOPILOT_WATCH_STATUS_INTERVAL_S="0.5",
+            AUTOPILOT_WATCH_CHECKPOINT_INTERVAL_S="0.2",
+            AUTOPILOT_WATCH_SAMPLE_INTERVAL_S="2",
+        )
+        return env
+
+    def _start(self, role: str) -> None:
+        address = self.cluster.env()["TEMPORAL_ADDRESS"]
+        mode = "--no-watchers" if role == WORKER else "--watchers-only"
+        argv = [sys.executable, "worker_main.py", "--address", address, "--task-queue", self.queue]
+        argv += [mode, "--metrics-port", "0"]
+        self.starts += 1
+        log = (self.log_dir / f"{role}-{self.starts}.log").open("wb")
+        self.procs[role] = subprocess.Popen(
+            argv, cwd=ROOT, env=self._env(role), stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def _stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def _kill(self, component: str) -> Kill:
+        at = time.time()
+        if component in (WORKER, WATCHERS):
+            proc = self.procs[component]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            self._start(component)
+            return Kill(component, at, time.time() - at)
+        pid = self.cluster.running_processes().get(component)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(100):  # until it is gone, so that up() starts a new one
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+        self.cluster.up()
+        return Kill(component, at, time.time() - at)
+
+    async def _supervise(self, done: asyncio.Event) -> None:
+        """Start again a worker or watchers process that exited by itself, as Kubernetes
+        restarts a pod (the watchers exit when Temporal is down as they start)."""
+        while not done.is_set():
+            for role, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self._start(role)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)
+
+    async def _chaos(self, done: asyncio.Event) -> None:
+        plan = [c for c, n in self.kill_plan.items() for _ in range(n)]
+        self.random.shuffle(plan)
+        for component in plan:
+            low, high = self.spacing_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.random.uniform(low, high))
+            if done.is_set():
+                return
+            self.kills.append(await asyncio.to_thread(self._kill, component))
+
+    # ------------------------------------------------------------ the rollouts
+
+    async def _connect(self) -> Client:
+        """One client for the run: it reconnects by itself when the server comes back."""
+        from service.temporal import connect
+
+        if self._client is None:
+            self._client = await connect(self.cluster.env()["TEMPORAL_ADDRESS"])
+        return self._client
+
+    async def _latest(self, temporal: Client, name: str) -> tuple[str, OperatorStatus | None]:
+        """The latest run's execution status, and its result once it completed."""
+        handle = temporal.get_workflow_handle(f"canary/{self.namespace}/{name}")
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.COMPLETED:
+            result = await temporal.get_workflow_handle(
+                handle.id, run_id=described.run_id, result_type=OperatorStatus
+            ).result()
+            return described.run_id, result
+        return described.run_id, None
+
+    async def _until(self, what: str, check: Any, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                value = await check()
+                if value:
+                    return value
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"{what} not within {timeout_s:.0f} s")
+
+    async def _initialised(self, name: str) -> bool:
+        temporal = await self._connect()
+        _, result = await self._latest(temporal, name)
+        return result is not None and result.state == "Succeeded"
+
+    async def _finished(self, name: str, first_run: str) -> OperatorStatus | None:
+        temporal = await self._connect()
+        run_id, result = await self._latest(temporal, name)
+        return result if run_id != first_run and result is not None else None
+
+    async def _approve(self, name: str, first_run: str) -> None:
+        """Approve the gate once it waits; the same update ID whatever is retried."""
+        workflow_id = f"canary/{self.namespace}/{name}"
+        update_id = f"chaos-approve-{name}"
+        while True:
+            with contextlib.suppress(Exception):
+                temporal = await self._connect()
+                handle = temporal.get_workflow_handle(workflow_id)
+                described = await handle.describe()
+                if described.run_id != first_run:
+                    if described.status != WorkflowExecutionStatus.RUNNING:
+                        return
+                    status = await handle.query("status", result_type=OperatorStatus)
+                    if "approve" in status.accepted_commands:
+                        request = CommandRequest(command="approve", by="chaos", reason="chaos")
+                        await commands.accept(handle, request, timeout=10, update_id=update_id)
+                        return
+            await asyncio.sleep(0.5)
+
+    async def run(self) -> ChaosReport:
+        started = time.time()
+        kubeconfig = Path(self.cluster.env()["KUBECONFIG"])
+        api = self.cluster.admin_api_client()
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        namespace: Any = {"metadata": {"name": self.namespace}}
+        core.create_namespace(namespace)
+        effects = HookEffects()
+        recorder = WeightLog(kubeconfig, self.namespace)
+        problems: list[str] = []
+        outcomes: dict[str, str] = {}
+        approvals: dict[str, int] = {}
+        async with hook_server(effects) as hook_url:
+            self._start(WORKER)
+            self._start(WATCHERS)
+            recorder.start()
+            try:
+                for name, health in self.rollouts.items():
+                    body: Any = app_deployment(name, V1, replicas=1)
+                    client.AppsV1Api(api).create_namespaced_deployment(self.namespace, body)
+                    custom.create_namespaced_custom_object(
+                        CANARY_GROUP,
+                        CANARY_VERSION,
+                        self.namespace,
+                        CANARY_PLURAL,
+                        canary_object(name, health, hook_url),
+                    )
+                first_runs: dict[str, str] = {}
+                for name in self.rollouts:
+                    await self._until(
+                        f"{name} initialised", lambda n=name: self._initialised(n), 180
+                    )
+                    temporal = await self._connect()
+                    first_runs[name] = (await self._latest(temporal, name))[0]
+                for name, health in self.rollouts.items():
+                    annotations = {ERROR_RATE: "0.5"} if health == FAULTY else {}
+                    new_revision(api, self.namespace, name, V2, annotations)
+                done = asyncio.Event()
+                chaos = asyncio.create_task(self._chaos(done))
+                supervisor = asyncio.create_task(self._supervise(done))
+                approvers = [
+                    asyncio.create_task(self._approve(n, first_runs[n]))
+                    for n, h in self.rollouts.items()
+                    if h == GATED
+                ]
+                try:
+                    for name in self.rollouts:
+                        result = await self._until(
+                            f"{name} finished",
+                            lambda n=name: self._finished(n, first_runs[n]),
+                            self.timeout_s,
+                        )
+                        outcomes[name] = result.state
+                        if self.rollouts[name] == GATED:
+                            approvals[name] = sum(
+                                1
+                                for c in result.commands
+                                if c.command == "approve" and c.outcome == APPLIED
+                            )
+                except TimeoutError as error:
+                    problems.append(str(error))
+                finally:
+                    done.set()
+                    await chaos
+                    await supervisor
+                    for task in approvers:
+                        task.cancel()
+                await asyncio.sleep(3)  # the last weights reach the recorder
+                temporal = await self._connect()
+                from tests.chaos.lateness import lateness_after_kills
+
+                lateness = await lateness_after_kills(
+                    temporal,
+                    [f"canary/{self.namespace}/{n}" for n in self.rollouts],
+                    [k.at for k in self.kills if k.component == WORKER],
+                )
+            finally:
+                recorder.stop.set()
+                self._stop_all()
+        for name in self.rollouts:
+            problem = weight_problem(recorder.weights.get(name, []), outcomes.get(name, ""))
+            if problem:
+                problems.append(f"{name}: {problem}")
+        per_rollout: dict[str, int] = {}
+        for rollout in effects.applied.values():
+            per_rollout[rollout] = per_rollout.get(rollout, 0) + 1
+        for name in self.rollouts:
+            if per_rollout.get(name, 0) != 1:
+                problems.append(
+                    f"{name}: pre-rollout side effect applied {per_rollout.get(name, 0)} times"
+                )
+        return ChaosReport(
+            rollouts=self.rollouts,
+            outcomes=outcomes,
+            kills=self.kills,
+            weights=recorder.weights,
+            approvals=approvals,
+            hook_deliveries=len(effects.deliveries),
+            hook_effects=len(effects.applied),
+            hook_effects_per_rollout=per_rollout,
+            lateness_s=lateness,
+            problems=problems,
+            seconds=time.time() - started,
+        )
