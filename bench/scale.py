@@ -329,6 +329,8 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         for process in (worker, watchers):
             process.terminate()
             process.wait(30)
+        # no namespace controller runs locally: delete the apps, or the simulator keeps them
+        client.AppsV1Api(api).delete_collection_namespaced_deployment(namespace)
         core.delete_namespace(namespace)
 
 
