@@ -1,0 +1,382 @@
+"""Many concurrent canaries on one worker: step lateness, worker cost, API and query load.
+
+For each N of ``--rollouts``: N apps on the local cluster, each bootstrapped, then given a
+new revision (``--faulty`` of them, 10 % by default, answer half their requests with errors)
+and a canary (interval ``--interval``, steps of 10 % to ``--max-weight``). One worker process
+(the real ``worker_main.py --no-watchers``) runs every workflow and activity; the watchers run
+in a second process (``worker_main.py --watchers-only``) so their CPU is counted apart.
+
+Per N it prints one row:
+
+* **lateness p50/p99**: timer due (the workflow history: ``TimerStarted`` time plus its
+  duration) to the next canary weight seen by a watch on the VirtualServices;
+* **worker RSS max** and **CPU s/min** (user + system, from ``/proc``), and the watchers'
+  CPU per analysis interval;
+* **events/step** and **actions/step** (history events, and the ones Temporal bills as
+  actions: starts, activities, timers, signals, updates, search attributes, per weight step);
+* **kube req/step**: ``apiserver_request_total`` (kube-apiserver's ``/metrics``), delta;
+* **prom q/interval**: ``prometheus_http_requests_total`` for query handlers, delta;
+* **wrong**: rollouts that did not end as they should (healthy Succeeded, faulty Failed).
+
+Run::
+
+    eval "$(autopilot dev env)"            # or nothing: a temporary cluster is started
+    python -m bench.scale --rollouts 10 100 300 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from bench.cluster import bench_cluster
+from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
+from tests.canary.e2e import Rollouts
+from tests.canary.specs import spec_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
+V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
+TICK = os.sysconf("SC_CLK_TCK")
+#: History event types Temporal counts as billable actions.
+ACTIONS = {
+    "WorkflowExecutionStarted",
+    "ActivityTaskScheduled",
+    "TimerStarted",
+    "WorkflowExecutionSignaled",
+    "WorkflowExecutionUpdateAccepted",
+    "UpsertWorkflowSearchAttributes",
+    "StartChildWorkflowExecutionInitiated",
+    "SignalExternalWorkflowExecutionInitiated",
+    "WorkflowExecutionContinuedAsNew",
+}
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by nearest rank (``nan`` when there is nothing)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def lateness(dues: Sequence[float], changes: Sequence[float]) -> list[float]:
+    """For each timer due time, how long until the next weight change, if one came before
+    the next timer fell due (a timer whose interval changed nothing counts for nothing)."""
+    ordered = sorted(changes)
+    result = []
+    due_list = sorted(dues)
+    for index, due in enumerate(due_list):
+        at = bisect_left(ordered, due)
+        if at == len(ordered):
+            continue
+        following = due_list[index + 1] if index + 1 < len(due_list) else float("inf")
+        if ordered[at] < following:
+            result.append(ordered[at] - due)
+    return result
+
+
+def counter_sum(text: str, metric: str, label_filter: str = "") -> float:
+    """Sum of a counter's samples in Prometheus text format whose labels match the regex."""
+    total = 0.0
+    for labels, value in re.findall(rf"^{metric}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        if re.search(label_filter, labels or ""):
+            total += float(value)
+    return total
+
+
+def wrong_outcomes(outcomes: dict[str, str], faulty: set[str]) -> list[str]:
+    """Apps whose rollout ended otherwise than healthy → Succeeded, faulty → Failed."""
+    return sorted(
+        name
+        for name, state in outcomes.items()
+        if state != ("Failed" if name in faulty else "Succeeded")
+    )
+
+
+@dataclass
+class Proc:
+    """CPU and peak RSS of a process, sampled from ``/proc``."""
+
+    pid: int
+    rss_max: int = 0
+    start_cpu: float = 0.0
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def sample(self) -> None:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                self.rss_max = max(self.rss_max, int(line.split()[1]) * 1024)
+
+
+@dataclass
+class Changes:
+    """Watches every VirtualService of a namespace; records (wall time) each canary weight."""
+
+    api: client.ApiClient
+    namespace: str
+    seen: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        custom = client.CustomObjectsApi(self.api)
+        version: str | None = None
+        while not self.stop.is_set():
+            try:
+                for event in watch.Watch().stream(
+                    custom.list_namespaced_custom_object,
+                    "networking.istio.io",
+                    "v1",
+                    self.namespace,
+                    "virtualservices",
+                    resource_version=version,
+                    timeout_seconds=2,
+                ):
+                    now = time.time()
+                    obj = event["object"]
+                    version = obj["metadata"]["resourceVersion"]
+                    name = obj["metadata"]["name"]
+                    for route in obj["spec"]["http"][0]["route"]:
+                        if route["destination"]["host"].endswith("-canary"):
+                            weight = int(route.get("weight") or 0)
+                            history = self.seen.setdefault(name, [])
+                            if not history or history[-1][1] != weight:
+                                history.append((now, weight))
+            except client.ApiException as error:
+                if error.status != 410:
+                    raise
+                version = None
+
+
+def start_process(env: dict[str, str], queue: str, log: Path, mode: str) -> subprocess.Popen[bytes]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AUTOPILOT_")}
+    full.update(env, PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "worker_main.py", "--address", env["TEMPORAL_ADDRESS"]]
+    argv += ["--task-queue", queue, "--metrics-port", "0", mode]
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
+
+
+def apiserver_requests(api: client.ApiClient) -> float:
+    host = api.configuration.host
+    response = api.rest_client.pool_manager.request("GET", f"{host}/metrics")
+    return counter_sum(response.data.decode(), "apiserver_request_total")
+
+
+def prometheus_queries(url: str) -> float:
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    return counter_sum(text, "prometheus_http_requests_total", r'handler="/api/v1/query(_range)?"')
+
+
+async def history_figures(handle: WorkflowHandle[Any, Any]) -> tuple[list[float], int, int]:
+    """Timer due times (epoch seconds), events, actions of a workflow's run."""
+    dues, events, actions = [], 0, 0
+    async for event in handle.fetch_history_events():
+        events += 1
+        kind = event.WhichOneof("attributes") or ""
+        name = re.sub(r"_event_attributes$", "", kind).title().replace("_", "")
+        if name in ACTIONS:
+            actions += 1
+        if event.HasField("timer_started_event_attributes"):
+            timeout = event.timer_started_event_attributes.start_to_fire_timeout
+            dues.append(event.event_time.ToDatetime().timestamp() + timeout.ToTimedelta().seconds)
+    return dues, events, actions
+
+
+async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    namespace = f"scale-{secrets.token_hex(3)}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    temporal = await Client.connect(env["TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter)
+    queue = f"scale-{uuid.uuid4().hex[:6]}"
+    rollouts = Rollouts(temporal, queue)
+    logs = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
+    worker = start_process(env, queue, logs / "worker.log", "--no-watchers")
+    watchers = start_process(env, queue, logs / "watchers.log", "--watchers-only")
+    spec = spec_dict(
+        "app",
+        interval=f"{args.interval}s",
+        threshold=2,
+        maxWeight=args.max_weight,
+        stepWeight=10,
+        metrics=[
+            {
+                "name": "request-success-rate",
+                "thresholdRange": {"min": 99},
+                "interval": f"{args.interval}s",
+                "minSampleCount": 3,
+            }
+        ],
+    )
+    names = [f"app-{i}" for i in range(n)]
+    faulty = {name for i, name in enumerate(names) if i % round(1 / args.faulty) == 0}
+    limit = asyncio.Semaphore(16)
+
+    def spec_for(name: str) -> dict[str, Any]:
+        return {**spec, "targetRef": {**spec["targetRef"], "name": name}}
+
+    async def bootstrap(name: str) -> None:
+        async with limit:
+            await asyncio.to_thread(create_app, api, namespace, app_deployment(name, V1))
+            await (await rollouts.start(namespace, name, spec_for(name))).result()
+
+    try:
+        while "worker on task queue" not in (logs / "worker.log").read_text(errors="replace"):
+            await asyncio.sleep(0.1)
+        print(f"[N={n}] worker up; bootstrapping {n} apps", flush=True)
+        await asyncio.gather(*(bootstrap(name) for name in names))
+        changes = Changes(api, namespace)
+        threading.Thread(target=changes.run, daemon=True).start()
+        procs = [Proc(worker.pid), Proc(watchers.pid)]
+        for proc in procs:
+            proc.start_cpu = proc.cpu()
+        kube0, prom0, wall0 = (
+            apiserver_requests(api),
+            prometheus_queries(env["PROMETHEUS_URL"]),
+            time.time(),
+        )
+
+        async def roll(name: str) -> WorkflowHandle[Any, Any]:
+            async with limit:
+                annotations = {ERROR_RATE: "0.5"} if name in faulty else None
+                await asyncio.to_thread(new_revision, api, namespace, name, V2, annotations)
+                return await rollouts.start(namespace, name, spec_for(name))
+
+        handles = dict(
+            zip(names, await asyncio.gather(*(roll(name) for name in names)), strict=True)
+        )
+        print(f"[N={n}] {n} canaries started ({len(faulty)} faulty)", flush=True)
+        outcomes: dict[str, str] = {}
+        pending = set(names)
+        last = checked = 0.0
+        timeouts = 0
+        while pending:
+            for proc in procs:
+                proc.sample()
+            if time.time() - checked > 5:  # a query is a worker's work: not too often
+                checked = time.time()
+                for name in list(pending):
+                    try:
+                        state = (await Rollouts.status(handles[name])).state
+                    except RPCError:  # a worker too busy to answer: ask again later
+                        timeouts += 1
+                        continue
+                    if state in ("Succeeded", "Failed"):  # a Failed run waits for a retry
+                        outcomes[name] = state
+                        pending.discard(name)
+            if time.time() - last > 10:
+                last = time.time()
+                print(
+                    f"[N={n}] {n - len(pending)}/{n} done, {time.time() - wall0:.0f} s", flush=True
+                )
+            await asyncio.sleep(1)
+        wall = time.time() - wall0
+        kube = apiserver_requests(api) - kube0
+        prom = prometheus_queries(env["PROMETHEUS_URL"]) - prom0
+        cpu = [proc.cpu() - proc.start_cpu for proc in procs]
+        changes.stop.set()
+        for handle in handles.values():
+            if (await handle.describe()).status.name == "RUNNING":  # type: ignore[union-attr]
+                await handle.terminate("benchmark done")
+        late: list[float] = []
+        events = actions = steps = 0
+        for name, handle in handles.items():
+            dues, e, a = await history_figures(handle)
+            seen = changes.seen.get(name, [])
+            late += lateness(dues, [at for at, _ in seen])
+            events, actions = events + e, actions + a
+            steps += max(1, len(seen))
+        intervals = wall / args.interval
+        return {
+            "n": n,
+            "late": late,
+            "rss": procs[0].rss_max,
+            "cpu_min": cpu[0] / wall * 60,
+            "watch_cpu": cpu[1] / intervals,
+            "events": events / steps,
+            "actions": actions / steps,
+            "kube": kube / steps,
+            "prom": prom / intervals,
+            "wrong": wrong_outcomes(outcomes, faulty),
+            "wall": wall,
+            "query_timeouts": timeouts,
+        }
+    finally:
+        for process in (worker, watchers):
+            process.terminate()
+            process.wait(30)
+        # no namespace controller runs locally: delete the apps, or the simulator keeps them
+        client.AppsV1Api(api).delete_collection_namespaced_deployment(namespace)
+        core.delete_namespace(namespace)
+
+
+def row(r: dict[str, Any]) -> str:
+    return (
+        f"| {r['n']} | {quantile(r['late'], 0.5):.2f} s | {quantile(r['late'], 0.99):.2f} s "
+        f"| {r['rss'] / 2**20:.0f} MiB | {r['cpu_min']:.1f} s | {r['watch_cpu'] * 1000:.0f} ms "
+        f"| {r['events']:.1f} | {r['actions']:.1f} | {r['kube']:.1f} | {r['prom']:.1f} "
+        f"| {len(r['wrong'])} | {r['wall']:.0f} s |"
+    )
+
+
+HEADER = (
+    "| N | lateness p50 | p99 | worker RSS max | worker CPU/min | watchers CPU/interval "
+    "| events/step | actions/step | kube req/step | prom q/interval | wrong | wall |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    rows = []
+    for n in args.rollouts:
+        result = await one_size(n, args, env)
+        rows.append(row(result))
+        print(HEADER, *rows, sep="\n", flush=True)
+        print(f"[N={n}] status queries timed out: {result['query_timeouts']}", flush=True)
+        if result["wrong"]:
+            print(f"wrong outcomes: {result['wrong']}", flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--rollouts", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--interval", type=int, default=10, help="analysis interval, seconds")
+    parser.add_argument("--max-weight", type=int, default=30)
+    parser.add_argument("--faulty", type=float, default=0.1, help="share of faulty revisions")
+    args = parser.parse_args(argv)
+    with bench_cluster("scale-bench-") as env:
+        asyncio.run(bench(args, env))
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # skip the teardown the SDK core can crash (sdk-python#300)
