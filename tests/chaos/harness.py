@@ -43,12 +43,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from kubernetes import client, watch
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -57,6 +56,7 @@ from models.canary_watch import CANARY_GROUP, CANARY_PLURAL, CANARY_VERSION
 from models.operator import APPLIED, CommandRequest, OperatorStatus
 from service import commands
 from tests.canary.cluster import ERROR_RATE, app_deployment, new_revision
+from tests.canary.hooks import HookReceiver, hook_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,35 +113,14 @@ class Kill:
     restarted_in_s: float = 0.0
 
 
-@dataclass
-class HookEffects:
-    """A user's hook endpoint with a side effect: applied once per ``Idempotency-Key``."""
-
-    deliveries: list[tuple[str, str]] = field(default_factory=list)  # (rollout, key)
-    applied: dict[str, str] = field(default_factory=dict)  # key -> rollout
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        key = request.headers.get("Idempotency-Key", "")
-        self.deliveries.append((body.get("name", ""), key))
-        if key and key not in self.applied:
-            self.applied[key] = body.get("name", "")
-        return web.Response(status=200)
-
-
-@contextlib.asynccontextmanager
-async def hook_server(effects: HookEffects) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", effects.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/prepare"
-    finally:
-        await runner.cleanup()
+def applied_effects(receiver: HookReceiver) -> dict[str, str]:
+    """The side effects a user's hook endpoint applies: one per ``Idempotency-Key`` (key ->
+    the rollout it was for), however often each was delivered."""
+    applied: dict[str, str] = {}
+    for key, (_, body) in zip(receiver.keys, receiver.received, strict=True):
+        if key:
+            applied.setdefault(key, str(body.get("name", "")))
+    return applied
 
 
 class WeightLog(threading.Thread):
@@ -448,12 +427,12 @@ class Chaos:
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         namespace: Any = {"metadata": {"name": self.namespace}}
         core.create_namespace(namespace)
-        effects = HookEffects()
         recorder = WeightLog(kubeconfig, self.namespace)
         problems: list[str] = []
         outcomes: dict[str, str] = {}
         approvals: dict[str, int] = {}
-        async with hook_server(effects) as hook_url:
+        async with hook_receiver() as receiver:
+            hook_url = receiver.url("prepare")
             self._start(WORKER)
             self._start(WATCHERS)
             recorder.start()
@@ -525,7 +504,8 @@ class Chaos:
             if problem:
                 problems.append(f"{name}: {problem}")
         per_rollout: dict[str, int] = {}
-        for rollout in effects.applied.values():
+        applied = applied_effects(receiver)
+        for rollout in applied.values():
             per_rollout[rollout] = per_rollout.get(rollout, 0) + 1
         for name in self.rollouts:
             if per_rollout.get(name, 0) != 1:
@@ -538,8 +518,8 @@ class Chaos:
             kills=self.kills,
             weights=recorder.weights,
             approvals=approvals,
-            hook_deliveries=len(effects.deliveries),
-            hook_effects=len(effects.applied),
+            hook_deliveries=len(receiver.received),
+            hook_effects=len(applied),
             hook_effects_per_rollout=per_rollout,
             lateness_s=lateness,
             problems=problems,
