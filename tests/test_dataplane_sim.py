@@ -55,6 +55,7 @@ from devcluster.dataplane_sim.traffic import (
     TrafficGenerator,
     TrafficSettings,
 )
+from tests.fixtures.cluster import fresh_namespace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "dataplane-sim.md"
 WALL = "2030-01-01T00:00:00Z"
@@ -1059,3 +1060,19 @@ def test_a_deny_policy_applied_to_the_cluster_turns_the_canarys_requests_into_40
     stable = sim.store.requests(reporter="destination", destination_workload="podinfo-stable")
     assert stable - before == 8
     assert sim.store.requests(response_code="403", destination_workload="podinfo-stable") == 0
+
+
+@pytest.mark.cluster
+def test_a_deleted_namespace_stops_sending_traffic_and_getting_status(
+    kube_api: Any, kubeconfig_path: Path
+) -> None:
+    # Without a namespace controller a deleted namespace stays Terminating with its objects:
+    # a long test run must not keep simulating every earlier test's workloads.
+    with fresh_namespace(kube_api) as doomed:
+        kubectl(kubeconfig_path, "apply", "-n", doomed, "-f", "-", stdin=PODINFO_MANIFESTS)
+        sim = DataPlaneSimulator(kube_api, SimConfig(namespace=doomed, ready_delay=0.0))
+        before = sim.tick()
+        assert (before.deployments, before.virtual_services) == (2, 1)
+        assert before.requests == 10
+    after = sim.tick()  # the namespace is now Terminating, its objects still stored
+    assert (after.deployments, after.virtual_services, after.requests) == (0, 0, 0)
