@@ -146,7 +146,8 @@ class ClusterAccess:
             if self.namespace is None:
                 namespaces = _items(self._core.list_namespace(**options))
             else:
-                namespaces = [json.loads(self._core.read_namespace(self.namespace, **options).data)]
+                raw: Any = self._core.read_namespace(self.namespace, **options)
+                namespaces = [json.loads(raw.data)]
         except ApiException as error:
             if error.status in (403, 404):
                 return set()
