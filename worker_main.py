@@ -50,7 +50,7 @@ PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "annotated_types", "models",
 EMBEDDED_FILE = "embedded-temporal.json"
 
 #: Longest a workflow task waits on one worker's sticky queue before any worker may take it.
-STICKY_SCHEDULE_TO_START = timedelta(seconds=3)
+STICKY_SCHEDULE_TO_START = timedelta(seconds=1)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -17,6 +17,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from models.operator import EventEnvelope, OperatorInput
 
+#: How long a worker may hold one workflow task (Temporal's default is 10 s). A task in flight
+#: on a worker that dies is handed to another only after this long, so it bounds what a
+#: crash mid-task costs; a workflow task takes milliseconds, a cold replay well under a
+#: second. Runs that continue-as-new keep it.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
+
 #: The longest summary: one line in the UI's list.
 MAX_SUMMARY = 200
 #: The longest details (markdown).
@@ -106,6 +112,7 @@ async def start_operator(
         input,
         id=input.target.workflow_id(operator),
         task_queue=task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         static_summary=operator_summary(operator, input, revision, stable),
         static_details=operator_details(operator, input, started_by, envelope, revision, stable),
         **options,

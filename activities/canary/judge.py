@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 from activities.canary import metrics
 from models.canary import CanaryMetric, CanarySpec, MetricResult, MetricStatus
@@ -89,6 +88,10 @@ def _p_value(canary: np.ndarray[Any, Any], primary: np.ndarray[Any, Any]) -> flo
     """Two-sided Mann-Whitney U; 1 when every sample is the same value (no evidence of a change)."""
     if np.all(canary == canary[0]) and np.all(primary == canary[0]):
         return 1.0
+    # Imported here: scipy.stats takes more than a second to import, which every worker
+    # start (and so every crash) would pay before its first poll, judge or not.
+    from scipy.stats import mannwhitneyu
+
     p_value = float(mannwhitneyu(canary, primary, alternative="two-sided").pvalue)
     return 1.0 if math.isnan(p_value) else p_value
 

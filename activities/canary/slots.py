@@ -35,6 +35,7 @@ from models.rollout_slots import (
     slots_workflow_id,
 )
 from service.settings import CapSettings
+from service.starts import WORKFLOW_TASK_TIMEOUT
 
 
 def _not_found(error: RPCError) -> bool:
@@ -57,6 +58,7 @@ async def request_slot(step: CanaryStep) -> QueueJoined:
             SlotsInput(scope=scope, limit=limit, check_every_s=settings.slots_check_seconds),
             id=slots_workflow_id(scope),
             task_queue=activity.info().task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             static_summary=f"rollout permits of {scope} (cap {limit})",
             start_signal=ACQUIRE_SIGNAL,
             start_signal_args=[

@@ -80,7 +80,7 @@ class Command:
 
 #: How long the server waits for a running activity's next heartbeat before retrying it.
 #: The worker beats every third of it; a crashed worker costs about this much per activity.
-DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=3)
 
 
 @dataclass(frozen=True)
