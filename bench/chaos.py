@@ -7,10 +7,8 @@ order, ``--spacing`` seconds apart, each restarted at once. See ``tests/chaos/ha
 for what is checked. Prints kills, outcomes, wrong outcomes (must be 0) and how late each
 rollout's next action was after each worker kill; exits 1 on any wrong outcome or problem.
 
-Status: work in progress. The harness runs the rollouts and the kills, but a first try
-hung once a process was restarted while the Temporal server was down (the watchers exit on
-"tcp connect error" at start; the harness must restart what exits, as Kubernetes would), so
-no figure from it is published yet.
+The gated rollouts are approved once every planned kill has happened, so a run lasts
+through all of them. Results: ``docs/reliability.md``.
 
 Run::
 
