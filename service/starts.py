@@ -17,11 +17,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from models.operator import EventEnvelope, OperatorInput
 
-#: How long a worker may hold one workflow task (Temporal's default is 10 s). A task in flight
-#: on a worker that dies is handed to another only after this long, so it bounds what a
-#: crash mid-task costs; a workflow task takes milliseconds, a cold replay well under a
-#: second. Runs that continue-as-new keep it.
-WORKFLOW_TASK_TIMEOUT = timedelta(seconds=4)
+#: How long a worker may hold one workflow task: Temporal's default, set at every start so
+#: that it is a choice. A task in flight on a worker that dies is handed on only after this
+#: long. 4 s was tried and livelocked under the long chaos run: on a loaded 2-core machine,
+#: replays of a few hundred events took over 5 s, timed out at every attempt, and the
+#: server's backoff between attempts left a rollout stuck for minutes.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=10)
 
 #: The longest summary: one line in the UI's list.
 MAX_SUMMARY = 200
