@@ -97,7 +97,15 @@ async def test_a_service_pushed_to_git_gets_one_verified_route_and_loses_it_when
     # A developer pushes the annotated Service; the push webhook starts its route.
     await webhooks_ready(worker)
     await asyncio.to_thread(check_in, github, f"services/{namespace}/cart.yaml", manifest)
-    # The application's deploy puts the Service in the cluster: the other trigger.
+    # Once the push has started it (on a loaded machine the cluster's watch could win the
+    # race, and the route would say so), the application's deploy puts the Service in the
+    # cluster: the other trigger.
+    await eventually(
+        lambda: status_of(temporal, workflow_id),
+        lambda s: s is not None,
+        attempts=600,
+        what=f"{workflow_id} started by the push\n{worker.output()[-4000:]}",
+    )
     create_service(kube_api, manifest)
     routed = await until(temporal, workflow_id, "Routed", worker)
 
