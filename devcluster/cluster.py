@@ -19,7 +19,9 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,6 +328,22 @@ class DevCluster:
         """Return the PID of every recorded process that is alive, by part (or attached) name."""
         self._state = _refresh(self._state, ClusterState.load(self.state_file))
         return {name: proc.pid for name, proc in self._state.processes.items() if proc.alive()}
+
+    def kill(self, part: str, *, timeout: float = 10.0) -> bool:
+        """SIGKILL one running part, as a crash does, and wait until it is gone (reaped), so
+        that :meth:`up` starts a new one. Returns whether it was running.
+
+        For the tests and benchmarks that prove recovery; :meth:`down` stops parts gently.
+        """
+        pid = self.running_processes().get(part)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while part in self.running_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
 
     def env(self) -> dict[str, str]:
         """Return the environment variables that point clients at this cluster."""

@@ -337,16 +337,7 @@ class Chaos:
             proc.wait()
             self._start(component)
             return Kill(component, at, time.time() - at)
-        pid = self.cluster.running_processes().get(component)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            for _ in range(100):  # until it is gone, so that up() starts a new one
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
+        self.cluster.kill(component)
         self.cluster.up()
         return Kill(component, at, time.time() - at)
 

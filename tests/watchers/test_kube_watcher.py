@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import time
 from typing import Any
 
 import pytest
@@ -232,12 +229,7 @@ def restart_api_server(dev_cluster: DevCluster) -> None:
     restart that takes a full cache whose oldest event is older than its freshness window
     (75 s of churn), which is what a watcher away for minutes on a busy cluster meets.
     """
-    pid = dev_cluster.running_processes()["kube-apiserver"]
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(200):
-        if "kube-apiserver" not in dev_cluster.running_processes():
-            break
-        time.sleep(0.05)
+    assert dev_cluster.kill("kube-apiserver")
     dev_cluster.up()
 
 
