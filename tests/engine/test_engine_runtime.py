@@ -10,8 +10,10 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowFailureError,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.testing import WorkflowEnvironment
@@ -20,6 +22,7 @@ from models.operator import EngineSettings, OperatorStatus
 from tests.engine.helpers import command, send, start, status, wait_for
 from tests.engine.ticket_operator import CALLS, TicketWorkflow
 from tests.replay import replay_failure
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +196,48 @@ async def test_a_run_hands_over_to_a_new_one_before_its_history_passes_the_bound
     for history in histories:  # and each run that handed over replays as it ran
         assert await replay_failure(TicketWorkflow, handle.id, history.to_json()) is None
     await command(handle, "abort", by="frank")
+
+
+async def test_a_state_timer_replays_though_the_replay_reads_a_later_clock_than_the_worker(worker):
+    """Found by the long chaos run: a worker that takes a workflow task after another's
+    attempt timed out can read the clock of the attempt that timed out, and every replay
+    reads the later one. Where the worker saw the state's timer not yet due and started
+    it, the replay saw it due; it fired at once, and the history no longer replayed
+    (``UpsertWorkflowSearchAttributesMachine does not handle TimerStarted``).
+
+    Here the history of a real run is given that later clock: the workflow task that set
+    the InReview timer again (after a vote InReview ignores) is read two minutes late,
+    past the timer's due time. It replays, because a due timer is a timer too.
+    """
+    handle = await start(
+        worker.client,
+        "ticket",
+        worker.task_queue,
+        spec={"required_votes": 1, "review_hours": 60 / 3600},
+    )
+    await send(handle, "Vote", "v1", voter="ann")
+    await wait_for(handle, "InReview")
+    await send(handle, "Vote", "v2", voter="bob")  # ignored in InReview; its timer is set again
+
+    def timers(history: WorkflowHistory) -> list:
+        return [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+
+    history = await eventually(
+        handle.fetch_history, lambda h: len(timers(h)) >= 2, what="the timer set again"
+    )
+    await handle.terminate("test over")
+    events = list(history.events)
+    by_id = {event.event_id: event for event in events}
+    completed = by_id[
+        timers(history)[-1].timer_started_event_attributes.workflow_task_completed_event_id
+    ]
+    started = by_id[completed.workflow_task_completed_event_attributes.started_event_id]
+    started.event_time.seconds += 120  # past the review's 60 s
+
+    failure = await replay_failure(
+        TicketWorkflow, handle.id, WorkflowHistory(handle.id, events).to_json()
+    )
+    assert failure is None, failure
 
 
 async def _until_votes(handle, votes: int) -> OperatorStatus:

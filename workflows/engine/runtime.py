@@ -81,6 +81,16 @@ ALERTS_PATCH = "send-alerts-of-transitions"
 #: (``EngineSettings.history_event_limit``); runs recorded before it only followed
 #: Temporal's suggestion, and replay as they ran.
 HISTORY_BOUND_PATCH = "continue-as-new-at-history-bound"
+#: Temporal patch: a state's timer is always a Temporal timer, even once it is due (then
+#: the shortest one, ``DUE_TIMER``). Runs recorded before it handled a due timer at once,
+#: without a timer, and replay as they ran. Why: whether a timer was due is read from
+#: ``workflow.now()``, and a worker that takes a workflow task after another worker's
+#: attempt timed out can see the time of the attempt that timed out, while the replay of
+#: the same history sees the later one; the live worker then started a timer where every
+#: replay fired it at once, and that history no longer replayed (found by the chaos run).
+ALWAYS_TIMER_PATCH = "state-timer-always-a-temporal-timer"
+#: The timer of a state whose timer is already due (under ``ALWAYS_TIMER_PATCH``).
+DUE_TIMER = 0.001
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -430,7 +440,10 @@ class OperatorWorkflow:
             timeout: float | None = None
             if self._timer_due is not None and not self._paused:
                 timeout = (self._timer_due - workflow.now()).total_seconds()
-                if timeout <= 0:
+                # Asked whatever the sign, so live runs and replays ask at the same points.
+                if workflow.patched(ALWAYS_TIMER_PATCH):
+                    timeout = max(timeout, DUE_TIMER)
+                elif timeout <= 0:
                     return self._timer_fired()
             try:
                 await workflow.wait_condition(
