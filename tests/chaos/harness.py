@@ -23,7 +23,9 @@ What it checks, and prints (:meth:`ChaosReport.lines`):
 * every approval given is honoured exactly once (one ``approve`` in the run's command log);
 * every hook's side effect is applied once per step, however often it was delivered;
 * after each worker kill, how late each rollout's next action was against when it was due
-  (:mod:`tests.chaos.lateness`, from the workflows' histories).
+  (:mod:`tests.chaos.lateness`, from the workflows' histories);
+* every run's history replays with today's code, and no workflow task failed during the run
+  (:mod:`tests.chaos.replays`; a history with a problem is saved beside the logs).
 
 The CI variant is ``tests/chaos/test_chaos.py`` (3 rollouts, 7 kills, about 90 s); the long
 run is ``python -m bench.chaos``.
@@ -210,6 +212,8 @@ class ChaosReport:
     lateness_s: list[float]
     problems: list[str]
     seconds: float
+    histories_replayed: int = 0
+    unhandled_command: int = 0
 
     @property
     def wrong(self) -> list[str]:
@@ -244,6 +248,9 @@ class ChaosReport:
             f"(one per rollout: {all(n == 1 for n in self.hook_effects_per_rollout.values())})",
             "worker kill -> each rollout's next action, late against its due time: "
             + summary(self.lateness_s),
+            f"histories replayed: {self.histories_replayed} (every run of every rollout); "
+            f"workflow tasks sent back for new events (UnhandledCommand, expected): "
+            f"{self.unhandled_command}",
             f"other problems: {len(self.problems)}",
             *[f"  - {p}" for p in self.problems],
         ]
@@ -552,11 +559,17 @@ class Chaos:
                 temporal = await self._connect()
                 from tests.chaos.lateness import lateness_after_kills
 
+                workflow_ids = [f"canary/{self.namespace}/{n}" for n in self.rollouts]
                 lateness = await lateness_after_kills(
-                    temporal,
-                    [f"canary/{self.namespace}/{n}" for n in self.rollouts],
-                    [k.at for k in self.kills if k.component == WORKER],
+                    temporal, workflow_ids, [k.at for k in self.kills if k.component == WORKER]
                 )
+                from tests.chaos.replays import replay_problems
+                from workflows.canary.machine import CanaryWorkflow
+
+                replays = await replay_problems(
+                    temporal, CanaryWorkflow, workflow_ids, self.log_dir
+                )
+                problems += replays.problems
             finally:
                 recorder.stop.set()
                 self._stop_all()
@@ -585,4 +598,6 @@ class Chaos:
             lateness_s=lateness,
             problems=problems,
             seconds=time.time() - started,
+            histories_replayed=replays.histories,
+            unhandled_command=replays.unhandled_command,
         )
