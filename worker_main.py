@@ -85,6 +85,24 @@ def make_worker(
     )
 
 
+def worker_options(settings: WorkerSettings) -> dict[str, Any]:
+    """The Temporal worker's options that come from the settings.
+
+    ``max_concurrent_workflow_tasks`` caps the workflow tasks run at once. Workflow code
+    holds Python's GIL, so more at once never ran faster; after a restart, Temporal's
+    default of 100 let every rollout's replay share the two cores until each outran the
+    10 s workflow task timeout, and the server's backoff between attempts then held a
+    rollout for minutes (``docs/operations.md``).
+    """
+    options: dict[str, Any] = {
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks
+    }
+    versioning = deployment_config(settings)
+    if versioning is not None:
+        options["deployment_config"] = versioning
+    return options
+
+
 def all_activities(extra: Sequence[str] = ()) -> list[Callable[..., Any]]:
     """Every activity the worker serves: the ``ACTIVITIES`` list of every module in the
     ``activities`` package, and of every module in ``extra`` (the ``operator_modules``
@@ -272,9 +290,7 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
                 return 2
             served = [*workflows, *support_workflows()]
             versioning = deployment_config(worker_settings)
-            options: dict[str, Any] = {}
-            if versioning is not None:
-                options["deployment_config"] = versioning
+            options = worker_options(worker_settings)
             worker = make_worker(client, temporal.task_queue, served, activities, **options)
             names = ", ".join(sorted(operators))
             print(

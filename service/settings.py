@@ -113,6 +113,16 @@ class WorkerSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
         description="the Worker Deployment this worker's version belongs to",
     )
+    max_concurrent_workflow_tasks: int = Field(
+        default=8,
+        ge=2,
+        le=1000,
+        description=(
+            "workflow tasks this worker runs at once (Temporal's default is 100): after a "
+            "restart every rollout replays its history, and with 100 at once on 2 cores each "
+            "replay outran the 10 s workflow task timeout (docs/operations.md)"
+        ),
+    )
     make_current: bool = Field(
         default=True,
         description=(
