@@ -59,6 +59,7 @@ from models.operator import APPLIED, CommandRequest, OperatorStatus
 from service import commands
 from tests.canary.cluster import ERROR_RATE, app_deployment, new_revision
 from tests.canary.hooks import HookReceiver, hook_receiver
+from tests.chaos.lateness import Lateness
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,7 +210,7 @@ class ChaosReport:
     hook_deliveries: int
     hook_effects: int
     hook_effects_per_rollout: dict[str, int]
-    lateness_s: list[float]
+    lateness: Lateness
     problems: list[str]
     seconds: float
     histories_replayed: int = 0
@@ -247,7 +248,9 @@ class ChaosReport:
             f"hook deliveries: {self.hook_deliveries}, side effects applied: {self.hook_effects} "
             f"(one per rollout: {all(n == 1 for n in self.hook_effects_per_rollout.values())})",
             "worker kill -> each rollout's next action, late against its due time: "
-            + summary(self.lateness_s),
+            + summary(self.lateness.alone)
+            + "; with another kill (any component) before it: "
+            + summary(self.lateness.compound),
             f"histories replayed: {self.histories_replayed} (every run of every rollout); "
             f"workflow tasks sent back for new events (UnhandledCommand, expected): "
             f"{self.unhandled_command}",
@@ -561,7 +564,10 @@ class Chaos:
 
                 workflow_ids = [f"canary/{self.namespace}/{n}" for n in self.rollouts]
                 lateness = await lateness_after_kills(
-                    temporal, workflow_ids, [k.at for k in self.kills if k.component == WORKER]
+                    temporal,
+                    workflow_ids,
+                    [k.at for k in self.kills if k.component == WORKER],
+                    [k.at for k in self.kills],
                 )
                 from tests.chaos.replays import replay_problems
                 from workflows.canary.machine import CanaryWorkflow
@@ -595,7 +601,7 @@ class Chaos:
             hook_deliveries=len(receiver.received),
             hook_effects=len(applied),
             hook_effects_per_rollout=per_rollout,
-            lateness_s=lateness,
+            lateness=lateness,
             problems=problems,
             seconds=time.time() - started,
             histories_replayed=replays.histories,
