@@ -30,7 +30,11 @@ from service.http_retry import KUBE
 from tests.fixtures.faults import RetryCounters, product_pointed_at
 from tests.waiting import eventually
 
-pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.faults,
+    pytest.mark.usefixtures("no_workflow_left_running"),
+]
 
 
 @contextlib.contextmanager

@@ -44,7 +44,11 @@ from tests.canary.cluster import (
 from tests.canary.specs import make_spec
 from tests.fixtures.faults import RetryCounters, ToxicPath
 
-pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.faults,
+    pytest.mark.usefixtures("no_workflow_left_running"),
+]
 
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"

@@ -25,7 +25,11 @@ from tests.canary.cluster import step_for
 from tests.canary.specs import make_spec
 from tests.fixtures.faults import RetryCounters, ToxicPath
 
-pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.faults,
+    pytest.mark.usefixtures("no_workflow_left_running"),
+]
 
 #: A query Prometheus always answers, with a value that passes ``min: 99``.
 QUERY = "vector(99.5)"
