@@ -289,8 +289,8 @@ async def run(temporal: TemporalSettings, worker_settings: WorkerSettings) -> in
                 print(f"error: no implementation for activities: {', '.join(missing)}")
                 return 2
             served = [*workflows, *support_workflows()]
-            versioning = deployment_config(worker_settings)
             options = worker_options(worker_settings)
+            versioning = options.get("deployment_config")
             worker = make_worker(client, temporal.task_queue, served, activities, **options)
             names = ", ".join(sorted(operators))
             print(

@@ -561,20 +561,18 @@ class Chaos:
                 await asyncio.sleep(3)  # the last weights reach the recorder
                 temporal = await self._connect()
                 from tests.chaos.lateness import lateness_after_kills
+                from tests.chaos.replays import every_run, replay_problems
+                from workflows.canary.machine import CanaryWorkflow
 
-                workflow_ids = [f"canary/{self.namespace}/{n}" for n in self.rollouts]
-                lateness = await lateness_after_kills(
-                    temporal,
-                    workflow_ids,
+                histories = await every_run(
+                    temporal, [f"canary/{self.namespace}/{n}" for n in self.rollouts]
+                )
+                lateness = lateness_after_kills(
+                    histories,
                     [k.at for k in self.kills if k.component == WORKER],
                     [k.at for k in self.kills],
                 )
-                from tests.chaos.replays import replay_problems
-                from workflows.canary.machine import CanaryWorkflow
-
-                replays = await replay_problems(
-                    temporal, CanaryWorkflow, workflow_ids, self.log_dir
-                )
+                replays = await replay_problems(histories, CanaryWorkflow, self.log_dir)
                 problems += replays.problems
             finally:
                 recorder.stop.set()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
+from temporalio.client import WorkflowHistory
 
 _RETRIED_TASK = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
@@ -111,21 +111,15 @@ def next_after_kills(
     return found
 
 
-async def lateness_after_kills(
-    temporal: Client,
-    workflow_ids: Sequence[str],
+def lateness_after_kills(
+    histories: Sequence[WorkflowHistory],
     kills: Sequence[float],
     every_kill: Sequence[float] = (),
 ) -> Lateness:
-    """:func:`next_after_kills` over every run of the given workflows."""
+    """:func:`next_after_kills` over the given runs' histories."""
     if not kills:
         return Lateness()
-    runs: list[list[Action]] = []
-    for workflow_id in workflow_ids:
-        async for execution in temporal.list_workflows(f"WorkflowId = '{workflow_id}'"):
-            handle = temporal.get_workflow_handle(workflow_id, run_id=execution.run_id)
-            history = await handle.fetch_history()
-            runs.append(actions(list(history.events), kills))
+    runs = [actions(list(history.events), kills) for history in histories]
     return next_after_kills(runs, kills, every_kill)
 
 

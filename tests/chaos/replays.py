@@ -53,25 +53,33 @@ class Replays:
     problems: list[str] = field(default_factory=list)
 
 
-async def replay_problems(
-    temporal: Client, workflow: type[Any], workflow_ids: Sequence[str], save_dir: Path
-) -> Replays:
-    """Replay every run of ``workflow_ids``; what is wrong with any of them."""
-    replays = Replays()
-    problems = replays.problems
+async def every_run(temporal: Client, workflow_ids: Sequence[str]) -> list[WorkflowHistory]:
+    """The history of every run of ``workflow_ids``, fetched once for all the checks."""
+    found = []
     for workflow_id in workflow_ids:
         async for execution in temporal.list_workflows(f'WorkflowId = "{workflow_id}"'):
             handle = temporal.get_workflow_handle(workflow_id, run_id=execution.run_id)
-            history = await handle.fetch_history()
-            replays.histories += 1
-            replays.unhandled_command += len(failed_tasks(history, expected=True))
-            found = [f"workflow task failed at {f}" for f in failed_tasks(history)]
-            failure = await replay_failure(workflow, workflow_id, history.to_json())
-            if failure is not None:
-                found.append(f"does not replay: {str(failure).splitlines()[0][:300]}")
-            if found:
-                saved = save_dir / f"history-{workflow_id.replace('/', '_')}-{history.run_id}.json"
-                saved.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
-                problems += [f"{workflow_id} run {history.run_id}: {p}" for p in found]
-                problems.append(f"{workflow_id} run {history.run_id}: history in {saved.name}")
+            found.append(await handle.fetch_history())
+    return found
+
+
+async def replay_problems(
+    histories: Sequence[WorkflowHistory], workflow: type[Any], save_dir: Path
+) -> Replays:
+    """Replay each of ``histories``; what is wrong with any of them."""
+    replays = Replays()
+    problems = replays.problems
+    for history in histories:
+        workflow_id, as_json = history.workflow_id, history.to_json()
+        replays.histories += 1
+        replays.unhandled_command += len(failed_tasks(history, expected=True))
+        found = [f"workflow task failed at {f}" for f in failed_tasks(history)]
+        failure = await replay_failure(workflow, workflow_id, as_json)
+        if failure is not None:
+            found.append(f"does not replay: {str(failure).splitlines()[0][:300]}")
+        if found:
+            saved = save_dir / f"history-{workflow_id.replace('/', '_')}-{history.run_id}.json"
+            saved.write_text(json.dumps(json.loads(as_json), indent=1) + "\n")
+            problems += [f"{workflow_id} run {history.run_id}: {p}" for p in found]
+            problems.append(f"{workflow_id} run {history.run_id}: history in {saved.name}")
     return replays
