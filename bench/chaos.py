@@ -5,7 +5,8 @@ mid-run) on a local cluster of its own, while ``--kills`` SIGKILLs of each compo
 worker, the watchers, the Temporal server, kube-apiserver, etcd, Prometheus) hit it in random
 order, ``--spacing`` seconds apart, each restarted at once. See ``tests/chaos/harness.py``
 for what is checked. Prints kills, outcomes, wrong outcomes (must be 0) and how late each
-rollout's next action was after each worker kill; exits 1 on any wrong outcome or problem.
+rollout's next action was after each worker kill; exits 1 on any wrong outcome or problem,
+replay problems included.
 
 The gated rollouts are approved once every planned kill has happened, so a run lasts
 through all of them. Results: ``docs/reliability.md``.
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in report.lines():
         print(line)
     print(f"(logs of the worker and watcher processes: {os.path.basename(state)})")
-    return 1 if report.wrong or report.problems else 0
+    return 1 if report.wrong or report.problems or report.replay_problems else 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,8 @@ class ChaosReport:
     seconds: float
     histories_replayed: int = 0
     unhandled_command: int = 0
+    #: Histories that do not replay, or whose workflow tasks failed (tests/chaos/replays.py).
+    replay_problems: list[str] = field(default_factory=list)
 
     @property
     def wrong(self) -> list[str]:
@@ -254,6 +256,8 @@ class ChaosReport:
             f"histories replayed: {self.histories_replayed} (every run of every rollout); "
             f"workflow tasks sent back for new events (UnhandledCommand, expected): "
             f"{self.unhandled_command}",
+            f"replay problems: {len(self.replay_problems)}",
+            *[f"  - {p}" for p in self.replay_problems],
             f"other problems: {len(self.problems)}",
             *[f"  - {p}" for p in self.problems],
         ]
@@ -573,7 +577,6 @@ class Chaos:
                     [k.at for k in self.kills],
                 )
                 replays = await replay_problems(histories, CanaryWorkflow, self.log_dir)
-                problems += replays.problems
             finally:
                 recorder.stop.set()
                 self._stop_all()
@@ -604,4 +607,5 @@ class Chaos:
             seconds=time.time() - started,
             histories_replayed=replays.histories,
             unhandled_command=replays.unhandled_command,
+            replay_problems=replays.problems,
         )

@@ -44,5 +44,10 @@ async def test_every_rollout_ends_as_its_health_says_while_every_component_is_ki
     assert len(report.kills) == sum(kills.values()), "every planned kill happened"
     assert report.wrong == []
     assert report.problems == []
+    # Every run's history was replayed. What does not replay is printed above and fails the
+    # long run (bench/chaos.py), not this one: an approval that reaches a just-restarted
+    # worker with a timer's firing can record its acceptance in an order no replay
+    # reproduces, an open defect (docs/reliability.md) this variant meets now and then.
+    assert report.histories_replayed >= len(chaos.rollouts)
     assert report.approvals == {"app2": 1}, "the gated rollout's approval is honoured once"
     assert report.hook_effects == 3, "each pre-rollout side effect applied once"
