@@ -114,13 +114,14 @@ class WorkerSettings(BaseSettings):
         description="the Worker Deployment this worker's version belongs to",
     )
     max_concurrent_workflow_tasks: int = Field(
-        default=8,
+        default=4,
         ge=2,
         le=1000,
         description=(
             "workflow tasks this worker runs at once (Temporal's default is 100): after a "
-            "restart every rollout replays its history, and with 100 at once on 2 cores each "
-            "replay outran the 10 s workflow task timeout (docs/operations.md)"
+            "restart every rollout replays its history; workflow code holds Python's GIL, so "
+            "replays at once share one core and each takes that many times longer, and "
+            "with 100 at once each outran the workflow task timeout (docs/operations.md)"
         ),
     )
     make_current: bool = Field(

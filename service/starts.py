@@ -17,12 +17,13 @@ from temporalio.client import Client, WorkflowHandle
 
 from models.operator import EventEnvelope, OperatorInput
 
-#: How long a worker may hold one workflow task: Temporal's default, set at every start so
-#: that it is a choice. A task in flight on a worker that dies is handed on only after this
-#: long. 4 s was tried and livelocked under the long chaos run: on a loaded 2-core machine,
-#: replays of a few hundred events took over 5 s, timed out at every attempt, and the
-#: server's backoff between attempts left a rollout stuck for minutes.
-WORKFLOW_TASK_TIMEOUT = timedelta(seconds=10)
+#: How long a worker may hold one workflow task, set at every start so that it is a choice. A
+#: task in flight on a worker that dies is handed on only after this long (Temporal's default
+#: is 10 s). 4 s livelocked the long chaos run when runs reached 3,584 events: on a loaded
+#: 2-core machine their replays took over 5 s, timed out at every attempt, and the server's
+#: backoff between attempts left a rollout stuck for minutes. With runs bounded at 1,024
+#: events and 4 workflow tasks at once, a replay fits in 5 s (docs/operations.md).
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 
 #: The longest summary: one line in the UI's list.
 MAX_SUMMARY = 200

@@ -1,7 +1,7 @@
 """The timeouts and limits that bound what a worker crash costs are the ones in force.
 
 ``docs/operations.md`` tells the figures these values give, and why the workflow task
-timeout stays at 10 s.
+timeout is 5 s and a worker runs 4 workflow tasks at once.
 """
 
 from __future__ import annotations
@@ -32,19 +32,19 @@ async def test_a_started_rollout_sets_the_workflow_task_timeout_the_docs_tell(
     try:
         described = await handle.describe()
         config = described.raw_description.execution_config
-        assert config.default_workflow_task_timeout.ToTimedelta() == timedelta(seconds=10)
+        assert config.default_workflow_task_timeout.ToTimedelta() == timedelta(seconds=5)
     finally:
         await handle.terminate("test over")
 
 
-def test_the_worker_runs_at_most_eight_workflow_tasks_at_once_unless_told(
+def test_the_worker_runs_at_most_four_workflow_tasks_at_once_unless_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from service.settings import WorkerSettings
     from worker_main import worker_options
 
     monkeypatch.delenv("AUTOPILOT_MAX_CONCURRENT_WORKFLOW_TASKS", raising=False)
-    assert worker_options(WorkerSettings())["max_concurrent_workflow_tasks"] == 8
+    assert worker_options(WorkerSettings())["max_concurrent_workflow_tasks"] == 4
     monkeypatch.setenv("AUTOPILOT_MAX_CONCURRENT_WORKFLOW_TASKS", "3")
     assert worker_options(WorkerSettings())["max_concurrent_workflow_tasks"] == 3
 
