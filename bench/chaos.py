@@ -41,6 +41,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--spacing", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX")
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 5),
+        metavar="N",
+        help="worker replicas on the task queue (1 to 4; deploy/ runs 2); a worker kill "
+        "hits one of them at random",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for all to end")
     return parser.parse_args(argv)
@@ -56,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         kills[WORKER] = args.worker_kills
     state = Path(tempfile.mkdtemp(prefix="autopilot-chaos-"))
     cluster = DevCluster(state, Ports.all_free())
-    print(f"chaos: {args.rollouts} rollouts; kills {kills}; spacing {args.spacing} s", flush=True)
+    print(
+        f"chaos: {args.rollouts} rollouts; {args.workers} worker replica(s); kills {kills}; "
+        f"spacing {args.spacing} s",
+        flush=True,
+    )
     cluster.up()
     try:
         chaos = Chaos(
@@ -64,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             rollouts=args.rollouts,
             kills=kills,
             spacing_s=tuple(args.spacing),
+            workers=args.workers,
             seed=args.seed,
             timeout_s=args.timeout,
             log_dir=state,

@@ -2,14 +2,16 @@
 
 One run of :class:`Chaos` on a local cluster of its own (:class:`devcluster.cluster.DevCluster`):
 
-* the real worker (``worker_main.py --no-watchers``) and the real watchers
-  (``worker_main.py --watchers-only``), each a process of its own;
+* the real worker (``worker_main.py --no-watchers``; ``workers`` replicas of it on one task
+  queue, as ``deploy/`` runs two) and the real watchers (``worker_main.py --watchers-only``),
+  each a process of its own;
 * ``rollouts`` Canary objects, each with a Flagger ``pre-rollout`` hook on a receiver that
   applies one side effect per ``Idempotency-Key``: a third healthy, a third faulty (the new
   revision fails half its requests), a third healthy but gated (``gates.beforePromotion``)
   and approved once they wait and every planned kill has happened, through the Temporal
   update with one update ID however often the approval is sent again;
-* while they run, random SIGKILLs of the worker, the watchers, the Temporal server,
+* while they run, random SIGKILLs of the worker (one replica at random), the watchers, the
+  Temporal server,
   kube-apiserver, etcd and Prometheus, each restarted at once (the cluster's parts on the
   same data: Temporal's database file, etcd's data directory).
 
@@ -274,6 +276,7 @@ class Chaos:
         rollouts: int,
         kills: dict[str, int],
         spacing_s: tuple[float, float] = (2.0, 5.0),
+        workers: int = 1,
         seed: int | None = None,
         timeout_s: float = 600.0,
         log_dir: Path,
@@ -283,6 +286,10 @@ class Chaos:
         self.cluster = cluster
         self.kill_plan = dict(kills)
         self.spacing_s = spacing_s
+        if not 1 <= workers <= 4:
+            raise ValueError(f"workers must be 1 to 4 worker replicas, not {workers}")
+        #: The worker replicas' process keys: ``worker``, then ``worker-2``...
+        self.worker_roles = [WORKER] + [f"{WORKER}-{n}" for n in range(2, workers + 1)]
         self.random = random.Random(seed)
         self.timeout_s = timeout_s
         self.log_dir = log_dir
@@ -325,7 +332,7 @@ class Chaos:
 
     def _start(self, role: str) -> None:
         address = self.cluster.env()["TEMPORAL_ADDRESS"]
-        mode = "--no-watchers" if role == WORKER else "--watchers-only"
+        mode = "--watchers-only" if role == WATCHERS else "--no-watchers"
         argv = [sys.executable, "worker_main.py", "--address", address, "--task-queue", self.queue]
         argv += [mode, "--metrics-port", "0"]
         self.starts += 1
@@ -346,10 +353,13 @@ class Chaos:
     def _kill(self, component: str) -> Kill:
         at = time.time()
         if component in (WORKER, WATCHERS):
-            proc = self.procs[component]
+            role = component
+            if component == WORKER and len(self.worker_roles) > 1:
+                role = self.random.choice(self.worker_roles)
+            proc = self.procs[role]
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            self._start(component)
+            self._start(role)
             return Kill(component, at, time.time() - at)
         self.cluster.kill(component)
         self.cluster.up()
@@ -505,7 +515,8 @@ class Chaos:
         approvals: dict[str, int] = {}
         async with hook_receiver() as receiver:
             hook_url = receiver.url("prepare")
-            self._start(WORKER)
+            for role in self.worker_roles:
+                self._start(role)
             self._start(WATCHERS)
             recorder.start()
             try:
