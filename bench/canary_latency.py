@@ -5,7 +5,8 @@ workflow (the ``MetricSample`` signal the Prometheus watcher sends) to the momen
 VirtualService, watched through the API server, shows the canary at weight 0. That covers
 the signal, the workflow task that decides, the rollback activity (read the VirtualService,
 write it back) and the watch event. It does not include the watcher's own query (one
-Prometheus round trip, a few milliseconds locally).
+Prometheus round trip, a few milliseconds locally); ``bench/reaction.py`` times the whole
+chain, from the canary's first failing request, leg by leg.
 
 How: one app on the local cluster, a canary with ``threshold: 1`` and a one-hour interval
 (so only the sample can trigger the rollback), a worker in this process. Each round:
@@ -25,19 +26,19 @@ import asyncio
 import os
 import secrets
 import statistics
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities import kube as activities_kube
 from activities.canary import ACTIVITIES
 from bench.cluster import bench_cluster
+from bench.reaction import Weights
 from cli.kube import new_revision_patch
 from models.operator import (
     COMMAND_UPDATE,
@@ -85,52 +86,6 @@ SPEC = {
 }
 
 
-class ZeroWatch:
-    """Records when the VirtualService's canary weight becomes 0 (perf_counter time)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.api, self.namespace = api, namespace
-        self.armed_at: float | None = None
-        self.zero_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def arm(self) -> float:
-        self.zero_at = None
-        self.armed_at = time.perf_counter()
-        return self.armed_at
-
-    def _run(self) -> None:
-        custom = client.CustomObjectsApi(self.api)
-        version = None
-        while not self._stop.is_set():
-            stream = watch.Watch().stream(
-                custom.list_namespaced_custom_object,
-                "networking.istio.io",
-                "v1",
-                self.namespace,
-                "virtualservices",
-                field_selector=f"metadata.name={APP}",
-                resource_version=version,
-                timeout_seconds=5,
-            )
-            for event in stream:
-                seen = time.perf_counter()
-                obj = event["object"]
-                version = obj["metadata"]["resourceVersion"]
-                weights = {
-                    r["destination"]["host"]: r.get("weight", 0)
-                    for r in obj["spec"]["http"][0]["route"]
-                }
-                canary = weights.get(f"{APP}-canary")
-                if self.armed_at is not None and self.zero_at is None and canary == 0:
-                    self.zero_at = seen
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 async def _status(handle: WorkflowHandle[Any, Any]) -> OperatorStatus:
     return await handle.query(STATUS_QUERY, result_type=OperatorStatus)
 
@@ -173,7 +128,8 @@ async def run(rounds: int, env: dict[str, str]) -> list[float]:
         revision: Any = new_revision_patch("app", "podinfo:2")
         apps.patch_namespaced_deployment(APP, namespace, revision)
         handle = await start()
-        zero = ZeroWatch(api, namespace)
+        zero = Weights(api, namespace, APP)
+        zero.start()
         try:
             for index in range(rounds):
                 if index:
@@ -187,7 +143,7 @@ async def run(rounds: int, env: dict[str, str]) -> list[float]:
                     lambda s: s.state == "Progressing" and s.data["applied_weights"][-1:] == [10],
                     "weight 10",
                 )
-                sent = zero.arm()
+                sent = time.time()
                 sample = EventEnvelope(
                     id=f"sample-{index}",
                     type="MetricSample",
@@ -201,13 +157,13 @@ async def run(rounds: int, env: dict[str, str]) -> list[float]:
                 await handle.signal(EVENT_SIGNAL, sample)
                 await _until(handle, lambda s: s.state == "Failed", "Failed")
                 for _ in range(500):
-                    if zero.zero_at is not None:
+                    if (zero.zero_at or 0.0) > sent:
                         break
                     await asyncio.sleep(0.01)
-                assert zero.zero_at is not None, "the watch never saw weight 0"
+                assert zero.zero_at is not None and zero.zero_at > sent, "no weight 0 seen"
                 latencies.append(zero.zero_at - sent)
         finally:
-            zero.stop()
+            zero.stop.set()
             await handle.terminate("benchmark done")
     core.delete_namespace(namespace)
     return latencies
