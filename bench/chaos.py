@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos.harness import COMPONENTS, WORKER, Chaos
+from tests.chaos.harness import COMPONENTS, MAX_WORKERS, WORKER, Chaos
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,10 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=1,
-        choices=range(1, 5),
+        choices=range(1, MAX_WORKERS + 1),
         metavar="N",
-        help="worker replicas on the task queue (1 to 4; deploy/ runs 2); a worker kill "
-        "hits one of them at random",
+        help=f"worker replicas on the task queue (1 to {MAX_WORKERS}; deploy/ runs 2); a "
+        "worker kill hits one of them at random",
     )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for all to end")

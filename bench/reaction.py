@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
 import statistics
 import tempfile
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, watch
 from temporalio.api.enums.v1 import EventType
@@ -52,6 +55,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.scale import counter_sum, quantile
+from devcluster.dataplane_sim.annotations import ERROR_RATE
 from models.canary_watch import METRIC_SAMPLES_ANNOTATION
 from models.operator import (
     COMMAND_UPDATE,
@@ -61,10 +65,9 @@ from models.operator import (
     EventEnvelope,
     OperatorStatus,
 )
+from tests.chaos.lateness import event_seconds
 
 APP = "reaction-app"
-#: The simulator's annotation that makes a version answer errors.
-ERROR_RATE = "sim.autopilot.dev/error-rate"
 #: Seconds of the success-rate window the watcher queries.
 WINDOW_S = 5
 ANALYSIS: dict[str, Any] = {
@@ -88,12 +91,12 @@ class Round:
     """One reaction's wall-clock instants (``time.time()`` and the servers' own clocks)."""
 
     fault: float
-    failing: float = 0.0
-    scraped: float = 0.0
-    queried: float = 0.0
-    signalled: float = 0.0
-    decided: float = 0.0
-    zero: float = 0.0
+    failing: float
+    scraped: float
+    queried: float
+    signalled: float
+    decided: float
+    zero: float
 
     def legs(self) -> dict[str, float]:
         return {
@@ -176,9 +179,6 @@ async def until(what: str, check: Any, timeout_s: float = 120.0, pause_s: float 
 def first_scrape_with_errors(prometheus: str, namespace: str, after: float) -> float | None:
     """Prometheus's timestamp of the first scrape after ``after`` in which one of the app's
     5xx series grew (or appeared), from the raw samples of the last 30 s."""
-    import json
-    from urllib.parse import quote
-
     selector = (
         f'istio_requests_total{{destination_workload="{APP}",'
         f'destination_workload_namespace="{namespace}",response_code=~"5.."}}[30s]'
@@ -196,11 +196,6 @@ def first_scrape_with_errors(prometheus: str, namespace: str, after: float) -> f
     return min(firsts) if firsts else None
 
 
-def seconds(event: Any) -> float:
-    """A history event's time, as ``time.time()`` counts."""
-    return float(event.event_time.ToNanoseconds()) / 1e9
-
-
 async def decision_instants(
     handle: WorkflowHandle[Any, Any], temporal: Client, after: float
 ) -> tuple[float, float, float]:
@@ -210,7 +205,7 @@ async def decision_instants(
     for index, event in enumerate(events):
         if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             continue
-        if seconds(event) < after:
+        if event_seconds(event) < after:
             continue
         payloads = event.workflow_execution_signaled_event_attributes.input.payloads
         (envelope,) = await temporal.data_converter.decode(payloads, [EventEnvelope])
@@ -223,7 +218,7 @@ async def decision_instants(
             for e in events[index:]
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         )
-        return at, seconds(event), seconds(completed)
+        return at, event_seconds(event), event_seconds(completed)
     raise RuntimeError("no failing MetricSample in the run's history after the fault")
 
 
@@ -242,8 +237,6 @@ async def measure(rounds: int, sample_interval_s: float, state_dir: Path) -> lis
     cluster.up()
     try:
         env = cluster.env()
-        import os
-
         os.environ.update(env)
         activities_kube.api_client.cache_clear()
         sim_metrics = f"http://127.0.0.1:{cluster.ports['sim']}/metrics"
@@ -262,6 +255,8 @@ async def measure(rounds: int, sample_interval_s: float, state_dir: Path) -> lis
             env["TEMPORAL_ADDRESS"], data_converter=pydantic_data_converter
         )
         queue = f"reaction-{uuid.uuid4().hex[:6]}"
+        # The latest run (no run ID): each rollout the watchers start is a new one.
+        handle = temporal.get_workflow_handle(f"canary/{namespace}/{APP}")
         watch_settings = settings(
             namespace,
             prometheus=True,
@@ -276,14 +271,10 @@ async def measure(rounds: int, sample_interval_s: float, state_dir: Path) -> lis
         async with make_worker(temporal, queue, [CanaryWorkflow], ACTIVITIES):
             watchers = asyncio.create_task(runner.run(stop))
             try:
-                workflow_id = f"canary/{namespace}/{APP}"
-                handle = temporal.get_workflow_handle(workflow_id)
 
                 async def state() -> str:
                     try:
-                        status = await temporal.get_workflow_handle(workflow_id).query(
-                            STATUS_QUERY, result_type=OperatorStatus
-                        )
+                        status = await handle.query(STATUS_QUERY, result_type=OperatorStatus)
                     except Exception:
                         return ""
                     return status.state
@@ -295,9 +286,9 @@ async def measure(rounds: int, sample_interval_s: float, state_dir: Path) -> lis
                     # Clean samples first, then a random phase against the scrape, the tick
                     # and the watcher's interval, so the legs are not locked in step.
                     await asyncio.sleep(2 * sample_interval_s + random.uniform(0, 2))
-                    if await state() != "Progressing":
-                        raise RuntimeError(f"the canary is {await state()}, not Progressing")
-                    handle = temporal.get_workflow_handle(workflow_id)
+                    now_in = await state()
+                    if now_in != "Progressing":
+                        raise RuntimeError(f"the canary is {now_in}, not Progressing")
                     counted = [failing_requests(await asyncio.to_thread(read, sim_metrics))]
                     fault = time.time()
                     _annotate(kube, "0.5")
@@ -349,9 +340,7 @@ async def measure(rounds: int, sample_interval_s: float, state_dir: Path) -> lis
                 stop.set()
                 await asyncio.wait_for(watchers, 60)
                 weights.stop.set()
-                await temporal.get_workflow_handle(f"canary/{namespace}/{APP}").terminate(
-                    "benchmark done"
-                )
+                await handle.terminate("benchmark done")
         return results
     finally:
         cluster.down()
@@ -362,7 +351,7 @@ async def _done(state: Any, wanted: str) -> bool:
 
 
 def _annotate(kube: Any, rate: str | None) -> None:
-    body: Any = {"metadata": {"annotations": {ERROR_RATE: rate}}}
+    body: Any = {"metadata": {"annotations": {ERROR_RATE.key: rate}}}
     kube.apps.patch_namespaced_deployment(APP, kube.namespace, body)
 
 

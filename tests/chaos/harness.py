@@ -11,9 +11,8 @@ One run of :class:`Chaos` on a local cluster of its own (:class:`devcluster.clus
   and approved once they wait and every planned kill has happened, through the Temporal
   update with one update ID however often the approval is sent again;
 * while they run, random SIGKILLs of the worker (one replica at random), the watchers, the
-  Temporal server,
-  kube-apiserver, etcd and Prometheus, each restarted at once (the cluster's parts on the
-  same data: Temporal's database file, etcd's data directory).
+  Temporal server, kube-apiserver, etcd and Prometheus, each restarted at once (the
+  cluster's parts on the same data: Temporal's database file, etcd's data directory).
 
 What it checks, and prints (:meth:`ChaosReport.lines`):
 
@@ -69,6 +68,8 @@ WORKER, WATCHERS = "worker", "watchers"
 #: The DevCluster parts the harness kills, by their part names.
 CLUSTER_PARTS = ("temporal", "kube-apiserver", "etcd", "prometheus")
 COMPONENTS = (WORKER, WATCHERS, *CLUSTER_PARTS)
+#: The most worker replicas a run starts.
+MAX_WORKERS = 4
 
 HEALTHY, FAULTY, GATED = "healthy", "faulty", "gated"
 EXPECTED = {HEALTHY: "Succeeded", FAULTY: "Failed", GATED: "Succeeded"}
@@ -286,8 +287,8 @@ class Chaos:
         self.cluster = cluster
         self.kill_plan = dict(kills)
         self.spacing_s = spacing_s
-        if not 1 <= workers <= 4:
-            raise ValueError(f"workers must be 1 to 4 worker replicas, not {workers}")
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1 to {MAX_WORKERS} worker replicas, not {workers}")
         #: The worker replicas' process keys: ``worker``, then ``worker-2``...
         self.worker_roles = [WORKER] + [f"{WORKER}-{n}" for n in range(2, workers + 1)]
         self.random = random.Random(seed)

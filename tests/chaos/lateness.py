@@ -42,7 +42,8 @@ class Action:
     attempt: int
 
 
-def _time(event: HistoryEvent) -> float:
+def event_seconds(event: HistoryEvent) -> float:
+    """A history event's time as ``time.time()`` counts (the server's clock)."""
     return event.event_time.ToMicroseconds() / 1e6
 
 
@@ -59,7 +60,7 @@ def actions(events: Sequence[HistoryEvent], kills: Sequence[float]) -> list[Acti
         completed_id = (
             scheduled.activity_task_scheduled_event_attributes.workflow_task_completed_event_id
         )
-        started, sched_at = _time(event), _time(scheduled)
+        started, sched_at = event_seconds(event), event_seconds(scheduled)
         if attrs.attempt > 1:
             between = [k for k in kills if sched_at < k < started]
             found.append(
@@ -68,10 +69,10 @@ def actions(events: Sequence[HistoryEvent], kills: Sequence[float]) -> list[Acti
             continue
         # Walk back from the completed workflow task over the failed attempts before it.
         i = index[completed_id] - 1
-        due = _time(events[i])
+        due = event_seconds(events[i])
         while i >= 0 and events[i].event_type in _RETRIED_TASK:
             if events[i].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-                due = _time(events[i])
+                due = event_seconds(events[i])
             i -= 1
         found.append(Action(started, due, sched_at, 1))
     return found
