@@ -33,6 +33,7 @@ from devcluster.versions import (
     HELM_VERSION,
     ISTIO_API_VERSION,
     KUBERNETES_VERSION,
+    KWOK_VERSION,
     TOXIPROXY_VERSION,
 )
 
@@ -114,7 +115,7 @@ def _friendly_errors(command: Callable[_P, _R]) -> Callable[_P, _R]:
 def build_command(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
-    """Build (once) and cache kube-apiserver, etcd, helm, Flux's two controllers and Toxiproxy.
+    """Build (once) and cache the Kubernetes control plane, etcd, kwok, helm, Flux and Toxiproxy.
 
     A compile shows the packages compiled out of those not yet in Go's build cache, the time
     elapsed and an estimate: live on a terminal, a line every few seconds in a log.
@@ -124,7 +125,10 @@ def build_command(
     started = time.monotonic()
     with step_display(console) as (step, detail):
         compiled = _compile_progress(step, detail)
-        step(f"kube-apiserver {KUBERNETES_VERSION} and etcd {ETCD_VERSION}")
+        step(
+            f"kube-apiserver, kube-controller-manager, kube-scheduler {KUBERNETES_VERSION}, "
+            f"etcd {ETCD_VERSION} and kwok {KWOK_VERSION}"
+        )
         binaries = build.ensure_binaries(step, output=detail, compiled=compiled, force=force)
         step(f"helm {HELM_VERSION}")
         helm = build.ensure_helm(step, output=detail, compiled=compiled, force=force)
@@ -133,8 +137,14 @@ def build_command(
         step(f"toxiproxy {TOXIPROXY_VERSION}")
         toxiproxy = build.ensure_toxiproxy(step, output=detail, compiled=compiled, force=force)
     console.print(f"[green]ready[/] in {time.monotonic() - started:.1f}s:")
-    console.print(f"  kube-apiserver        {binaries.kube_apiserver}", highlight=False)
-    console.print(f"  etcd                  {binaries.etcd}", highlight=False)
+    for name, path in (
+        ("kube-apiserver", binaries.kube_apiserver),
+        ("kube-controller-manager", binaries.kube_controller_manager),
+        ("kube-scheduler", binaries.kube_scheduler),
+        ("etcd", binaries.etcd),
+        ("kwok", binaries.kwok),
+    ):
+        console.print(f"  {name:<23} {path}", highlight=False, soft_wrap=True)
     console.print(f"  helm                  {helm}", highlight=False)
     for name, path in flux.items():
         console.print(f"  {name:<20}  {path}", highlight=False, soft_wrap=True)

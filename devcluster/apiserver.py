@@ -2,10 +2,10 @@
 
 What makes it worth running instead of a fake: RBAC authorization, the default admission
 chain, OpenAPI schema validation of CustomResources, optimistic concurrency (409 on a stale
-``resourceVersion``), server-side apply, and bound ServiceAccount tokens. What is absent on
-purpose: kubelets, the scheduler and the controller manager (no pods ever run; the data-plane
-simulator plays their part). Hence ``--endpoint-reconciler-type=none``: there is no network
-for the ``kubernetes`` Service endpoints to point into.
+``resourceVersion``), server-side apply, and bound ServiceAccount tokens. The controller
+manager, the scheduler and kwok's fake nodes run beside it (:mod:`devcluster.controllers`);
+no container ever runs. Hence ``--endpoint-reconciler-type=none``: there is no network for
+the ``kubernetes`` Service endpoints to point into.
 
 Every request made by a ServiceAccount is written to an audit log (JSON lines, level
 Metadata: who, verb, resource, subresource, answer; never a body) in ``logs/audit.log``.
@@ -41,10 +41,9 @@ rules:
 """
 
 
-#: Addresses for Services. Without a namespace controller (kube-controller-manager is not
-#: run yet) a deleted namespace keeps its Services, so a session of tests that creates
-#: three per canary filled a /24 ("failed to allocate a serviceIP: range is full");
-#: a /16 holds 65,534.
+#: Addresses for Services. A session of tests creates three per canary; before the namespace
+#: controller ran, deleted namespaces kept theirs and filled a /24 ("failed to allocate a
+#: serviceIP: range is full"); a /16 holds 65,534, and deleted namespaces now free theirs.
 SERVICE_CIDR = "10.0.0.0/16"
 SERVICE_CIDR_FLAG = f"--service-cluster-ip-range={SERVICE_CIDR}"
 

@@ -1,4 +1,4 @@
-"""Build kube-apiserver, etcd, helm, Flux and Toxiproxy from source through the module proxy, once.
+"""Build Kubernetes, etcd, kwok, helm, Flux and Toxiproxy from source through the module proxy.
 
 Why build instead of download: the Go module proxy is the one software source we can rely on
 for Kubernetes here, and a build from the tagged modules is exactly the released code.
@@ -7,7 +7,11 @@ for Kubernetes here, and a build from the tagged modules is exactly the released
 ``k8s.io/*`` staging module at a local ``./staging/src/...`` directory, which does not exist in
 the proxied copy. A small generated *wrapper module* fixes that with one ``replace`` line per
 staging module, mapping it to its published ``v0.x.y`` twin. The list is derived from the real
-``go.mod`` of the pinned release, so a version bump needs no hand-edited list. etcd gets its
+``go.mod`` of the pinned release, so a version bump needs no hand-edited list. One wrapper
+builds the three commands the cluster runs from that module: ``kube-apiserver``,
+``kube-controller-manager`` and ``kube-scheduler`` (they share most packages, so the second
+and third compile only what is theirs). kwok, the Kubernetes project's simulator of nodes
+and their pods, is a :class:`GoRelease` like Flux's controllers. etcd gets its
 own wrapper whose ``main.go`` calls ``etcdmain.Main``, as etcd's own ``main`` does. Helm (for
 the chart under ``deploy/helm/``) needs no fix: its wrapper only pins ``helm.sh/helm/v3``, and the
 version stamps of Helm's own Makefile are passed to the linker.
@@ -55,6 +59,7 @@ from devcluster.versions import (
     HELM_VERSION,
     KUBERNETES_STAGING_VERSION,
     KUBERNETES_VERSION,
+    KWOK_VERSION,
     MINIMUM_GO,
     TOXIPROXY_VERSION,
 )
@@ -110,10 +115,23 @@ class BuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class Binaries:
-    """Paths of the built server binaries."""
+    """Paths of the built binaries the cluster runs."""
 
     kube_apiserver: Path
     etcd: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kwok: Path
+
+    def all(self) -> tuple[Path, ...]:
+        """Every path, in build order."""
+        return (
+            self.kube_apiserver,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.etcd,
+            self.kwok,
+        )
 
 
 @dataclass(frozen=True)
@@ -186,9 +204,31 @@ TOXIPROXY = GoRelease(
 )
 
 
+#: kwok: plays the kubelet of a few fake nodes (their heartbeats, their pods' status).
+KWOK = GoRelease("kwok", "sigs.k8s.io/kwok", KWOK_VERSION, "sigs.k8s.io/kwok/cmd/kwok")
+
+#: The commands built from ``k8s.io/kubernetes``, in build order.
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def kubernetes_command_path(command: str) -> Path:
+    """Return where the pinned build of a ``k8s.io/kubernetes`` command is cached."""
+    return paths.kubernetes_bin_dir() / command
+
+
 def kube_apiserver_path() -> Path:
     """Return where the pinned ``kube-apiserver`` binary is cached."""
-    return paths.kubernetes_bin_dir() / "kube-apiserver"
+    return kubernetes_command_path("kube-apiserver")
+
+
+def _wanted_binaries() -> Binaries:
+    return Binaries(
+        kube_apiserver=kube_apiserver_path(),
+        etcd=etcd_path(),
+        kube_controller_manager=kubernetes_command_path("kube-controller-manager"),
+        kube_scheduler=kubernetes_command_path("kube-scheduler"),
+        kwok=KWOK.path,
+    )
 
 
 def etcd_path() -> Path:
@@ -202,9 +242,9 @@ def helm_path() -> Path:
 
 
 def cached_binaries() -> Binaries | None:
-    """Return the cached binaries if both are present, without building anything."""
-    binaries = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
-    if _is_executable(binaries.kube_apiserver) and _is_executable(binaries.etcd):
+    """Return the cached binaries if all are present, without building anything."""
+    binaries = _wanted_binaries()
+    if all(_is_executable(path) for path in binaries.all()):
         return binaries
     return None
 
@@ -226,21 +266,28 @@ def ensure_binaries(
         force: Rebuild even when a cached binary exists.
 
     Returns:
-        Paths of ``kube-apiserver`` and ``etcd``.
+        Paths of the Kubernetes commands, ``etcd`` and ``kwok``.
 
     Raises:
         BuildError: Go is missing or too old, or a ``go`` command failed.
     """
     report = _Reporter.of(progress, output, compiled)
-    wanted = Binaries(kube_apiserver=kube_apiserver_path(), etcd=etcd_path())
+    wanted = _wanted_binaries()
     if not force and cached_binaries() is not None:
         return wanted
     go = find_go()
     with _build_lock():
-        if force or not _is_executable(wanted.kube_apiserver):
-            build_kube_apiserver(go, report)
+        missing = [
+            command
+            for command in KUBERNETES_COMMANDS
+            if force or not _is_executable(kubernetes_command_path(command))
+        ]
+        if missing:
+            build_kubernetes(go, report, missing)
         if force or not _is_executable(wanted.etcd):
             build_etcd(go, report)
+        if force or not _is_executable(wanted.kwok):
+            build_release(go, KWOK, report)
     return wanted
 
 
@@ -357,8 +404,8 @@ def find_go() -> str:
     return go
 
 
-def build_kube_apiserver(go: str, report: _Reporter) -> Path:
-    """Build the pinned ``kube-apiserver`` into the cache and return its path.
+def build_kubernetes(go: str, report: _Reporter, commands: Sequence[str]) -> list[Path]:
+    """Build the pinned ``k8s.io/kubernetes`` commands into the cache; return their paths.
 
     Raises:
         BuildError: A ``go`` command failed.
@@ -377,26 +424,30 @@ def build_kube_apiserver(go: str, report: _Reporter) -> Path:
     (workdir / "go.mod").write_text(
         kubernetes_wrapper_gomod(staging, go_directive=parse_go_directive(upstream_gomod))
     )
+    imports = "".join(f'\t_ "k8s.io/kubernetes/cmd/{name}"\n' for name in KUBERNETES_COMMANDS)
     (workdir / "tools.go").write_text(
         "//go:build tools\n\n"
-        "// Package tools pins the kube-apiserver command so that 'go mod tidy' keeps it.\n"
+        "// Package tools pins the Kubernetes commands so that 'go mod tidy' keeps them.\n"
         "package tools\n\n"
-        'import _ "k8s.io/kubernetes/cmd/kube-apiserver"\n'
+        f"import (\n{imports})\n"
     )
     report.step(f"Resolving dependencies of {module} ({len(staging)} staging modules)")
     _go(go, ["mod", "tidy"], workdir, log, report)
-    target = kube_apiserver_path()
-    _go_build(
-        go,
-        target,
-        "k8s.io/kubernetes/cmd/kube-apiserver",
-        workdir,
-        log,
-        report,
-        what=f"kube-apiserver {KUBERNETES_VERSION}",
-        ldflags=_kubernetes_version_ldflags(),
-    )
-    return target
+    built = []
+    for command in commands:
+        target = kubernetes_command_path(command)
+        _go_build(
+            go,
+            target,
+            f"k8s.io/kubernetes/cmd/{command}",
+            workdir,
+            log,
+            report,
+            what=f"{command} {KUBERNETES_VERSION}",
+            ldflags=_kubernetes_version_ldflags(),
+        )
+        built.append(target)
+    return built
 
 
 def build_etcd(go: str, report: _Reporter) -> Path:

@@ -1,7 +1,9 @@
 """One object that brings the whole local cluster up, reports on it, and takes it down.
 
-Parts, in start order: etcd, kube-apiserver, Istio's CRDs, the data-plane simulator (when
-``devcluster/dataplane_sim.py`` exists), Prometheus and the Temporal dev server; with GitOps
+Parts, in start order: etcd, kube-apiserver, Istio's CRDs, kube-controller-manager,
+kube-scheduler and kwok with its fake nodes (see :mod:`devcluster.controllers`), the data-plane
+simulator of traffic and Istio metrics (when ``devcluster/dataplane_sim`` exists), Prometheus
+and the Temporal dev server; with GitOps
 on (``up(gitops=True)``, ``autopilot dev up --gitops``), also Flux's CRDs, its
 source-controller and its kustomize-controller (see :mod:`devcluster.flux`). Prometheus,
 Temporal and Flux's controllers are started as soon as what they need is there and awaited
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import shutil
 import signal
@@ -28,8 +31,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from devcluster import apiserver, crds, etcd, flux, paths, prometheus, temporal
-from devcluster.build import BuildError, ensure_binaries, ensure_flux
+from devcluster import apiserver, controllers, crds, etcd, flux, paths, prometheus, temporal
+from devcluster.build import Binaries, BuildError, ensure_binaries, ensure_flux
 from devcluster.kubeconfig import admin_kubeconfig, api_client_from_kubeconfig, write_kubeconfig
 from devcluster.pki import Pki, ensure_pki
 from devcluster.process import (
@@ -48,6 +51,9 @@ from devcluster.versions import ISTIO_API_VERSION
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
 ISTIO_CRDS = "istio-crds"
+CONTROLLER_MANAGER = controllers.CONTROLLER_MANAGER
+SCHEDULER = controllers.SCHEDULER
+KWOK = controllers.KWOK_PART
 SIM = "dataplane-sim"
 PROMETHEUS = "prometheus"
 TEMPORAL = "temporal"
@@ -58,6 +64,9 @@ PARTS = (
     ETCD,
     APISERVER,
     ISTIO_CRDS,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    KWOK,
     SIM,
     PROMETHEUS,
     TEMPORAL,
@@ -79,6 +88,9 @@ SIM_STARTUP_TIMEOUT = 60.0
 _PORTS_OF = {
     ETCD: ("etcd", "etcd_peer"),
     APISERVER: ("apiserver",),
+    CONTROLLER_MANAGER: ("controller_manager",),
+    SCHEDULER: ("scheduler",),
+    KWOK: ("kwok",),
     SIM: ("sim",),
     PROMETHEUS: ("prometheus",),
     TEMPORAL: ("temporal", "temporal_ui"),
@@ -88,10 +100,14 @@ _PORTS_OF = {
 
 #: Ports that no client is configured with, so a remembered one that another program took
 #: while its part was stopped is replaced by a free one: only the API server connects to
-#: etcd, and source-controller advertises its artifact address afresh each time it starts.
+#: etcd, source-controller advertises its artifact address afresh each time it starts, and
+#: the control plane's and kwok's ports serve only their health.
 _UNPINNED_PORTS = (
     "etcd",
     "etcd_peer",
+    "controller_manager",
+    "scheduler",
+    "kwok",
     *_PORTS_OF[SOURCE_CONTROLLER],
     *_PORTS_OF[KUSTOMIZE_CONTROLLER],
 )
@@ -101,6 +117,9 @@ _STATE_ENTRIES = (
     "etcd",
     "pki",
     "apiserver",
+    "controller-manager",
+    "scheduler",
+    "kwok",
     "prometheus",
     "logs",
     "temporal.db",
@@ -311,6 +330,17 @@ class DevCluster:
                 lambda _port: api_ok,
             ),
             self._crd_status(api_ok),
+            *(
+                self._process_status(name, address, functools.partial(_part_healthy, name))
+                for name, address in (
+                    (
+                        CONTROLLER_MANAGER,
+                        f"https://127.0.0.1:{ports['controller_manager']}/healthz",
+                    ),
+                    (SCHEDULER, f"https://127.0.0.1:{ports['scheduler']}/healthz"),
+                    (KWOK, f"{controllers.NODE_COUNT} nodes, http://127.0.0.1:{ports['kwok']}"),
+                )
+            ),
             self._sim_status(),
             self._process_status(PROMETHEUS, prometheus.url(ports["prometheus"]), prometheus.ready),
             self._process_status(
@@ -372,7 +402,7 @@ class DevCluster:
             )
             if (recorded is None or not recorded.alive()) and wanted:
                 self._check_ports_free(name)
-        self._progress("Checking binaries (kube-apiserver, etcd)")
+        self._progress("Checking binaries (the Kubernetes control plane, etcd, kwok)")
         binaries = ensure_binaries(self._progress, output=self._output)
         pki = ensure_pki(self.state_dir / "pki")
         ports = self._state.ports
@@ -437,6 +467,8 @@ class DevCluster:
                 self._state.crds_version = crds.CRDS_VERSION
                 self._state.save(self.state_file)
 
+        control_plane = self._start_control_plane(binaries, pki)
+
         if sim_available():
             self._start_unless_running(
                 SIM,
@@ -458,9 +490,54 @@ class DevCluster:
         if temporal_proc is not None:
             self._progress("Waiting for Temporal")
             temporal.wait_temporal(temporal_proc, ports["temporal"], ports["temporal_ui"])
+        for process in control_plane:
+            self._progress(f"Waiting for {process.name}")
+            wait_until_ready(
+                process,
+                functools.partial(_part_healthy, process.name, ports[_PORTS_OF[process.name][0]]),
+                timeout=controllers.STARTUP_TIMEOUT,
+                what=process.name,
+            )
         for process in flux_procs:
             self._progress(f"Waiting for {process.name}")
             flux.wait_ready(process, ports[_PORTS_OF[process.name][0]])
+
+    def _start_control_plane(self, binaries: Binaries, pki: Pki) -> list[ManagedProcess]:
+        """Start the controller manager, the scheduler and kwok (unless running) and make
+        sure kwok's nodes exist; return the processes started now, to be awaited."""
+        ports = self._state.ports
+        kubeconfig = self.kubeconfig_path
+        started = [
+            self._start_unless_running(
+                CONTROLLER_MANAGER,
+                lambda: controllers.start_controller_manager(
+                    binaries.kube_controller_manager,
+                    self.state_dir,
+                    kubeconfig,
+                    pki,
+                    port=ports["controller_manager"],
+                ),
+            ),
+            self._start_unless_running(
+                SCHEDULER,
+                lambda: controllers.start_scheduler(
+                    binaries.kube_scheduler, self.state_dir, kubeconfig, port=ports["scheduler"]
+                ),
+            ),
+            self._start_unless_running(
+                KWOK,
+                lambda: controllers.start_kwok(
+                    binaries.kwok,
+                    self.state_dir,
+                    kubeconfig,
+                    controllers.write_kwok_config(self.state_dir),
+                    port=ports["kwok"],
+                ),
+            ),
+        ]
+        with contextlib.closing(self.admin_api_client()) as api:
+            controllers.ensure_nodes(api)
+        return [process for process in started if process is not None]
 
     def _start_flux(self) -> list[ManagedProcess]:
         """Install Flux's CRDs and start its two controllers (unless running); return both."""
@@ -695,6 +772,11 @@ def sim_available() -> bool:
     return (here / "dataplane_sim.py").is_file() or (
         here / "dataplane_sim" / "__main__.py"
     ).is_file()
+
+
+def _part_healthy(name: str, port: int) -> bool:
+    """Whether the controller manager, the scheduler or kwok answers its health check."""
+    return controllers.kwok_healthy(port) if name == KWOK else controllers.healthy(port)
 
 
 def _sim_ready(port: int) -> bool:

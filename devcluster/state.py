@@ -24,6 +24,9 @@ class Ports:
         etcd: etcd client port (default: any free port).
         etcd_peer: etcd peer port (default: any free port).
         apiserver: kube-apiserver HTTPS port.
+        controller_manager, scheduler: kube-controller-manager's and kube-scheduler's
+            health (HTTPS, default: any free port).
+        kwok: kwok's health (default: any free port).
         temporal: Temporal frontend gRPC port.
         temporal_ui: Temporal Web UI port.
         prometheus: Prometheus HTTP port.
@@ -37,6 +40,9 @@ class Ports:
     etcd: int | None = None
     etcd_peer: int | None = None
     apiserver: int | None = None
+    controller_manager: int | None = None
+    scheduler: int | None = None
+    kwok: int | None = None
     temporal: int | None = None
     temporal_ui: int | None = None
     prometheus: int | None = None
@@ -74,6 +80,9 @@ DEFAULT_PORTS: dict[str, int] = {
     "etcd": 0,
     "etcd_peer": 0,
     "apiserver": 6443,
+    "controller_manager": 0,
+    "scheduler": 0,
+    "kwok": 0,
     "temporal": 7233,
     "temporal_ui": 8233,
     "prometheus": 9090,

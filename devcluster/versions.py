@@ -21,6 +21,10 @@ strings) never serves a stale build. Each pin is chosen to match something else 
   1.27. Both build against ``k8s.io/client-go v0.36``, one minor below the API server, which
   Kubernetes' version-skew policy allows; ``kustomize-controller v1.9.6`` is built against
   the ``source-controller/api v1.9.x`` types, so the two agree on ``GitRepository``.
+* kwok ``v0.8.0`` (``sigs.k8s.io/kwok``, the Kubernetes project's simulator of nodes and
+  pods) is the newest release the Go module proxy serves; it builds with Go 1.26 against
+  ``k8s.io/client-go v0.36``, one minor below the API server, which the skew policy allows.
+  kube-controller-manager and kube-scheduler are built from ``KUBERNETES_VERSION`` itself.
 * Toxiproxy ``v2.5.0`` (``github.com/Shopify/toxiproxy/v2``, for the fault-injection tests)
   is the newest release the Go module proxy serves; its HTTP API (proxies, and the latency,
   ``reset_peer``, ``timeout`` and ``bandwidth`` toxics) is the one later releases keep.
@@ -57,6 +61,9 @@ FLUX_SOURCE_CONTROLLER_VERSION = "v1.9.3"
 
 #: Flux's ``kustomize-controller`` release (``github.com/fluxcd/kustomize-controller`` version).
 FLUX_KUSTOMIZE_CONTROLLER_VERSION = "v1.9.6"
+
+#: kwok release (``sigs.k8s.io/kwok`` module version): fake nodes and their pods' status.
+KWOK_VERSION = "v0.8.0"
 
 #: Toxiproxy release (``github.com/Shopify/toxiproxy/v2`` module version), for the fault tests.
 TOXIPROXY_VERSION = "v2.5.0"

@@ -1,4 +1,4 @@
-"""Tests of the SIMULATED data plane (kubelet + Envoy stand-in) in ``devcluster.dataplane_sim``.
+"""Tests of the SIMULATED data plane (the Envoy stand-in) in ``devcluster.dataplane_sim``.
 
 The unit tests feed plain JSON objects, shaped as the API server returns them, to the pure
 parts. The ``cluster`` test runs the simulator against the real dev cluster and reads its
@@ -29,12 +29,6 @@ from devcluster.dataplane_sim import annotations as ann
 from devcluster.dataplane_sim.__main__ import build_parser, main
 from devcluster.dataplane_sim.allocation import Apportioner
 from devcluster.dataplane_sim.authz import RequestAttributes, decide
-from devcluster.dataplane_sim.kubelet import (
-    Rollout,
-    RolloutTracker,
-    desired_status,
-    status_differs,
-)
 from devcluster.dataplane_sim.latency import (
     ISTIO_DURATION_BUCKETS_MS,
     LatencyModel,
@@ -58,7 +52,6 @@ from devcluster.dataplane_sim.traffic import (
 from tests.fixtures.cluster import fresh_namespace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "dataplane-sim.md"
-WALL = "2030-01-01T00:00:00Z"
 
 # ---------------------------------------------------------------------------------------------
 # Builders of API-shaped objects
@@ -310,7 +303,7 @@ def test_error_rate_accepts_a_fraction_or_a_percentage() -> None:
 def test_an_unparsable_annotation_falls_back_to_the_default_and_says_why() -> None:
     problems: list[str] = []
     behaviour = ann.workload_behaviour(
-        deployment("x", annotations={"sim.autopilot.dev/error-rate": "lots"}), 1.0, problems
+        deployment("x", annotations={"sim.autopilot.dev/error-rate": "lots"}), problems
     )
     assert behaviour.error_rate == 0.0
     assert problems == ["sim.autopilot.dev/error-rate: 'lots' is not a number; using 0.0"]
@@ -325,16 +318,13 @@ def test_the_deployments_own_annotation_wins_over_its_pod_template() -> None:
                 "sim.autopilot.dev/latency-ms": "20",
                 "sim.autopilot.dev/error-rate": "10%",
                 "sim.autopilot.dev/error-code": "503",
-                "sim.autopilot.dev/ready-delay": "never",
             },
         ),
-        1.0,
         [],
     )
     assert behaviour.latency.mean == pytest.approx(80)
     assert behaviour.error_rate == pytest.approx(0.1)
     assert behaviour.error_code == 503
-    assert behaviour.ready_delay is None
 
 
 def test_a_virtual_service_can_set_its_rate_client_and_path() -> None:
@@ -370,9 +360,9 @@ def test_the_command_line_takes_the_documented_options() -> None:
         ["--kubeconfig", "k", "--metrics-port", "9", "--rate", "5", "--namespace", "demo"]
     )
     assert (args.kubeconfig, args.metrics_port, args.rate, args.tick) == ("k", 9, 5.0, 1.0)
-    assert (args.ready_delay, args.namespace) == (1.0, "demo")
+    assert args.namespace == "demo"
     text = DOCS.read_text()
-    for option in ["--kubeconfig", "--metrics-port", "--rate", "--tick", "--ready-delay"]:
+    for option in ["--kubeconfig", "--metrics-port", "--rate", "--tick", "--namespace"]:
         assert option in text
 
 
@@ -504,146 +494,6 @@ def test_conditions_the_synthetic_request_cannot_meet_never_match() -> None:
     assert not allowed([policy("jwt", "shop", "ALLOW", None, needs_jwt)])
     not_admin = [{"to": [{"operation": {"notPaths": ["/admin*"], "methods": ["GET"]}}]}]
     assert allowed([policy("paths", "shop", "ALLOW", None, not_admin)])
-
-
-# ---------------------------------------------------------------------------------------------
-# Kubelet: Deployment status
-# ---------------------------------------------------------------------------------------------
-
-
-def applied(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-    """What the API server would return after the status write (zeros dropped)."""
-    stored = {k: v for k, v in status.items() if v != 0}
-    return {**body, "status": stored}
-
-
-def rollout_status(body: dict[str, Any], status: dict[str, Any]) -> str:
-    """What ``kubectl rollout status`` concludes from a Deployment status (its own logic)."""
-    spec_replicas = body["spec"]["replicas"]
-    updated, replicas = status.get("updatedReplicas", 0), status.get("replicas", 0)
-    if status.get("observedGeneration", 0) < body["metadata"]["generation"]:
-        return "waiting for the spec update to be observed"
-    if updated < spec_replicas:
-        return f"{updated} of {spec_replicas} new replicas updated"
-    if replicas > updated:
-        return f"{replicas - updated} old replicas pending termination"
-    if status.get("availableReplicas", 0) < updated:
-        return f"{status.get('availableReplicas', 0)} of {updated} updated replicas available"
-    return "successfully rolled out"
-
-
-def test_a_new_deployment_progresses_until_its_ready_delay_then_is_available() -> None:
-    body = deployment("web", replicas=3)
-    tracker = RolloutTracker()
-    rollout = tracker.observe(body, now=0.0)
-    pending = desired_status(body, rollout, now=0.0, ready_delay=2.0, wall_time=WALL)
-    assert pending["observedGeneration"] == 1
-    assert rollout_status(body, pending) == "0 of 3 updated replicas available"
-    conditions = {c["type"]: c for c in pending["conditions"]}
-    assert conditions["Available"]["status"] == "False"
-    assert conditions["Progressing"]["reason"] == "ReplicaSetUpdated"
-
-    body = applied(body, pending)
-    still = desired_status(body, tracker.observe(body, 1.0), 1.0, 2.0, WALL)
-    assert not status_differs(body["status"], still)  # nothing new to say before the delay
-    done = desired_status(body, tracker.observe(body, 2.0), 2.0, 2.0, WALL)
-    assert rollout_status(body, done) == "successfully rolled out"
-    assert {k: done[k] for k in ("replicas", "updatedReplicas", "readyReplicas")} == {
-        "replicas": 3,
-        "updatedReplicas": 3,
-        "readyReplicas": 3,
-    }
-    assert done["availableReplicas"] == 3 and done["unavailableReplicas"] == 0
-    conditions = {c["type"]: c for c in done["conditions"]}
-    assert conditions["Available"]["reason"] == "MinimumReplicasAvailable"
-    assert conditions["Progressing"]["reason"] == "NewReplicaSetAvailable"
-    assert re.fullmatch(
-        r'ReplicaSet "web-[0-9a-f]{10}" has successfully progressed\.',
-        conditions["Progressing"]["message"],
-    )
-
-
-def test_a_status_already_written_is_not_written_again() -> None:
-    body = deployment("web")
-    tracker = RolloutTracker()
-    status = desired_status(body, tracker.observe(body, 0.0), 0.0, 0.0, WALL)
-    body = applied(body, status)
-    again = desired_status(body, tracker.observe(body, 5.0), 5.0, 0.0, "2031-01-01T00:00:00Z")
-    assert not status_differs(body["status"], again)
-    # a fresh simulator (no memory) agrees, and keeps the original timestamps
-    fresh = desired_status(body, RolloutTracker().observe(body, 0.0), 0.0, 9.0, WALL)
-    assert not status_differs(body["status"], fresh)
-    assert fresh["conditions"] == status["conditions"]
-
-
-def test_a_deployment_scaled_to_zero_reports_zeros_at_once() -> None:
-    body = deployment("web", replicas=0)
-    status = desired_status(body, Rollout(1, 0.0), 0.0, None, WALL)
-    counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
-    assert [status[k] for k in counts] == [0, 0, 0, 0]
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {
-        "Available": "True",
-        "Progressing": "True",
-    }
-
-
-def test_during_a_rollout_the_old_pods_keep_serving_until_the_new_ones_are_ready() -> None:
-    body = deployment("web", replicas=4)
-    status = desired_status(body, Rollout(1, 0.0), 0.0, 0.0, WALL)
-    body = applied(body, status)
-    body["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
-    body["metadata"]["generation"] = 2
-    rolling = desired_status(body, Rollout(2, 10.0), 10.5, 1.0, WALL)
-    assert rolling["readyReplicas"] == 4
-    assert rollout_status(body, rolling) == "4 old replicas pending termination"
-    progressing = {c["type"]: c for c in rolling["conditions"]}["Progressing"]
-    assert progressing["reason"] == "ReplicaSetUpdated"
-    body = applied(body, rolling)
-    assert not status_differs(
-        body["status"], desired_status(body, Rollout(2, 10.0), 10.7, 1.0, WALL)
-    )
-    finished = desired_status(body, Rollout(2, 10.0), 11.0, 1.0, WALL)
-    assert rollout_status(body, finished) == "successfully rolled out"
-    assert finished["readyReplicas"] == 4
-
-
-def test_a_recreate_rollout_has_no_ready_pods_until_the_new_ones_are_ready() -> None:
-    body = deployment("web", replicas=2)
-    body["spec"]["strategy"] = {"type": "Recreate"}
-    body = applied(body, desired_status(body, Rollout(1, 0.0), 0.0, 0.0, WALL))
-    body["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:2"
-    body["metadata"]["generation"] = 2
-    status = desired_status(body, Rollout(2, 1.0), 1.0, 5.0, WALL)
-    assert status["readyReplicas"] == 0
-    assert {c["type"]: c["status"] for c in status["conditions"]}["Available"] == "False"
-
-
-def test_scaling_up_keeps_the_ready_pods_and_adds_the_new_ones_after_the_delay() -> None:
-    body = deployment("web", replicas=2)
-    body = applied(body, desired_status(body, Rollout(1, 0.0), 0.0, 0.0, WALL))
-    body["spec"]["replicas"] = 5
-    body["metadata"]["generation"] = 2
-    status = desired_status(body, Rollout(2, 3.0), 3.0, 1.0, WALL)
-    assert rollout_status(body, status) == "2 of 5 updated replicas available"
-    status = desired_status(applied(body, status), Rollout(2, 3.0), 4.0, 1.0, WALL)
-    assert rollout_status(body, status) == "successfully rolled out"
-
-
-def test_a_deployment_that_never_becomes_ready_exceeds_its_progress_deadline() -> None:
-    body = deployment("web")
-    body["spec"]["progressDeadlineSeconds"] = 30
-    status = desired_status(body, Rollout(1, 0.0), 31.0, None, WALL)
-    progressing = {c["type"]: c for c in status["conditions"]}["Progressing"]
-    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
-
-
-def test_scaling_down_a_ready_deployment_completes_at_once() -> None:
-    body = deployment("web", replicas=4)
-    body = applied(body, desired_status(body, Rollout(1, 0.0), 0.0, 0.0, WALL))
-    body["spec"]["replicas"] = 2
-    body["metadata"]["generation"] = 2
-    status = desired_status(body, Rollout(2, 5.0), 5.0, 60.0, WALL)
-    assert (status["readyReplicas"], status["updatedReplicas"]) == (2, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1048,7 +898,7 @@ def test_a_deny_policy_applied_to_the_cluster_turns_the_canarys_requests_into_40
     kube_api: Any, kubeconfig_path: Path, namespace: str
 ) -> None:
     kubectl(kubeconfig_path, "apply", "-n", namespace, "-f", "-", stdin=PODINFO_MANIFESTS)
-    sim = DataPlaneSimulator(kube_api, SimConfig(namespace=namespace, ready_delay=0.0))
+    sim = DataPlaneSimulator(kube_api, SimConfig(namespace=namespace))
     sim.tick()
     for name in ("podinfo-stable", "podinfo-canary"):
         kubectl(kubeconfig_path, "rollout", "status", f"deployment/{name}", "-n", namespace)
@@ -1066,11 +916,11 @@ def test_a_deny_policy_applied_to_the_cluster_turns_the_canarys_requests_into_40
 def test_a_deleted_namespace_stops_sending_traffic_and_getting_status(
     kube_api: Any, kubeconfig_path: Path
 ) -> None:
-    # Without a namespace controller a deleted namespace stays Terminating with its objects:
-    # a long test run must not keep simulating every earlier test's workloads.
+    # The namespace controller takes a while to empty a deleted namespace: a long test run
+    # must not meanwhile keep simulating every earlier test's workloads.
     with fresh_namespace(kube_api) as doomed:
         kubectl(kubeconfig_path, "apply", "-n", doomed, "-f", "-", stdin=PODINFO_MANIFESTS)
-        sim = DataPlaneSimulator(kube_api, SimConfig(namespace=doomed, ready_delay=0.0))
+        sim = DataPlaneSimulator(kube_api, SimConfig(namespace=doomed))
         before = sim.tick()
         assert (before.deployments, before.virtual_services) == (2, 1)
         assert before.requests == 10

@@ -1,8 +1,8 @@
-"""A SIMULATED data plane for the dev cluster: kubelets and Envoy sidecars, played in Python.
+"""A SIMULATED data plane for the dev cluster: Envoy sidecars and their traffic, played in Python.
 
-The dev cluster has a real API server, real Istio CRDs and a real Prometheus, but no nodes,
-pods or Envoy. This package fills that gap for tests and demos: it marks Deployments ready
-and exports Istio's standard request metrics that follow the live VirtualService weights,
+The dev cluster has a real control plane, real Istio CRDs, a real Prometheus and kwok's fake
+nodes, but no container and no Envoy. This package fills that gap for tests and demos: it
+exports Istio's standard request metrics that follow the live VirtualService weights,
 DestinationRule subsets and AuthorizationPolicies. Nothing here is a real proxy; every metric
 family says so through ``autopilot_sim_info``. See ``docs/dataplane-sim.md``.
 

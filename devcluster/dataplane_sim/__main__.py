@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
     parser = argparse.ArgumentParser(
         prog="python -m devcluster.dataplane_sim",
-        description="SIMULATED kubelet + Envoy for the Autopilot dev cluster: marks Deployments "
-        "ready and serves Istio-style request metrics for Prometheus to scrape.",
+        description="SIMULATED Envoy for the Autopilot dev cluster: sends requests along the "
+        "live routes and serves Istio-style request metrics for Prometheus to scrape.",
     )
     parser.add_argument("--kubeconfig", required=True, help="kubeconfig of the dev cluster")
     parser.add_argument(
@@ -36,18 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tick", type=float, default=1.0, help="seconds per tick, simulated and wall (default 1)"
     )
-    parser.add_argument(
-        "--ready-delay",
-        type=float,
-        default=1.0,
-        help="simulated seconds until a Deployment generation is ready (default 1)",
-    )
     parser.add_argument("--namespace", default=None, help="only this namespace (default: all)")
-    parser.add_argument(
-        "--no-kubelet",
-        action="store_true",
-        help="do not write Deployment status (another simulator or controller does)",
-    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -61,10 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_config = SimConfig(
         rate=args.rate,
         tick=args.tick,
-        ready_delay=args.ready_delay,
         namespace=args.namespace,
         metrics_port=args.metrics_port,
-        manage_deployments=not args.no_kubelet,
     )
     try:
         simulator = DataPlaneSimulator.from_kubeconfig(args.kubeconfig, sim_config)

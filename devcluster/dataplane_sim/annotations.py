@@ -175,9 +175,10 @@ LATENCY_P99_MS: Final[Annotation[float | None]] = Annotation(
 READY_DELAY: Final = Annotation(
     key=PREFIX + "ready-delay",
     applies_to=DEPLOYMENT,
-    default="--ready-delay (1s)",
-    description="Simulated seconds from first seeing a Deployment generation until it is "
-    "ready; `never` keeps it progressing until its progress deadline passes.",
+    default="0 (at once)",
+    description="On the pod template, read by kwok (not by the simulator): seconds (`2.5` or "
+    "`2.5s`) from a pod's scheduling until it is Ready; `never` keeps it Pending, so the "
+    "Deployment progresses until its progress deadline passes.",
     parse=parse_ready_delay,
 )
 RATE: Final = Annotation(
@@ -267,13 +268,11 @@ class WorkloadBehaviour:
         error_rate: Fraction of requests answered with ``error_code``.
         error_code: HTTP status of the failed requests.
         latency: Request duration distribution.
-        ready_delay: Seconds until a new generation is ready, ``None`` for never.
     """
 
     error_rate: float
     error_code: int
     latency: LatencyModel
-    ready_delay: float | None
 
 
 @dataclass(frozen=True)
@@ -308,14 +307,11 @@ def deployment_annotation_sources(deployment: Mapping[str, Any]) -> list[Mapping
     return [_annotations(deployment), _annotations(template)]
 
 
-def workload_behaviour(
-    deployment: Mapping[str, Any], default_ready_delay: float, problems: list[str]
-) -> WorkloadBehaviour:
+def workload_behaviour(deployment: Mapping[str, Any], problems: list[str]) -> WorkloadBehaviour:
     """Read a Deployment's simulated behaviour.
 
     Args:
         deployment: The Deployment as a JSON mapping.
-        default_ready_delay: The simulator-wide ready delay in seconds.
         problems: Receives a message for every annotation that does not parse.
 
     Returns:
@@ -331,7 +327,6 @@ def workload_behaviour(
         error_rate=read(sources, ERROR_RATE, 0.0, problems),
         error_code=read(sources, ERROR_CODE, 500, problems),
         latency=latency,
-        ready_delay=read(sources, READY_DELAY, default_ready_delay, problems),
     )
 
 

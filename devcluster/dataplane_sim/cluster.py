@@ -1,4 +1,4 @@
-"""Reads the objects the simulator needs from the API server and writes Deployment status.
+"""Reads the objects the simulator needs from the API server (it writes nothing).
 
 Why a cheap list per tick instead of a watch cache: a tick needs a consistent view of five
 kinds, and five list calls are one round trip each, cost linear in the number of objects and
@@ -6,11 +6,9 @@ cannot drift from the server the way a cache with a missed event can. Responses 
 plain JSON (``_preload_content=False``), skipping the client's model classes, which are the
 slow part of a list.
 
-A namespace being deleted counts as empty: the dev cluster runs no namespace controller, so
-the objects of a deleted namespace would otherwise stay, and a long test run (hundreds of
-short-lived namespaces) would make every tick simulate the traffic of every test before it.
-Ignoring them is what the cluster would look like seconds after a real namespace controller
-had deleted their contents.
+A namespace being deleted counts as empty at once: the namespace controller empties it, but
+that takes a while, and a long test run (hundreds of short-lived namespaces) would meanwhile
+make every tick simulate the traffic of the tests before it.
 
 Istio kinds (and Gateway API HTTPRoutes) are read at ``v1`` and fall back to ``v1beta1`` when
 the API server does not serve ``v1``; a kind whose CRD is not installed reads as empty (and is
@@ -28,14 +26,9 @@ from typing import Any, Final
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devcluster.dataplane_sim.routing import object_key
-
 log = logging.getLogger(__name__)
 
 JsonObject = Mapping[str, Any]
-
-#: Field manager recorded in ``managedFields`` for status writes.
-FIELD_MANAGER: Final = "autopilot-dataplane-sim"
 
 _REQUEST_TIMEOUT: Final = 10.0
 
@@ -76,7 +69,7 @@ def _items(response: Any) -> list[JsonObject]:
 
 
 class ClusterAccess:
-    """Lists the simulator's inputs and patches Deployment status, optionally in one namespace."""
+    """Lists the simulator's inputs, optionally in one namespace."""
 
     def __init__(self, api_client: client.ApiClient, namespace: str | None = None) -> None:
         """Wrap an API client.
@@ -191,33 +184,3 @@ class ClusterAccess:
             ),
             http_routes=self._list_istio(HTTP_ROUTES),
         )
-
-    def write_status(self, deployment: JsonObject, status: Mapping[str, Any]) -> bool:
-        """Merge-patch a Deployment's status, conditional on its resourceVersion.
-
-        Args:
-            deployment: The Deployment as listed (its resourceVersion is the precondition).
-            status: The complete status to write.
-
-        Returns:
-            ``True`` if written; ``False`` if the Deployment changed or vanished meanwhile
-            (the next tick recomputes from fresh data).
-        """
-        namespace, name = object_key(deployment)
-        resource_version = (deployment.get("metadata") or {}).get("resourceVersion")
-        body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
-        try:
-            self._apps.patch_namespaced_deployment_status(
-                name,
-                namespace,
-                body,
-                field_manager=FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
-                _request_timeout=_REQUEST_TIMEOUT,
-            )
-        except ApiException as error:
-            if error.status in (404, 409):
-                return False
-            raise
-        return True

@@ -55,7 +55,6 @@ class TickStats:
     last_tick_seconds: float = 0.0
     virtual_services: int = 0
     deployments: int = 0
-    status_writes: int = 0
     errors: int = 0
 
 
@@ -145,7 +144,7 @@ class IstioMetricStore(Collector):
         info = GaugeMetricFamily(
             SIM_INFO,
             "Always 1: these Istio metrics come from the Autopilot data-plane SIMULATOR, "
-            "not from Envoy; Deployment status comes from its simulated kubelet.",
+            "not from Envoy.",
             labels=["simulated", "component", "version"],
         )
         info.add_metric(["true", "dataplane-sim", self.version], 1)
@@ -164,12 +163,6 @@ class IstioMetricStore(Collector):
             "autopilot_sim_virtual_services", "VirtualServices in scope.", stats.virtual_services
         )
         yield _scalar("autopilot_sim_deployments", "Deployments in scope.", stats.deployments)
-        yield _scalar(
-            "autopilot_sim_status_writes",
-            "Deployment status writes.",
-            stats.status_writes,
-            counter=True,
-        )
         yield _scalar("autopilot_sim_tick_errors", "Failed ticks.", stats.errors, counter=True)
 
         requests = CounterMetricFamily(

@@ -1,13 +1,13 @@
-"""The data-plane SIMULATOR: a stand-in for kubelets and Envoy sidecars on the dev cluster.
+"""The data-plane SIMULATOR: a stand-in for Envoy sidecars on the dev cluster.
 
-Why: the dev cluster is a real API server with Istio's real CRDs but no nodes, so nothing
-would ever mark a Deployment ready or produce the Istio metrics that canary analysis reads.
-:class:`DataPlaneSimulator` does both, one *tick* at a time:
+Why: the dev cluster runs the real control plane and kwok's fake nodes, but no container
+and no Envoy, so nothing would produce the Istio metrics that canary analysis reads.
+:class:`DataPlaneSimulator` does, one *tick* at a time:
 
 1. list VirtualServices, DestinationRules, AuthorizationPolicies, Services, Deployments and
    Gateway API HTTPRoutes (read as VirtualServices, :mod:`~devcluster.dataplane_sim.httproutes`);
-2. write each Deployment's status as the deployment controller would once its pods are ready
-   (:mod:`~devcluster.dataplane_sim.kubelet`), only when it differs;
+2. read each Deployment's ready replicas from the status the real deployment controller
+   writes (a Deployment without ready replicas answers 503);
 3. generate ``rate x tick`` requests per VirtualService (or HTTPRoute) along its live weights
    (:mod:`~devcluster.dataplane_sim.traffic`) and add them to the exported counters.
 
@@ -21,22 +21,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 from wsgiref.simple_server import WSGIServer
 
 from kubernetes import client, config
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from devcluster.dataplane_sim import annotations as ann
 from devcluster.dataplane_sim.authz import DEFAULT_ROOT_NAMESPACE
 from devcluster.dataplane_sim.cluster import ClusterAccess
 from devcluster.dataplane_sim.httproutes import as_virtual_services
-from devcluster.dataplane_sim.kubelet import RolloutTracker, desired_status, status_differs
 from devcluster.dataplane_sim.metrics import IstioMetricStore, new_registry
 from devcluster.dataplane_sim.routing import DEFAULT_CLUSTER_DOMAIN, MeshIndex, object_key
 from devcluster.dataplane_sim.traffic import TrafficGenerator, TrafficSettings
@@ -57,23 +53,18 @@ class SimConfig:
     Attributes:
         rate: Requests per second per VirtualService (``sim.autopilot.dev/rate`` overrides).
         tick: Simulated seconds per tick, and wall seconds between background ticks.
-        ready_delay: Seconds until a new Deployment generation is ready
-            (``sim.autopilot.dev/ready-delay`` overrides).
         namespace: Only this namespace, or ``None`` for all namespaces.
         metrics_host: Address of the ``/metrics`` listener (loopback by default).
         metrics_port: Port of the ``/metrics`` listener; 0 picks a free one.
-        manage_deployments: Whether to write Deployment status (the kubelet part).
         cluster_domain: Kubernetes cluster domain.
         root_namespace: Istio root namespace (its AuthorizationPolicies apply everywhere).
     """
 
     rate: float = 10.0
     tick: float = 1.0
-    ready_delay: float = 1.0
     namespace: str | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
-    manage_deployments: bool = True
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
 
@@ -81,8 +72,8 @@ class SimConfig:
         """Refuse settings that cannot work."""
         if self.tick <= 0:
             raise ValueError("tick must be greater than 0 seconds")
-        if self.rate < 0 or self.ready_delay < 0:
-            raise ValueError("rate and ready_delay must not be negative")
+        if self.rate < 0:
+            raise ValueError("rate must not be negative")
 
 
 @dataclass(frozen=True)
@@ -93,7 +84,6 @@ class TickReport:
         simulated_time: Simulated time at the start of the tick.
         virtual_services: VirtualServices seen.
         deployments: Deployments seen.
-        status_writes: Deployment statuses written.
         requests: Requests generated (each counted once, not per reporter).
         wall_seconds: Wall-clock duration of the tick.
         problems: Annotation problems found (also logged, once each).
@@ -102,14 +92,13 @@ class TickReport:
     simulated_time: float
     virtual_services: int
     deployments: int
-    status_writes: int
     requests: int
     wall_seconds: float
     problems: tuple[str, ...]
 
 
 class DataPlaneSimulator:
-    """Simulated kubelet + Envoy for the dev cluster; see the module docstring."""
+    """Simulated Envoy for the dev cluster; see the module docstring."""
 
     def __init__(self, api_client: client.ApiClient, sim_config: SimConfig | None = None) -> None:
         """Create a simulator; nothing runs until :meth:`tick` or :meth:`start`.
@@ -120,12 +109,10 @@ class DataPlaneSimulator:
         """
         self.config = sim_config or SimConfig()
         self._cluster = ClusterAccess(api_client, self.config.namespace)
-        self._rollouts = RolloutTracker()
         self._traffic = TrafficGenerator(
             TrafficSettings(
                 tick_seconds=self.config.tick,
                 default_rate=self.config.rate,
-                default_ready_delay=self.config.ready_delay,
                 root_namespace=self.config.root_namespace,
             )
         )
@@ -162,7 +149,7 @@ class DataPlaneSimulator:
         return None if port is None else f"http://{self.config.metrics_host}:{port}/metrics"
 
     def tick(self) -> TickReport:
-        """Run one tick: read the cluster, write Deployment status, generate traffic.
+        """Run one tick: read the cluster, generate traffic.
 
         Returns:
             What the tick did. Raises what the API client raises if the cluster is unreachable.
@@ -172,7 +159,12 @@ class DataPlaneSimulator:
             now = self._clock
             problems: list[str] = []
             snapshot = self._cluster.snapshot()
-            ready, writes = self._kubelet(snapshot.deployments, now, problems)
+            ready = {
+                object_key(deployment): int(
+                    (deployment.get("status") or {}).get("readyReplicas") or 0
+                )
+                for deployment in snapshot.deployments
+            }
             index = MeshIndex(
                 snapshot.services,
                 snapshot.destination_rules,
@@ -200,49 +192,15 @@ class DataPlaneSimulator:
             stats.last_tick_seconds = elapsed
             stats.virtual_services = len(snapshot.virtual_services)
             stats.deployments = len(snapshot.deployments)
-            stats.status_writes += writes
             self._log_new(problems)
             return TickReport(
                 simulated_time=now,
                 virtual_services=len(snapshot.virtual_services),
                 deployments=len(snapshot.deployments),
-                status_writes=writes,
                 requests=requests,
                 wall_seconds=elapsed,
                 problems=tuple(problems),
             )
-
-    def _kubelet(
-        self, deployments: Sequence[Mapping[str, Any]], now: float, problems: list[str]
-    ) -> tuple[dict[tuple[str, str], int], int]:
-        """Bring Deployment status up to date; return ready replicas per Deployment and writes."""
-        ready: dict[tuple[str, str], int] = {}
-        writes = 0
-        wall = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        uids = set()
-        for deployment in deployments:
-            key = object_key(deployment)
-            current = deployment.get("status") or {}
-            ready[key] = int(current.get("readyReplicas") or 0)
-            if not self.config.manage_deployments:
-                continue
-            uids.add(str((deployment.get("metadata") or {}).get("uid") or key[1]))
-            found: list[str] = []
-            delay = ann.read(
-                ann.deployment_annotation_sources(deployment),
-                ann.READY_DELAY,
-                self.config.ready_delay,
-                found,
-            )
-            problems.extend(f"Deployment {'/'.join(key)}: {p}" for p in found)
-            rollout = self._rollouts.observe(deployment, now)
-            status = desired_status(deployment, rollout, now, delay, wall)
-            if status_differs(current, status) and self._cluster.write_status(deployment, status):
-                writes += 1
-                ready[key] = int(status["readyReplicas"])
-        if self.config.manage_deployments:
-            self._rollouts.retain(uids)
-        return ready, writes
 
     def _log_new(self, problems: list[str]) -> None:
         for problem in problems:

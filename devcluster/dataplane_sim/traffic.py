@@ -216,13 +216,11 @@ class TrafficSettings:
     Attributes:
         tick_seconds: Simulated seconds per tick.
         default_rate: Requests per second per VirtualService without a ``rate`` annotation.
-        default_ready_delay: Passed through to behaviour parsing.
         root_namespace: Istio's root namespace.
     """
 
     tick_seconds: float = 1.0
     default_rate: float = 10.0
-    default_ready_delay: float = 1.0
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
 
 
@@ -304,9 +302,7 @@ class _Tick:
         key = object_key(deployment)
         if key not in self._behaviours:
             found: list[str] = []
-            self._behaviours[key] = ann.workload_behaviour(
-                deployment, self.settings.default_ready_delay, found
-            )
+            self._behaviours[key] = ann.workload_behaviour(deployment, found)
             self.problems.extend(f"Deployment {'/'.join(key)}: {p}" for p in found)
         return self._behaviours[key]
 
