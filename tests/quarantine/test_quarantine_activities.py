@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,6 +276,13 @@ async def security_inbox() -> AsyncIterator[tuple[str, list[tuple[dict[str, str]
         await runner.cleanup()
 
 
+def quarantine_events(kubeconfig_path: Path, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's Events the quarantine operator wrote (the real controllers and the
+    scheduler write theirs about the pods too)."""
+    events = kubectl_json(kubeconfig_path, "get", "events", "-n", namespace)["items"]
+    return [e for e in events if e.get("reportingComponent") == "autopilot-quarantine"]
+
+
 async def test_escalation_posts_to_the_notify_url_and_leaves_a_kubernetes_event(
     kube_api, namespace, kubeconfig_path, security_inbox
 ):
@@ -302,7 +310,7 @@ async def test_escalation_posts_to_the_notify_url_and_leaves_a_kubernetes_event(
     )
     assert body["alerts"][0]["alertname"] == "CryptoMinerDetected"
     assert told.status == 202 and "secret-token" not in (told.posted_to or "")
-    events = kubectl_json(kubeconfig_path, "get", "events", "-n", namespace)["items"]
+    events = quarantine_events(kubeconfig_path, namespace)
     assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [
         ("QuarantineEscalated", "web")
     ]
@@ -329,7 +337,7 @@ async def test_isolating_and_releasing_are_events_on_the_deployment(
     shown = kubectl(kubeconfig_path, "events", "-n", namespace, "--for", "deployment/web")
     assert "Quarantined" in shown and "AuthorizationPolicy web-quarantine (DENY)" in shown
     assert "QuarantineLifted" in shown
-    events = kubectl_json(kubeconfig_path, "get", "events", "-n", namespace)["items"]
+    events = quarantine_events(kubeconfig_path, namespace)
     assert sorted((e["reason"], e["count"]) for e in events) == [
         ("QuarantineLifted", 1),
         ("Quarantined", 1),
