@@ -23,7 +23,7 @@ from typing import Any
 
 from activities import kube
 from activities.canary.istio_routes import RouteOptions
-from activities.canary.objects import CANARY
+from activities.canary.objects import CANARY, OwnerReferences
 from activities.canary.routing import SplitRouter
 from models.canary import CanarySpec
 
@@ -151,9 +151,11 @@ class GatewayApiRouter(SplitRouter):
 
     # ------------------------------------------------------------ the interface
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, owners: OwnerReferences | None = None) -> None:
         """Create or update the HTTPRoute, keeping the live weights and further rules."""
         desired = self.http_route()
+        if owners:  # for a new HTTPRoute; a live one keeps its own
+            desired["metadata"]["ownerReferences"] = owners
 
         def change(live: dict[str, Any]) -> bool:
             CANARY.refuse_foreign(live)

@@ -16,7 +16,13 @@ from temporalio.exceptions import ApplicationError
 from activities import kube
 from activities.canary import autoscalers, events, services, webhooks, workloads
 from activities.canary.istio_routes import route_options
-from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
+from activities.canary.objects import (
+    CANARY,
+    REJECTED_REASON,
+    REJECTED_REVISION,
+    REVISION,
+    owned_by,
+)
 from activities.canary.routing import Router
 from activities.canary.routing import router_for as router_of_provider
 from activities.errors import non_retryable
@@ -78,9 +84,10 @@ async def initialize(step: CanaryStep) -> Initialized:
     primary, bootstrapped = await workloads.ensure_primary(target, revision, step.workflow_id)
     CANARY.refuse_foreign(primary)
     await autoscalers.reconcile(step, primary, init=True)
-    await services.reconcile(step.spec, namespace, selector, step.workflow_id)
+    owners = owned_by(target)
+    await services.reconcile(step.spec, namespace, selector, step.workflow_id, owners)
     router = router_for(step)
-    await router.reconcile()
+    await router.reconcile(owners)
     await router.set_routes(100, 0)
     annotations = workloads.annotations_of(primary)
     stable = annotations.get(REVISION)
@@ -203,10 +210,15 @@ async def finalise(step: CanaryStep) -> Finalised:
 async def rollback(step: CanaryStep) -> RolledBack:
     """Traffic back to the primary at once, then the canary scaled down and marked rejected.
 
-    Routing comes first: it is what users feel. A target that no longer exists is fine.
+    Routing comes first: it is what users feel. A target that no longer exists is fine, and
+    so are routes the garbage collector removed with it (they are its own).
     """
     namespace, name = _names(step)
-    await router_for(step).set_routes(100, 0)
+    try:
+        await router_for(step).set_routes(100, 0)
+    except Exception as error:
+        if not kube.is_not_found(error) or await workloads.read_or_none(namespace, name):
+            raise
     try:
         await workloads.scale(namespace, name, 0)
     except Exception as error:

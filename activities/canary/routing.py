@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from activities import kube
 from activities.canary.istio_routes import IstioRoutes, RouteOptions, uses_strategy_routes
-from activities.canary.objects import CANARY, ISTIO_GROUP, ISTIO_VERSION
+from activities.canary.objects import CANARY, ISTIO_GROUP, ISTIO_VERSION, OwnerReferences
 from models.canary import CanarySpec
 
 VIRTUAL_SERVICES = "virtualservices"
@@ -48,8 +48,9 @@ class Routes:
 class Router(Protocol):
     """What a mesh must offer the canary operator."""
 
-    async def reconcile(self) -> None:
-        """Create or update the routing objects, keeping the current weights."""
+    async def reconcile(self, owners: OwnerReferences | None = None) -> None:
+        """Create or update the routing objects, keeping the current weights; ``owners``
+        become the ownerReferences of those it creates."""
 
     async def get_routes(self) -> Routes:
         """Read the live split."""
@@ -75,7 +76,7 @@ class SplitRouter:
 
     apex: str
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, owners: OwnerReferences | None = None) -> None:
         """Create or update the routing objects, keeping the current weights."""
         raise NotImplementedError
 
@@ -243,8 +244,16 @@ class IstioRouter(SplitRouter):
         )
         return result
 
-    async def _ensure(self, plural: str, desired: dict[str, Any], keep_weights: bool) -> None:
+    async def _ensure(
+        self,
+        plural: str,
+        desired: dict[str, Any],
+        keep_weights: bool,
+        owners: OwnerReferences | None,
+    ) -> None:
         name = desired["metadata"]["name"]
+        if owners:  # for a new object; a live one keeps its own
+            desired["metadata"]["ownerReferences"] = owners
 
         def change(live: dict[str, Any]) -> bool:
             CANARY.refuse_foreign(live)
@@ -273,11 +282,12 @@ class IstioRouter(SplitRouter):
 
     # ------------------------------------------------------------ the interface
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, owners: OwnerReferences | None = None) -> None:
         """Create or update both DestinationRules and the VirtualService, keeping weights."""
         for host in (self.primary_host, self.canary_host):
-            await self._ensure(DESTINATION_RULES, self.destination_rule(host), keep_weights=False)
-        await self._ensure(VIRTUAL_SERVICES, self.virtual_service(), keep_weights=True)
+            rule = self.destination_rule(host)
+            await self._ensure(DESTINATION_RULES, rule, keep_weights=False, owners=owners)
+        await self._ensure(VIRTUAL_SERVICES, self.virtual_service(), True, owners)
 
     async def _read_route(self) -> dict[str, Any]:
         return await self._read(VIRTUAL_SERVICES, self.apex)

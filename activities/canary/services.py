@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from activities import kube
-from activities.canary.objects import CANARY
+from activities.canary.objects import CANARY, OwnerReferences
 from activities.canary.workloads import Selector
 from activities.kube.owner import MANAGED_LABEL
 from models.canary import CanarySpec, CustomMetadata
@@ -55,18 +55,27 @@ def _service(
 
 
 def desired_services(
-    spec: CanarySpec, namespace: str, selector: Selector, workflow_id: str
+    spec: CanarySpec,
+    namespace: str,
+    selector: Selector,
+    workflow_id: str,
+    owners: OwnerReferences | None = None,
 ) -> list[dict[str, Any]]:
-    """The Services a canary needs, as they should be."""
+    """The Services a canary needs, as they should be (``owners``: for those created now;
+    a Service taken over, or created earlier, keeps the ownerReferences it has)."""
     apex = spec.apex
     primary = {selector.key: selector.primary_value}
     canary = {selector.key: selector.value}
     service = spec.service
-    return [
+    services = [
         _service(apex, namespace, primary, spec, workflow_id, service.apex),
         _service(f"{apex}-primary", namespace, primary, spec, workflow_id, service.primary),
         _service(f"{apex}-canary", namespace, canary, spec, workflow_id, service.canary),
     ]
+    if owners:
+        for desired in services:
+            desired["metadata"]["ownerReferences"] = owners
+    return services
 
 
 async def ensure(desired: dict[str, Any]) -> None:
@@ -126,7 +135,13 @@ def _ports_key(ports: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
     ]
 
 
-async def reconcile(spec: CanarySpec, namespace: str, selector: Selector, workflow_id: str) -> None:
+async def reconcile(
+    spec: CanarySpec,
+    namespace: str,
+    selector: Selector,
+    workflow_id: str,
+    owners: OwnerReferences | None = None,
+) -> None:
     """Make sure all three Services exist and select the right pods."""
-    for service in desired_services(spec, namespace, selector, workflow_id):
+    for service in desired_services(spec, namespace, selector, workflow_id, owners):
         await ensure(service)

@@ -24,7 +24,13 @@ from typing import Any
 from temporalio import activity
 
 from activities import kube
-from activities.canary.objects import CANARY, REJECTED_REASON, REJECTED_REVISION, REVISION
+from activities.canary.objects import (
+    CANARY,
+    REJECTED_REASON,
+    REJECTED_REVISION,
+    REVISION,
+    owned_by,
+)
 from activities.errors import non_retryable
 from models.revisions import pod_template_revision
 
@@ -90,6 +96,8 @@ def build_primary(target: dict[str, Any], revision: str, workflow_id: str) -> di
         labels={selector.key: selector.primary_value},
     )
     metadata["annotations"][REVISION] = revision
+    if owners := owned_by(target):
+        metadata["ownerReferences"] = owners
     spec: dict[str, Any] = {
         "replicas": max(1, target["spec"].get("replicas") or 0),
         "selector": {"matchLabels": match_labels},

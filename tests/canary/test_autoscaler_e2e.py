@@ -1,8 +1,8 @@
 """``spec.autoscalerRef`` end to end: the primary's HPA as the real API server stores it.
 
-The local cluster runs no kube-controller-manager, so no HPA ever scales anything here:
-these tests check the objects Autopilot writes (what ``kubectl get hpa`` shows), which is
-all Autopilot does with them.
+The local cluster's controller manager runs no HPA controller (there is no metrics API), so
+no HPA ever scales anything here: these tests check the objects Autopilot writes (what
+``kubectl get hpa`` shows), which is all Autopilot does with them.
 """
 
 from __future__ import annotations
