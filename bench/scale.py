@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from bisect import bisect_left
@@ -45,14 +47,17 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from bench.cluster import bench_cluster
+from devcluster.prometheus import SIM_JOB
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
 from tests.canary.e2e import Rollouts
 from tests.canary.specs import spec_dict
+from tests.chaos.lateness import event_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
@@ -191,6 +196,39 @@ def prometheus_queries(url: str) -> float:
     return counter_sum(text, "prometheus_http_requests_total", r'handler="/api/v1/query(_range)?"')
 
 
+def prometheus_value(url: str, query: str) -> float:
+    """One instant query's single value (``nan`` when it has none)."""
+    address = f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    answer = json.loads(urllib.request.urlopen(address, timeout=10).read())
+    found = answer["data"]["result"]
+    return float(found[0]["value"][1]) if found else float("nan")
+
+
+def simulator_scrapes(url: str, seconds: float) -> dict[str, float]:
+    """How Prometheus fared scraping the simulator over the last ``seconds``: the slowest
+    scrape, the median one, the most samples one scrape held, and the share of scrapes
+    that failed (``up == 0``), so a metrics endpoint grown too large or slow shows."""
+    window = f"{max(1, round(seconds))}s"
+    job = f'{{job="{SIM_JOB}"}}'
+    return {
+        "scrape_max": prometheus_value(
+            url, f"max_over_time(scrape_duration_seconds{job}[{window}])"
+        ),
+        "scrape_p50": prometheus_value(
+            url, f"quantile_over_time(0.5, scrape_duration_seconds{job}[{window}])"
+        ),
+        "samples": prometheus_value(url, f"max_over_time(scrape_samples_scraped{job}[{window}])"),
+        "missed": 1 - prometheus_value(url, f"avg_over_time(up{job}[{window}])"),
+    }
+
+
+def timer_due(event: HistoryEvent) -> float:
+    """When a ``TimerStarted`` event's timer falls due, as ``time.time()`` counts: the event's
+    server time plus the whole timeout (fractions and days included)."""
+    timeout = event.timer_started_event_attributes.start_to_fire_timeout
+    return event_seconds(event) + timeout.ToMicroseconds() / 1e6
+
+
 async def history_figures(handle: WorkflowHandle[Any, Any]) -> tuple[list[float], int, int]:
     """Timer due times (epoch seconds), events, actions of a workflow's run."""
     dues, events, actions = [], 0, 0
@@ -201,8 +239,7 @@ async def history_figures(handle: WorkflowHandle[Any, Any]) -> tuple[list[float]
         if name in ACTIONS:
             actions += 1
         if event.HasField("timer_started_event_attributes"):
-            timeout = event.timer_started_event_attributes.start_to_fire_timeout
-            dues.append(event.event_time.ToDatetime().timestamp() + timeout.ToTimedelta().seconds)
+            dues.append(timer_due(event))
     return dues, events, actions
 
 
@@ -241,7 +278,9 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
 
     async def bootstrap(name: str) -> None:
         async with limit:
-            await asyncio.to_thread(create_app, api, namespace, app_deployment(name, V1))
+            await asyncio.to_thread(
+                create_app, api, namespace, app_deployment(name, V1, replicas=args.replicas)
+            )
             await (await rollouts.start(namespace, name, spec_for(name))).result()
 
     try:
@@ -297,6 +336,7 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         wall = time.time() - wall0
         kube = apiserver_requests(api) - kube0
         prom = prometheus_queries(env["PROMETHEUS_URL"]) - prom0
+        scrapes = simulator_scrapes(env["PROMETHEUS_URL"], wall)
         cpu = [proc.cpu() - proc.start_cpu for proc in procs]
         changes.stop.set()
         for handle in handles.values():
@@ -324,14 +364,13 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
             "wrong": wrong_outcomes(outcomes, faulty),
             "wall": wall,
             "query_timeouts": timeouts,
+            **scrapes,
         }
     finally:
         for process in (worker, watchers):
             process.terminate()
             process.wait(30)
-        # no namespace controller runs locally: delete the apps, or the simulator keeps them
-        client.AppsV1Api(api).delete_collection_namespaced_deployment(namespace)
-        core.delete_namespace(namespace)
+        core.delete_namespace(namespace)  # the namespace controller removes the apps
 
 
 def row(r: dict[str, Any]) -> str:
@@ -359,6 +398,12 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
         rows.append(row(result))
         print(HEADER, *rows, sep="\n", flush=True)
         print(f"[N={n}] status queries timed out: {result['query_timeouts']}", flush=True)
+        print(
+            f"[N={n}] simulator scrapes: p50 {result['scrape_p50'] * 1000:.0f} ms, "
+            f"max {result['scrape_max'] * 1000:.0f} ms, {result['samples']:.0f} samples, "
+            f"{result['missed']:.1%} missed",
+            flush=True,
+        )
         if result["wrong"]:
             print(f"wrong outcomes: {result['wrong']}", flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
@@ -370,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=10, help="analysis interval, seconds")
     parser.add_argument("--max-weight", type=int, default=30)
     parser.add_argument("--faulty", type=float, default=0.1, help="share of faulty revisions")
+    parser.add_argument("--replicas", type=int, default=1, help="replicas of each app")
     args = parser.parse_args(argv)
     with bench_cluster("scale-bench-") as env:
         asyncio.run(bench(args, env))

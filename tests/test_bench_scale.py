@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.scale import counter_sum, lateness, quantile, wrong_outcomes
+from temporalio.api.history.v1 import HistoryEvent
+
+from bench.scale import counter_sum, lateness, quantile, timer_due, wrong_outcomes
 
 
 def test_a_step_is_late_by_the_time_from_its_timer_to_the_next_weight_seen() -> None:
@@ -33,3 +35,12 @@ def test_healthy_rollouts_must_succeed_and_faulty_ones_must_fail() -> None:
 def test_the_p99_of_a_few_values_is_the_largest_and_of_none_is_not_a_number() -> None:
     assert quantile([3.0, 1.0, 2.0], 0.99) == 3.0
     assert quantile([], 0.5) != quantile([], 0.5)
+
+
+def test_a_timer_falls_due_its_whole_timeout_after_it_started_whatever_the_local_zone() -> None:
+    event = HistoryEvent()
+    event.event_time.FromMicroseconds(1_700_000_000_250_000)
+    event.timer_started_event_attributes.start_to_fire_timeout.FromMicroseconds(
+        86_400_000_000 + 1_500_000
+    )
+    assert timer_due(event) == 1_700_000_000.25 + 86_401.5
