@@ -229,18 +229,71 @@ def timer_due(event: HistoryEvent) -> float:
     return event_seconds(event) + timeout.ToMicroseconds() / 1e6
 
 
-async def history_figures(handle: WorkflowHandle[Any, Any]) -> tuple[list[float], int, int]:
-    """Timer due times (epoch seconds), events, actions of a workflow's run."""
-    dues, events, actions = [], 0, 0
-    async for event in handle.fetch_history_events():
-        events += 1
+#: The legs of a step from a timer falling due to the activity that acts on it completing.
+LEGS = ("timer fired", "activity scheduled", "activity started", "activity done")
+
+
+@dataclass
+class History:
+    """What one workflow run's history says about its steps."""
+
+    dues: list[float] = field(default_factory=list)
+    events: int = 0
+    actions: int = 0
+    #: Per leg of a step (timer due → fired → activity scheduled → started → completed),
+    #: the seconds each took, for every timer followed by an activity.
+    legs: dict[str, list[float]] = field(default_factory=lambda: {leg: [] for leg in LEGS})
+
+
+def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
+    """For each timer whose firing is followed by an activity, how long each leg took: the
+    server firing it after its due time, the worker's workflow task scheduling the activity,
+    the activity waiting in the task queue, and the activity running."""
+    legs: dict[str, list[float]] = {leg: [] for leg in LEGS}
+    due: dict[int, float] = {}
+    started: dict[int, float] = {}
+    fired_at: float | None = None
+    waiting: dict[int, tuple[float, float]] = {}  # scheduled id → (due, scheduled at)
+    for event in events:
+        at = event_seconds(event)
+        if event.HasField("timer_started_event_attributes"):
+            due[event.event_id] = timer_due(event)
+        elif event.HasField("timer_fired_event_attributes"):
+            timer = due.pop(event.timer_fired_event_attributes.started_event_id, None)
+            if timer is not None:
+                legs["timer fired"].append(at - timer)
+                fired_at = at
+        elif event.HasField("activity_task_scheduled_event_attributes") and fired_at is not None:
+            legs["activity scheduled"].append(at - fired_at)
+            waiting[event.event_id] = (fired_at, at)
+            fired_at = None
+        elif event.HasField("activity_task_started_event_attributes"):
+            scheduled = event.activity_task_started_event_attributes.scheduled_event_id
+            if scheduled in waiting:
+                legs["activity started"].append(at - waiting[scheduled][1])
+                started[scheduled] = at
+        elif event.HasField("activity_task_completed_event_attributes"):
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled in started:
+                legs["activity done"].append(at - started.pop(scheduled))
+                waiting.pop(scheduled, None)
+    return legs
+
+
+async def history_figures(handle: WorkflowHandle[Any, Any]) -> History:
+    """Timer due times (epoch seconds), events, actions and step legs of a workflow's run."""
+    found = History()
+    events = [event async for event in handle.fetch_history_events()]
+    for event in events:
+        found.events += 1
         kind = event.WhichOneof("attributes") or ""
         name = re.sub(r"_event_attributes$", "", kind).title().replace("_", "")
         if name in ACTIONS:
-            actions += 1
+            found.actions += 1
         if event.HasField("timer_started_event_attributes"):
-            dues.append(timer_due(event))
-    return dues, events, actions
+            found.dues.append(timer_due(event))
+    found.legs = step_legs(events)
+    return found
 
 
 async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
@@ -344,11 +397,14 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
                 await handle.terminate("benchmark done")
         late: list[float] = []
         events = actions = steps = 0
+        legs: dict[str, list[float]] = {leg: [] for leg in LEGS}
         for name, handle in handles.items():
-            dues, e, a = await history_figures(handle)
+            history = await history_figures(handle)
             seen = changes.seen.get(name, [])
-            late += lateness(dues, [at for at, _ in seen])
-            events, actions = events + e, actions + a
+            late += lateness(history.dues, [at for at, _ in seen])
+            events, actions = events + history.events, actions + history.actions
+            for leg, seconds in history.legs.items():
+                legs[leg] += seconds
             steps += max(1, len(seen))
         intervals = wall / args.interval
         return {
@@ -364,6 +420,7 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
             "wrong": wrong_outcomes(outcomes, faulty),
             "wall": wall,
             "query_timeouts": timeouts,
+            "legs": legs,
             **scrapes,
         }
     finally:
@@ -404,6 +461,11 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
             f"{result['missed']:.1%} missed",
             flush=True,
         )
+        legs = ", ".join(
+            f"{leg} p50 {quantile(seconds, 0.5):.2f} s / p99 {quantile(seconds, 0.99):.2f} s"
+            for leg, seconds in result["legs"].items()
+        )
+        print(f"[N={n}] step legs: {legs}", flush=True)
         if result["wrong"]:
             print(f"wrong outcomes: {result['wrong']}", flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from kubernetes.client import CustomObjectsApi
 from prometheus_api_client import PrometheusConnect
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devcluster.dataplane_sim import ANNOTATIONS, DataPlaneSimulator, SimConfig
@@ -34,7 +33,7 @@ from devcluster.dataplane_sim.latency import (
     LatencyModel,
     bucket_shares,
 )
-from devcluster.dataplane_sim.metrics import FORGET_AFTER_TICKS, IstioMetricStore, new_registry
+from devcluster.dataplane_sim.metrics import FORGET_AFTER_TICKS, IstioMetricStore
 from devcluster.dataplane_sim.routing import (
     MeshIndex,
     SyntheticRequest,
@@ -543,14 +542,14 @@ def test_a_deleted_workloads_series_are_forgotten_and_the_others_kept() -> None:
     mesh = Mesh(80, 20)
     mesh.tick(3)
     stable = mesh.requests(reporter="destination", destination_workload="podinfo-stable")
-    scrape = len(generate_latest(new_registry(mesh.store)))
+    scrape = len(mesh.store.render())
 
     forgotten = [mesh.store.retain(live(mesh, "podinfo-stable")) for _ in range(FORGET_AFTER_TICKS)]
 
     assert forgotten[:-1] == [0] * (FORGET_AFTER_TICKS - 1) and forgotten[-1] > 0
     assert mesh.requests(destination_workload="podinfo-canary") == 0
     assert mesh.requests(reporter="destination", destination_workload="podinfo-stable") == stable
-    assert len(generate_latest(new_registry(mesh.store))) < scrape
+    assert len(mesh.store.render()) < scrape
 
 
 def test_a_workload_missing_from_one_read_keeps_its_counters() -> None:
@@ -649,7 +648,7 @@ def test_the_histogram_counts_every_request_once_with_the_workloads_mean_latency
 def test_the_metrics_endpoint_speaks_prometheus_text_with_istio_names() -> None:
     mesh = Mesh(80, 20)
     mesh.tick(2)
-    text = generate_latest(new_registry(mesh.store)).decode()
+    text = mesh.store.render().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert {"istio_requests", "istio_request_duration_milliseconds", "autopilot_sim_info"} <= set(
         families
@@ -666,6 +665,30 @@ def test_the_metrics_endpoint_speaks_prometheus_text_with_istio_names() -> None:
     assert [s.labels["le"] for s in buckets][:3] == ["0.5", "1.0", "5.0"]
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 16
     assert re.search(r'^istio_requests_total\{.*reporter="destination"', text, re.MULTILINE)
+
+
+def test_every_scraped_sample_carries_the_counts_and_labels_it_was_given_even_odd_ones() -> None:
+    store = IstioMetricStore(version='2"b')
+    odd = (*tuple(f"v{i}" for i in range(len(ISTIO_LABELS) - 1)), 'a\\b "c"\nd')
+    buckets = (1, 0, 2) + (0,) * (len(ISTIO_DURATION_BUCKETS_MS) - 3) + (4,)
+    store.add([Batch(odd, 7, buckets, 12.5), Batch(odd, 3, (3,) + (0,) * (len(buckets) - 1), 1.0)])
+
+    families = {f.name: f for f in text_string_to_metric_families(store.render().decode())}
+
+    (requests,) = families["istio_requests"].samples
+    assert requests.labels == dict(zip(ISTIO_LABELS, odd, strict=True))
+    assert requests.value == 10
+    histogram = {
+        (s.name, s.labels.get("le")): s.value
+        for s in families["istio_request_duration_milliseconds"].samples
+    }
+    bucket = "istio_request_duration_milliseconds_bucket"
+    assert histogram[(bucket, "0.5")] == 4 and histogram[(bucket, "5.0")] == 6
+    assert histogram[(bucket, "+Inf")] == 10
+    assert histogram[("istio_request_duration_milliseconds_count", None)] == 10
+    assert histogram[("istio_request_duration_milliseconds_sum", None)] == 13.5
+    assert families["autopilot_sim_info"].samples[0].labels["version"] == '2"b'
+    assert families["autopilot_sim_ticks"].samples[0].value == 0
 
 
 # ---------------------------------------------------------------------------------------------

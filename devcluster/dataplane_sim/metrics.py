@@ -1,27 +1,24 @@
 """Exposes the simulated traffic as Prometheus metrics with Istio's names and labels.
 
-Why a custom collector instead of ``Counter``/``Histogram`` objects: the simulator adds whole
-batches (``n`` requests spread over the buckets) per tick, which the client library's
-``observe()`` could only do one request at a time. The store keeps plain per-series totals and
-renders them at scrape time, so a tick costs the number of series, not the number of requests.
+Why the store renders the text format itself instead of ``Counter``/``Histogram`` objects or a
+``prometheus_client`` collector: the simulator adds whole batches (``n`` requests spread over
+the buckets) per tick, which ``observe()`` could only do one request at a time; and at a
+thousand services a scrape holds about 100,000 samples of 25 Istio labels each, which the
+client library re-escapes and re-joins on every line (4 s per scrape, measured by
+``bench/sim_scrape.py``, while Prometheus scrapes every second). A series' labels never change,
+so each series renders its label text once, when it first appears, and a scrape only joins
+pre-rendered strings and numbers.
 
-Every registry the simulator builds is its own ``CollectorRegistry``: several simulators (one
-per test) can live in a process without sharing counters.
+Every simulator has its own store: several simulators (one per test) can live in a process
+without sharing counters.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from devcluster.dataplane_sim.latency import ISTIO_DURATION_BUCKETS_MS
@@ -37,10 +34,15 @@ FORGET_AFTER_TICKS = 3
 REQUESTS_TOTAL = "istio_requests_total"
 REQUEST_DURATION = "istio_request_duration_milliseconds"
 SIM_INFO = "autopilot_sim_info"
+#: ``Content-Type`` of the Prometheus text exposition format that :meth:`render` writes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The ``le`` label of each duration bucket, as the Go client and Envoy write them.
+_BOUNDS = (*tuple(floatToGoString(b) for b in ISTIO_DURATION_BUCKETS_MS), "+Inf")
 
 
 @dataclass
 class _Series:
+    label_text: str
     requests: int = 0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(ISTIO_DURATION_BUCKETS_MS) + 1))
     duration_sum_ms: float = 0.0
@@ -58,7 +60,7 @@ class TickStats:
     errors: int = 0
 
 
-class IstioMetricStore(Collector):
+class IstioMetricStore:
     """Cumulative per-series request counts and duration histograms, safe across threads."""
 
     def __init__(self, version: str = "dev") -> None:
@@ -80,7 +82,7 @@ class IstioMetricStore(Collector):
             for batch in batches:
                 series = self._series.get(batch.labels)
                 if series is None:
-                    series = self._series[batch.labels] = _Series()
+                    series = self._series[batch.labels] = _Series(_label_text(batch.labels))
                 series.requests += batch.requests
                 for index, count in enumerate(batch.buckets):
                     series.buckets[index] += count
@@ -139,57 +141,56 @@ class IstioMetricStore(Collector):
                 if all(labels[i] == v for i, v in positions.items())
             )
 
-    def collect(self) -> Iterator[Metric]:
-        """Render the metrics (called by the registry at scrape time)."""
-        info = GaugeMetricFamily(
-            SIM_INFO,
-            "Always 1: these Istio metrics come from the Autopilot data-plane SIMULATOR, "
-            "not from Envoy.",
-            labels=["simulated", "component", "version"],
-        )
-        info.add_metric(["true", "dataplane-sim", self.version], 1)
-        yield info
-        stats = self.stats
-        yield _scalar("autopilot_sim_ticks", "Ticks completed.", stats.ticks, counter=True)
-        yield _scalar(
-            "autopilot_sim_simulated_seconds", "Simulated time elapsed.", stats.simulated_seconds
-        )
-        yield _scalar(
-            "autopilot_sim_last_tick_duration_seconds",
-            "Wall-clock time the last tick took.",
-            stats.last_tick_seconds,
-        )
-        yield _scalar(
-            "autopilot_sim_virtual_services", "VirtualServices in scope.", stats.virtual_services
-        )
-        yield _scalar("autopilot_sim_deployments", "Deployments in scope.", stats.deployments)
-        yield _scalar("autopilot_sim_tick_errors", "Failed ticks.", stats.errors, counter=True)
-
-        requests = CounterMetricFamily(
-            REQUESTS_TOTAL,
-            "Requests (simulated by the Autopilot data-plane simulator).",
-            labels=ISTIO_LABELS,
-        )
-        durations = HistogramMetricFamily(
-            REQUEST_DURATION,
-            "Request duration in milliseconds (simulated).",
-            labels=ISTIO_LABELS,
-        )
-        bounds = [floatToGoString(b) for b in ISTIO_DURATION_BUCKETS_MS] + ["+Inf"]
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series and the simulator's own gauges."""
         with self._lock:
             snapshot = [
-                (labels, s.requests, list(s.buckets), s.duration_sum_ms)
-                for labels, s in self._series.items()
+                (s.label_text, s.requests, tuple(s.buckets), s.duration_sum_ms)
+                for s in self._series.values()
             ]
-        for labels, count, buckets, duration_sum in snapshot:
-            requests.add_metric(list(labels), count)
-            cumulative, running = [], 0
-            for bound, bucket in zip(bounds, buckets, strict=True):
-                running += bucket
-                cumulative.append((bound, running))
-            durations.add_metric(list(labels), cumulative, duration_sum)
-        yield requests
-        yield durations
+        stats = self.stats
+        lines = [
+            f"# HELP {SIM_INFO} Always 1: these Istio metrics come from the Autopilot data-plane "
+            "SIMULATOR, not from Envoy.\n",
+            f"# TYPE {SIM_INFO} gauge\n",
+            f'{SIM_INFO}{{simulated="true",component="dataplane-sim",'
+            f"version={_quoted(self.version)}}} 1\n",
+            *_scalar("autopilot_sim_ticks", "Ticks completed.", stats.ticks, counter=True),
+            *_scalar(
+                "autopilot_sim_simulated_seconds",
+                "Simulated time elapsed.",
+                stats.simulated_seconds,
+            ),
+            *_scalar(
+                "autopilot_sim_last_tick_duration_seconds",
+                "Wall-clock time the last tick took.",
+                stats.last_tick_seconds,
+            ),
+            *_scalar(
+                "autopilot_sim_virtual_services",
+                "VirtualServices in scope.",
+                stats.virtual_services,
+            ),
+            *_scalar("autopilot_sim_deployments", "Deployments in scope.", stats.deployments),
+            *_scalar("autopilot_sim_tick_errors", "Failed ticks.", stats.errors, counter=True),
+            f"# HELP {REQUESTS_TOTAL} Requests "
+            "(simulated by the Autopilot data-plane simulator).\n",
+            f"# TYPE {REQUESTS_TOTAL} counter\n",
+        ]
+        lines.extend(f"{REQUESTS_TOTAL}{{{text}}} {count}\n" for text, count, _, _ in snapshot)
+        lines.append(
+            f"# HELP {REQUEST_DURATION} Request duration in milliseconds (simulated).\n"
+            f"# TYPE {REQUEST_DURATION} histogram\n"
+        )
+        bucket = f"{REQUEST_DURATION}_bucket{{"
+        for text, count, buckets, duration_sum in snapshot:
+            running = 0
+            for bound, in_bucket in zip(_BOUNDS, buckets, strict=True):
+                running += in_bucket
+                lines.append(f'{bucket}{text},le="{bound}"}} {running}\n')
+            lines.append(f"{REQUEST_DURATION}_count{{{text}}} {count}\n")
+            lines.append(f"{REQUEST_DURATION}_sum{{{text}}} {floatToGoString(duration_sum)}\n")
+        return "".join(lines).encode()
 
 
 def _destination(labels: tuple[str, ...]) -> tuple[str, str]:
@@ -200,17 +201,25 @@ def _destination(labels: tuple[str, ...]) -> tuple[str, str]:
     return labels[_WORKLOAD_NAMESPACE], labels[_WORKLOAD]
 
 
-def _scalar(name: str, documentation: str, value: float, counter: bool = False) -> Metric:
-    family: Metric
-    if counter:
-        family = CounterMetricFamily(name, documentation, value=value)
-    else:
-        family = GaugeMetricFamily(name, documentation, value=value)
-    return family
+def _scalar(name: str, documentation: str, value: float, counter: bool = False) -> list[str]:
+    kind = "counter" if counter else "gauge"
+    sample = f"{name}_total" if counter else name
+    return [
+        f"# HELP {sample} {documentation}\n",
+        f"# TYPE {sample} {kind}\n",
+        f"{sample} {floatToGoString(value)}\n",
+    ]
 
 
-def new_registry(store: IstioMetricStore) -> CollectorRegistry:
-    """A fresh registry holding only the simulator's metrics."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(store)
-    return registry
+def _quoted(value: str) -> str:
+    """A label value in the text format's quotes, with its backslashes, quotes and newlines
+    escaped."""
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _label_text(labels: tuple[str, ...]) -> str:
+    """``name="value",...`` for a series' Istio labels, rendered once per series."""
+    return ",".join(
+        f"{name}={_quoted(value)}" for name, value in zip(ISTIO_LABELS, labels, strict=True)
+    )

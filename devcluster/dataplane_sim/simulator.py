@@ -22,18 +22,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Final
-from wsgiref.simple_server import WSGIServer
 
 from kubernetes import client, config
-from prometheus_client import start_http_server
-from prometheus_client.registry import CollectorRegistry
 
 from devcluster.dataplane_sim.authz import DEFAULT_ROOT_NAMESPACE
 from devcluster.dataplane_sim.cluster import ClusterAccess
 from devcluster.dataplane_sim.httproutes import as_virtual_services
-from devcluster.dataplane_sim.metrics import IstioMetricStore, new_registry
+from devcluster.dataplane_sim.metrics import CONTENT_TYPE, IstioMetricStore
 from devcluster.dataplane_sim.routing import DEFAULT_CLUSTER_DOMAIN, MeshIndex, object_key
 from devcluster.dataplane_sim.traffic import TrafficGenerator, TrafficSettings
 
@@ -117,11 +115,10 @@ class DataPlaneSimulator:
             )
         )
         self.store = IstioMetricStore(version=SIM_VERSION)
-        self.registry: CollectorRegistry = new_registry(self.store)
         self._clock = 0.0
         self._tick_lock = threading.Lock()
         self._logged_problems: set[str] = set()
-        self._server: WSGIServer | None = None
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -212,9 +209,13 @@ class DataPlaneSimulator:
     def serve_metrics(self) -> int:
         """Start serving ``/metrics`` (idempotent); returns the port."""
         if self._server is None:
-            self._server, _ = start_http_server(
-                self.config.metrics_port, addr=self.config.metrics_host, registry=self.registry
+            self._server = ThreadingHTTPServer(
+                (self.config.metrics_host, self.config.metrics_port), metrics_handler(self.store)
             )
+            self._server.daemon_threads = True
+            threading.Thread(
+                target=self._server.serve_forever, name="dataplane-sim-metrics", daemon=True
+            ).start()
             log.info("serving simulated Istio metrics on %s", self.metrics_url)
         return int(self._server.server_address[1])
 
@@ -282,3 +283,24 @@ class DataPlaneSimulator:
     ) -> None:
         """Stop on leaving a ``with`` block."""
         self.stop()
+
+
+def metrics_handler(store: IstioMetricStore) -> type[BaseHTTPRequestHandler]:
+    """A request handler that answers ``GET /metrics`` with the store's text exposition."""
+
+    class MetricsHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] not in ("/", "/metrics"):
+                self.send_error(404, "only /metrics is served here")
+                return
+            body = store.render()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes come every second: not one log line each."""
+
+    return MetricsHandler
