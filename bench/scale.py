@@ -18,6 +18,11 @@ Per N it prints one row:
 * **prom q/interval**: ``prometheus_http_requests_total`` for query handlers, delta;
 * **wrong**: rollouts that did not end as they should (healthy Succeeded, faulty Failed).
 
+It also prints the simulator's scrapes, each step's legs and every workflow task's queue
+wait, run time and timeouts, from the histories. ``--kill-after S`` SIGKILLs the worker S
+seconds after the canaries start, starts a new one at once, and prints how late each
+rollout's first step due after the kill showed its weight.
+
 Run::
 
     eval "$(autopilot dev env)"            # or nothing: a temporary cluster is started
@@ -49,8 +54,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 
 from bench.cluster import bench_cluster
 from devcluster.prometheus import SIM_JOB
@@ -63,6 +68,8 @@ ROOT = Path(__file__).resolve().parents[1]
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
 TICK = os.sysconf("SC_CLK_TCK")
+STATE = SearchAttributeKey.for_keyword("AutopilotState")
+TARGET = SearchAttributeKey.for_keyword("AutopilotTarget")
 #: History event types Temporal counts as billable actions.
 ACTIONS = {
     "WorkflowExecutionStarted",
@@ -126,6 +133,8 @@ class Proc:
     pid: int
     rss_max: int = 0
     start_cpu: float = 0.0
+    #: CPU of the processes this one replaced (a killed worker's, counted before the kill).
+    earlier_cpu: float = 0.0
 
     def cpu(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -176,9 +185,49 @@ class Changes:
                 version = None
 
 
+@dataclass
+class Kill:
+    """A worker SIGKILL and its restart (epoch seconds)."""
+
+    at: float
+    ready: float
+
+    def resumed(self, dues: Sequence[float], changes: Sequence[float]) -> list[float]:
+        """How late, after its due time, a rollout's first step due after the kill showed
+        its weight (empty when no step fell due after it)."""
+        after = sorted(due for due in dues if due >= self.at)
+        return lateness(after[:1], changes) if after else []
+
+
+async def kill_and_restart(
+    env: dict[str, str],
+    queue: str,
+    logs: Path,
+    worker: subprocess.Popen[bytes],
+    proc: Proc,
+) -> tuple[Kill, subprocess.Popen[bytes]]:
+    """SIGKILL the worker, start a new one at once (as a supervisor would), and wait until
+    it polls; ``proc`` follows the new process, keeping the old one's CPU and peak RSS."""
+    proc.sample()
+    proc.earlier_cpu += proc.cpu() - proc.start_cpu
+    at = time.time()
+    worker.kill()
+    worker.wait()
+    log = logs / "worker-restarted.log"
+    restarted = start_process(env, queue, log, "--no-watchers")
+    while not log.exists() or "worker on task queue" not in log.read_text(errors="replace"):
+        await asyncio.sleep(0.05)
+    proc.pid, proc.start_cpu = restarted.pid, 0.0
+    proc.start_cpu = proc.cpu()
+    return Kill(at, time.time()), restarted
+
+
 def start_process(env: dict[str, str], queue: str, log: Path, mode: str) -> subprocess.Popen[bytes]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("AUTOPILOT_")}
     full.update(env, PYTHONPATH=str(ROOT))
+    # As an installed package runs (pip writes the bytecode): the workflow sandbox imports
+    # the workflow modules anew for every run, and from source that is a compile each time.
+    full.pop("PYTHONDONTWRITEBYTECODE", None)
     argv = [sys.executable, "worker_main.py", "--address", env["TEMPORAL_ADDRESS"]]
     argv += ["--task-queue", queue, "--metrics-port", "0", mode]
     with log.open("wb") as out:
@@ -243,6 +292,11 @@ class History:
     #: Per leg of a step (timer due → fired → activity scheduled → started → completed),
     #: the seconds each took, for every timer followed by an activity.
     legs: dict[str, list[float]] = field(default_factory=lambda: {leg: [] for leg in LEGS})
+    #: Every workflow task's wait in its queue and its run on the worker (seconds), and
+    #: how many timed out (mostly on the sticky queue: they then wait on the shared one).
+    task_waits: list[float] = field(default_factory=list)
+    task_runs: list[float] = field(default_factory=list)
+    task_timeouts: int = 0
 
 
 def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
@@ -280,6 +334,27 @@ def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
     return legs
 
 
+def workflow_tasks(events: Sequence[HistoryEvent], found: History) -> None:
+    """Add each workflow task's queue wait, run time and timeouts to ``found``."""
+    scheduled_at: dict[int, float] = {}
+    started_at: dict[int, float] = {}
+    for event in events:
+        at = event_seconds(event)
+        if event.HasField("workflow_task_scheduled_event_attributes"):
+            scheduled_at[event.event_id] = at
+        elif event.HasField("workflow_task_started_event_attributes"):
+            scheduled = event.workflow_task_started_event_attributes.scheduled_event_id
+            if scheduled in scheduled_at:
+                found.task_waits.append(at - scheduled_at[scheduled])
+            started_at[event.event_id] = at
+        elif event.HasField("workflow_task_completed_event_attributes"):
+            started = event.workflow_task_completed_event_attributes.started_event_id
+            if started in started_at:
+                found.task_runs.append(at - started_at[started])
+        elif event.HasField("workflow_task_timed_out_event_attributes"):
+            found.task_timeouts += 1
+
+
 async def history_figures(handle: WorkflowHandle[Any, Any]) -> History:
     """Timer due times (epoch seconds), events, actions and step legs of a workflow's run."""
     found = History()
@@ -293,6 +368,27 @@ async def history_figures(handle: WorkflowHandle[Any, Any]) -> History:
         if event.HasField("timer_started_event_attributes"):
             found.dues.append(timer_due(event))
     found.legs = step_legs(events)
+    workflow_tasks(events, found)
+    return found
+
+
+async def ended(temporal: Client, namespace: str, skip_runs: set[str]) -> dict[str, str]:
+    """The apps of ``namespace`` whose canary reached Succeeded or Failed (a Failed run waits
+    for a retry), from the search attributes every run publishes: one visibility call that
+    the worker takes no part in (a status query per rollout is a workflow task each, and at
+    1,000 rollouts the benchmark's own queries would be most of the worker's work)."""
+    query = (
+        f"AutopilotNamespace = '{namespace}' AND AutopilotOperator = 'canary' "
+        "AND AutopilotState IN ('Succeeded', 'Failed')"
+    )
+    found: dict[str, str] = {}
+    async for execution in temporal.list_workflows(query):
+        if execution.run_id in skip_runs:
+            continue
+        state = execution.typed_search_attributes.get(STATE)
+        target = execution.typed_search_attributes.get(TARGET)
+        if state and target:
+            found[target.split("/", 1)[1]] = state
     return found
 
 
@@ -329,12 +425,16 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
     def spec_for(name: str) -> dict[str, Any]:
         return {**spec, "targetRef": {**spec["targetRef"], "name": name}}
 
+    bootstrap_runs: set[str] = set()
+
     async def bootstrap(name: str) -> None:
         async with limit:
             await asyncio.to_thread(
                 create_app, api, namespace, app_deployment(name, V1, replicas=args.replicas)
             )
-            await (await rollouts.start(namespace, name, spec_for(name))).result()
+            handle = await rollouts.start(namespace, name, spec_for(name))
+            await handle.result()
+            bootstrap_runs.add(handle.result_run_id or "")
 
     try:
         while "worker on task queue" not in (logs / "worker.log").read_text(errors="replace"):
@@ -365,19 +465,22 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         outcomes: dict[str, str] = {}
         pending = set(names)
         last = checked = 0.0
-        timeouts = 0
+        kill: Kill | None = None
         while pending:
             for proc in procs:
                 proc.sample()
-            if time.time() - checked > 5:  # a query is a worker's work: not too often
+            due_kill = args.kill_after is not None and time.time() - wall0 >= args.kill_after
+            if due_kill and kill is None:
+                kill, worker = await kill_and_restart(env, queue, logs, worker, procs[0])
+                print(
+                    f"[N={n}] worker SIGKILLed at {kill.at - wall0:.0f} s; the new one "
+                    f"polls after {kill.ready - kill.at:.1f} s",
+                    flush=True,
+                )
+            if time.time() - checked > 2:
                 checked = time.time()
-                for name in list(pending):
-                    try:
-                        state = (await Rollouts.status(handles[name])).state
-                    except RPCError:  # a worker too busy to answer: ask again later
-                        timeouts += 1
-                        continue
-                    if state in ("Succeeded", "Failed"):  # a Failed run waits for a retry
+                for name, state in (await ended(temporal, namespace, bootstrap_runs)).items():
+                    if name in pending:
                         outcomes[name] = state
                         pending.discard(name)
             if time.time() - last > 10:
@@ -390,7 +493,7 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         kube = apiserver_requests(api) - kube0
         prom = prometheus_queries(env["PROMETHEUS_URL"]) - prom0
         scrapes = simulator_scrapes(env["PROMETHEUS_URL"], wall)
-        cpu = [proc.cpu() - proc.start_cpu for proc in procs]
+        cpu = [proc.cpu() - proc.start_cpu + proc.earlier_cpu for proc in procs]
         changes.stop.set()
         for handle in handles.values():
             if (await handle.describe()).status.name == "RUNNING":  # type: ignore[union-attr]
@@ -398,8 +501,15 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         late: list[float] = []
         events = actions = steps = 0
         legs: dict[str, list[float]] = {leg: [] for leg in LEGS}
+        tasks = History()
+        resumed: list[float] = []
         for name, handle in handles.items():
             history = await history_figures(handle)
+            if kill is not None:
+                resumed += kill.resumed(history.dues, [at for at, _ in changes.seen.get(name, [])])
+            tasks.task_waits += history.task_waits
+            tasks.task_runs += history.task_runs
+            tasks.task_timeouts += history.task_timeouts
             seen = changes.seen.get(name, [])
             late += lateness(history.dues, [at for at, _ in seen])
             events, actions = events + history.events, actions + history.actions
@@ -419,8 +529,10 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
             "prom": prom / intervals,
             "wrong": wrong_outcomes(outcomes, faulty),
             "wall": wall,
-            "query_timeouts": timeouts,
             "legs": legs,
+            "tasks": tasks,
+            "kill": kill,
+            "resumed": resumed,
             **scrapes,
         }
     finally:
@@ -454,7 +566,6 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
         result = await one_size(n, args, env)
         rows.append(row(result))
         print(HEADER, *rows, sep="\n", flush=True)
-        print(f"[N={n}] status queries timed out: {result['query_timeouts']}", flush=True)
         print(
             f"[N={n}] simulator scrapes: p50 {result['scrape_p50'] * 1000:.0f} ms, "
             f"max {result['scrape_max'] * 1000:.0f} ms, {result['samples']:.0f} samples, "
@@ -466,6 +577,26 @@ async def bench(args: argparse.Namespace, env: dict[str, str]) -> None:
             for leg, seconds in result["legs"].items()
         )
         print(f"[N={n}] step legs: {legs}", flush=True)
+        tasks: History = result["tasks"]
+        print(
+            f"[N={n}] workflow tasks: {len(tasks.task_runs)}, queued p50 "
+            f"{quantile(tasks.task_waits, 0.5):.2f} s / "
+            f"p99 {quantile(tasks.task_waits, 0.99):.2f} s, "
+            f"ran p50 {quantile(tasks.task_runs, 0.5):.3f} s / p99 "
+            f"{quantile(tasks.task_runs, 0.99):.3f} s, timed out {tasks.task_timeouts}",
+            flush=True,
+        )
+        kill: Kill | None = result["kill"]
+        if kill is not None:
+            resumed = result["resumed"]
+            print(
+                f"[N={n}] after the SIGKILL, each rollout's next step (from its due time): "
+                f"{len(resumed)} rollouts, p50 {quantile(resumed, 0.5):.2f} s, "
+                f"p99 {quantile(resumed, 0.99):.2f} s, "
+                f"max {max(resumed, default=float('nan')):.2f} s; "
+                f"within 5 s: {sum(1 for r in resumed if r <= 5)}/{len(resumed)}",
+                flush=True,
+            )
         if result["wrong"]:
             print(f"wrong outcomes: {result['wrong']}", flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
@@ -478,6 +609,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-weight", type=int, default=30)
     parser.add_argument("--faulty", type=float, default=0.1, help="share of faulty revisions")
     parser.add_argument("--replicas", type=int, default=1, help="replicas of each app")
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        metavar="SECONDS",
+        help="SIGKILL the worker this long after the canaries start, restart it at once, and "
+        "print how late each rollout's next step came",
+    )
     args = parser.parse_args(argv)
     with bench_cluster("scale-bench-") as env:
         asyncio.run(bench(args, env))

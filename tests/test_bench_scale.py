@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from temporalio.api.history.v1 import HistoryEvent
 
-from bench.scale import counter_sum, lateness, quantile, timer_due, wrong_outcomes
+from bench.scale import (
+    History,
+    Kill,
+    counter_sum,
+    lateness,
+    quantile,
+    timer_due,
+    workflow_tasks,
+    wrong_outcomes,
+)
 
 
 def test_a_step_is_late_by_the_time_from_its_timer_to_the_next_weight_seen() -> None:
@@ -44,3 +53,37 @@ def test_a_timer_falls_due_its_whole_timeout_after_it_started_whatever_the_local
         86_400_000_000 + 1_500_000
     )
     assert timer_due(event) == 1_700_000_000.25 + 86_401.5
+
+
+def test_after_a_kill_only_each_rollouts_first_step_due_after_it_counts() -> None:
+    kill = Kill(at=100.0, ready=101.5)
+    assert kill.resumed([90.0, 103.0, 113.0], [90.2, 106.5, 113.1]) == [3.5]
+    assert kill.resumed([90.0], [90.2]) == []  # it had ended before the kill
+
+
+def event(at_us: int, kind: str, **links: int) -> HistoryEvent:
+    """A workflow-task event at a time, linked to the events it names."""
+    found = HistoryEvent(event_id=links.pop("id", 0))
+    found.event_time.FromMicroseconds(at_us)
+    attributes = getattr(found, f"workflow_task_{kind}_event_attributes")
+    attributes.SetInParent()
+    for name, value in links.items():
+        setattr(attributes, name, value)
+    return found
+
+
+def test_a_workflow_task_waits_from_scheduled_to_started_and_runs_until_completed() -> None:
+    found = History()
+    workflow_tasks(
+        [
+            event(1_000_000, "scheduled", id=2),
+            event(3_500_000, "started", id=3, scheduled_event_id=2),
+            event(3_600_000, "completed", id=4, started_event_id=3),
+            event(9_000_000, "scheduled", id=9),
+            event(10_000_000, "timed_out", id=10, scheduled_event_id=9),
+        ],
+        found,
+    )
+    assert found.task_waits == [2.5]
+    assert [round(run, 3) for run in found.task_runs] == [0.1]
+    assert found.task_timeouts == 1

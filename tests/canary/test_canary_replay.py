@@ -1,15 +1,19 @@
 """Changes to the canary machine must not break rollouts that are already running.
 
 The histories were recorded from end-to-end tests on the local cluster (a healthy rollout
-through weights 10 to 50; one queued for a permit; one rolled back that announced its
-story as Kubernetes Events); see ``histories.py``.
+through weights 10 to 50, before and after the notifier ran only for event webhooks; one
+queued for a permit; one rolled back that announced its story as Kubernetes Events); see
+``histories.py``.
 """
 
 from __future__ import annotations
 
-from tests.canary.histories import HISTORIES
+import json
+
+from tests.canary.histories import HISTORIES, decoded
 from tests.replay import replay_failure
 from workflows.canary import CanaryWorkflow
+from workflows.canary.workers import NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH
 from workflows.rollout_slots import RolloutSlotsWorkflow
 
 
@@ -17,6 +21,26 @@ async def test_the_recorded_promotion_replays_without_nondeterminism():
     failure = await replay_failure(
         CanaryWorkflow, "canary/replay/podinfo", (HISTORIES / "canary_promoted.json").read_text()
     )
+    assert failure is None, failure
+
+
+async def test_a_promotion_recorded_when_every_step_ran_the_notifier_replays():
+    """Recorded before ``canary-notify-only-with-event-hooks``: no event webhooks, yet
+    ``canary.notify`` ran at every weight; the patch keeps it in the replay."""
+    history = (HISTORIES / "canary_promoted.json").read_text()
+    assert history.count('"name": "canary.notify"') == 8
+    assert NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH not in decoded(json.loads(history))
+    failure = await replay_failure(CanaryWorkflow, "canary/replay/podinfo", history)
+    assert failure is None, failure
+
+
+async def test_a_promotion_recorded_with_the_notifier_only_for_event_webhooks_replays():
+    """Recorded with the patch (its marker is in the history): the same healthy rollout,
+    no event webhooks, and no ``canary.notify`` at any step."""
+    history = (HISTORIES / "canary_promoted_notify_only_with_event_hooks.json").read_text()
+    assert '"name": "canary.notify"' not in history
+    assert NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH in decoded(json.loads(history))
+    failure = await replay_failure(CanaryWorkflow, "canary/replay/podinfo", history)
     assert failure is None, failure
 
 

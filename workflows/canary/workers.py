@@ -6,10 +6,15 @@ machine (``machine.py``) says which state runs which.
 
 from datetime import timedelta
 
+from temporalio import workflow
+
 from models.canary import (
     AnalysisResult,
+    CanaryData,
+    CanarySpec,
     Finalised,
     HooksRan,
+    HookType,
     Initialized,
     Promoted,
     RolledBack,
@@ -17,7 +22,7 @@ from models.canary import (
     WeightApplied,
 )
 from models.rollout_slots import QueueJoined
-from workflows.engine import ActivityRef
+from workflows.engine import ActivityRef, Ctx
 
 _QUICK = timedelta(seconds=60)
 _HOOKS = timedelta(minutes=5)
@@ -70,4 +75,23 @@ request_slot = ActivityRef(
 # It also gives back the rollout's permits of the concurrency cap (in the worker, so that
 # histories recorded before the cap existed replay unchanged).
 post_rollout = ActivityRef("canary.post_rollout_hooks", timeout=_HOOKS, summary="post-rollout")
-notify = ActivityRef("canary.notify", timeout=_QUICK, summary="event webhooks")
+
+#: Temporal patch: runs recorded before it ran ``canary.notify`` in every state that names
+#: it, with or without ``event`` webhooks to call.
+NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH = "canary-notify-only-with-event-hooks"
+
+
+def has_event_hooks(ctx: Ctx[CanarySpec, CanaryData]) -> bool:
+    """Whether the spec names ``event`` webhooks, the only thing the notifier sends.
+
+    Without any, running it cost every step an activity and a workflow task for nothing, on
+    the path from one step's timer to the next weight (``docs/performance.md``).
+    """
+    if ctx.spec.analysis.hooks(HookType.EVENT):
+        return True
+    return workflow.in_workflow() and not workflow.patched(NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH)
+
+
+notify = ActivityRef(
+    "canary.notify", timeout=_QUICK, summary="event webhooks", when=has_event_hooks
+)
