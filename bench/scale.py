@@ -54,10 +54,10 @@ from typing import Any
 from kubernetes import client, config, watch
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.cluster import bench_cluster
+from cli.targets import KEY_STATE, KEY_TARGET
 from devcluster.prometheus import SIM_JOB
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
 from tests.canary.e2e import Rollouts
@@ -68,8 +68,6 @@ ROOT = Path(__file__).resolve().parents[1]
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
 TICK = os.sysconf("SC_CLK_TCK")
-STATE = SearchAttributeKey.for_keyword("AutopilotState")
-TARGET = SearchAttributeKey.for_keyword("AutopilotTarget")
 #: History event types Temporal counts as billable actions.
 ACTIONS = {
     "WorkflowExecutionStarted",
@@ -195,8 +193,8 @@ class Kill:
     def resumed(self, dues: Sequence[float], changes: Sequence[float]) -> list[float]:
         """How late, after its due time, a rollout's first step due after the kill showed
         its weight (empty when no step fell due after it)."""
-        after = sorted(due for due in dues if due >= self.at)
-        return lateness(after[:1], changes) if after else []
+        first = min((due for due in dues if due >= self.at), default=None)
+        return [] if first is None else lateness([first], changes)
 
 
 async def kill_and_restart(
@@ -217,7 +215,7 @@ async def kill_and_restart(
     restarted = start_process(env, queue, log, "--no-watchers")
     while not log.exists() or "worker on task queue" not in log.read_text(errors="replace"):
         await asyncio.sleep(0.05)
-    proc.pid, proc.start_cpu = restarted.pid, 0.0
+    proc.pid = restarted.pid
     proc.start_cpu = proc.cpu()
     return Kill(at, time.time()), restarted
 
@@ -385,8 +383,8 @@ async def ended(temporal: Client, namespace: str, skip_runs: set[str]) -> dict[s
     async for execution in temporal.list_workflows(query):
         if execution.run_id in skip_runs:
             continue
-        state = execution.typed_search_attributes.get(STATE)
-        target = execution.typed_search_attributes.get(TARGET)
+        state = execution.typed_search_attributes.get(KEY_STATE)
+        target = execution.typed_search_attributes.get(KEY_TARGET)
         if state and target:
             found[target.split("/", 1)[1]] = state
     return found
@@ -505,13 +503,14 @@ async def one_size(n: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         resumed: list[float] = []
         for name, handle in handles.items():
             history = await history_figures(handle)
+            seen = changes.seen.get(name, [])
+            changed_at = [at for at, _ in seen]
+            late += lateness(history.dues, changed_at)
             if kill is not None:
-                resumed += kill.resumed(history.dues, [at for at, _ in changes.seen.get(name, [])])
+                resumed += kill.resumed(history.dues, changed_at)
             tasks.task_waits += history.task_waits
             tasks.task_runs += history.task_runs
             tasks.task_timeouts += history.task_timeouts
-            seen = changes.seen.get(name, [])
-            late += lateness(history.dues, [at for at, _ in seen])
             events, actions = events + history.events, actions + history.actions
             for leg, seconds in history.legs.items():
                 legs[leg] += seconds

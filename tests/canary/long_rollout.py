@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.common import RawValue
 
 from models.canary import (
@@ -126,47 +126,60 @@ class RunSizes:
     seconds: float
 
 
-async def long_rollout(days: float, interval: str = "1m", limit: int | None = None) -> RunSizes:
-    """Run one canary whose promotion gate opens after ``days``; measure its runs."""
+async def scripted_rollout(
+    script: ScriptedCanary, spec: dict[str, Any], engine: EngineSettings | None = None
+) -> tuple[OperatorStatus, list[WorkflowHistory]]:
+    """Run one canary to its end with scripted workers, on a time-skipping server of its
+    own: its result, and every run's history (first run first, following continue-as-new)."""
     env = await start_time_skipping()
-    script = ScriptedCanary(gate_for=timedelta(days=days))
     task_queue = f"long-{uuid.uuid4().hex[:6]}"
     target = Target(namespace="bench", name=f"long-{uuid.uuid4().hex[:6]}")
-    engine = EngineSettings() if limit is None else EngineSettings(history_event_limit=limit)
-    began = time.monotonic()
     try:
         async with make_worker(env.client, task_queue, [CanaryWorkflow], script.activities()):
             handle: WorkflowHandle[Any, OperatorStatus] = await env.client.start_workflow(
                 "canary",
-                OperatorInput(target=target, spec=long_rollout_spec(interval), engine=engine),
+                OperatorInput(target=target, spec=spec, engine=engine or EngineSettings()),
                 id=target.workflow_id("canary"),
                 task_queue=task_queue,
                 result_type=OperatorStatus,
             )
             result = await handle.result()
-            lengths = await run_lengths(env.client, handle.id, handle.first_execution_run_id or "")
+            histories = await run_histories(
+                env.client, handle.id, handle.first_execution_run_id or ""
+            )
     finally:
         await env.shutdown()
+    return result, histories
+
+
+async def long_rollout(days: float, interval: str = "1m", limit: int | None = None) -> RunSizes:
+    """Run one canary whose promotion gate opens after ``days``; measure its runs."""
+    script = ScriptedCanary(gate_for=timedelta(days=days))
+    engine = EngineSettings() if limit is None else EngineSettings(history_event_limit=limit)
+    began = time.monotonic()
+    result, histories = await scripted_rollout(script, long_rollout_spec(interval), engine)
     return RunSizes(
-        lengths=lengths,
+        lengths=[len(history.events) for history in histories],
         state=result.state,
         analyses=script.calls.get("canary.analyse", 0),
         seconds=time.monotonic() - began,
     )
 
 
-async def run_lengths(client: Client, workflow_id: str, first_run_id: str) -> list[int]:
-    """Every run's history length, first run first, following continue-as-new.
+async def run_histories(
+    client: Client, workflow_id: str, first_run_id: str
+) -> list[WorkflowHistory]:
+    """Every run's history, first run first, following continue-as-new.
 
     The time-skipping server lists no workflows, so the chain is walked run by run.
     """
-    lengths = []
+    histories = []
     run_id: str | None = first_run_id
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        lengths.append(len(history.events))
+        histories.append(history)
         last = history.events[-1]
         handed = last.HasField("workflow_execution_continued_as_new_event_attributes")
         attributes = last.workflow_execution_continued_as_new_event_attributes
         run_id = attributes.new_execution_run_id if handed else None
-    return lengths
+    return histories

@@ -9,19 +9,14 @@ every step later (``docs/performance.md``).
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
 
-from models.operator import OperatorInput, OperatorStatus, Target
+from models.operator import OperatorStatus
 from tests.canary.histories import decoded
-from tests.canary.long_rollout import ScriptedCanary, long_rollout_spec
-from tests.temporal_env import start_time_skipping
-from worker_main import make_worker
-from workflows.canary import CanaryWorkflow
+from tests.canary.long_rollout import ScriptedCanary, long_rollout_spec, scripted_rollout
 from workflows.canary.workers import NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH
 
 pytestmark = pytest.mark.temporal
@@ -31,24 +26,9 @@ EVENT_HOOK = {"name": "chat", "type": "event", "url": "http://events.example/"}
 
 async def promote(spec: dict[str, Any]) -> tuple[OperatorStatus, ScriptedCanary, str]:
     """Run one healthy canary to its end; its result, the workers' calls and its history."""
-    env = await start_time_skipping()
     script = ScriptedCanary(gate_for=timedelta(0))
-    queue = f"notify-{uuid.uuid4().hex[:6]}"
-    target = Target(namespace="tests", name=f"notify-{uuid.uuid4().hex[:6]}")
-    try:
-        async with make_worker(env.client, queue, [CanaryWorkflow], script.activities()):
-            handle: WorkflowHandle[Any, OperatorStatus] = await env.client.start_workflow(
-                "canary",
-                OperatorInput(target=target, spec=spec),
-                id=target.workflow_id("canary"),
-                task_queue=queue,
-                result_type=OperatorStatus,
-            )
-            result = await handle.result()
-            history = (await handle.fetch_history()).to_json()
-    finally:
-        await env.shutdown()
-    return result, script, history
+    result, histories = await scripted_rollout(script, spec)
+    return result, script, histories[0].to_json()
 
 
 async def test_a_canary_without_event_webhooks_never_runs_the_notifier():
