@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from activities import kube
+from activities.canary import workloads
 from activities.canary.istio_routes import IstioRoutes, RouteOptions, uses_strategy_routes
-from activities.canary.objects import CANARY, ISTIO_GROUP, ISTIO_VERSION, OwnerReferences
+from activities.canary.objects import (
+    CANARY,
+    ISTIO_GROUP,
+    ISTIO_VERSION,
+    OwnerReferences,
+    owned_by,
+)
 from models.canary import CanarySpec
 
 VIRTUAL_SERVICES = "virtualservices"
@@ -74,6 +81,8 @@ class SplitRouter:
     its object and where the two weights sit in it.
     """
 
+    spec: CanarySpec
+    namespace: str
     apex: str
 
     async def reconcile(self, owners: OwnerReferences | None = None) -> None:
@@ -96,13 +105,21 @@ class SplitRouter:
         raise NotImplementedError
 
     async def get_routes(self) -> Routes:
-        """Read the live split (creating the routing objects if they are missing)."""
+        """Read the live split (creating the routing objects if they are missing).
+
+        Routes created again are owned by the target Deployment, as the first ones were. When
+        the Deployment is gone too, the garbage collector took the routes with it: nothing
+        is created (it would outlive the Deployment, owned by nobody) and the 404 is raised.
+        """
         try:
             live = await self._read_route()
         except Exception as error:
             if not kube.is_not_found(error):
                 raise
-            await self.reconcile()
+            target = await workloads.read_or_none(self.namespace, self.spec.target_ref.name)
+            if target is None:
+                raise
+            await self.reconcile(owned_by(target))
             live = await self._read_route()
         weights = self.weights(live)
         primary, canary = weights if weights is not None else (100, 0)
