@@ -217,12 +217,16 @@ class DevCluster:
         self._state = _refresh(self._state, ClusterState.load(self.state_file))
         return self._state.gitops
 
-    def up(self, *, gitops: bool | None = None) -> list[PartStatus]:
+    def up(
+        self, *, gitops: bool | None = None, scrape_interval: float | None = None
+    ) -> list[PartStatus]:
         """Start every part that is not already running and healthy.
 
         Args:
             gitops: True also runs Flux (its CRDs, source-controller, kustomize-controller);
                 False stops Flux if it runs; None keeps the recorded choice (off at first).
+            scrape_interval: Seconds between Prometheus's scrapes (a running Prometheus
+                reloads its configuration); None keeps the recorded choice (1 s at first).
 
         Returns:
             The status of every part afterwards.
@@ -234,6 +238,8 @@ class DevCluster:
             self._state = _refresh(self._state, ClusterState.load(self.state_file))
             if gitops is not None:
                 self._state.gitops = gitops
+            if scrape_interval is not None:
+                self._state.scrape_interval = checked_scrape_interval(scrape_interval)
             try:
                 if not self._state.gitops:
                     self._stop(FLUX_PARTS)
@@ -416,8 +422,22 @@ class DevCluster:
                 port=ports["prometheus"],
                 sim_port=ports["sim"],
                 autopilot_port=ports["autopilot_metrics"],
+                interval=self._state.scrape_interval,
             ),
         )
+        running = self._state.processes.get(PROMETHEUS)
+        if (
+            prometheus_proc is None
+            and running is not None
+            and prometheus.write_config(
+                self.state_dir,
+                sim_port=ports["sim"],
+                autopilot_port=ports["autopilot_metrics"],
+                interval=self._state.scrape_interval,
+            )
+        ):
+            self._progress(f"Prometheus: scraping every {self._state.scrape_interval:g} s")
+            prometheus.reload(running)
         temporal_proc = self._start_unless_running(
             TEMPORAL,
             lambda: temporal.start_temporal_dev_server(
@@ -772,6 +792,20 @@ def sim_available() -> bool:
     return (here / "dataplane_sim.py").is_file() or (
         here / "dataplane_sim" / "__main__.py"
     ).is_file()
+
+
+def checked_scrape_interval(seconds: float) -> float:
+    """``seconds`` if Prometheus may scrape that often here.
+
+    Raises:
+        ClusterError: It is outside the bounds, naming them.
+    """
+    low, high = prometheus.MIN_SCRAPE_INTERVAL, prometheus.MAX_SCRAPE_INTERVAL
+    if not low <= seconds <= high:
+        raise ClusterError(
+            f"scrape interval must be between {low:g} and {high:g} seconds, got {seconds:g}"
+        )
+    return seconds
 
 
 def _part_healthy(name: str, port: int) -> bool:

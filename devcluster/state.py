@@ -109,6 +109,8 @@ class ClusterState:
             ``up --no-gitops``).
         flux_crds: Names of the Flux CRDs installed by ``up --gitops``.
         flux_crds_version: The Flux releases those CRDs came from.
+        scrape_interval: Seconds between Prometheus's scrapes (chosen with
+            ``up --scrape-interval``, kept until chosen again).
     """
 
     ports: dict[str, int] = field(default_factory=dict)
@@ -118,6 +120,7 @@ class ClusterState:
     gitops: bool = False
     flux_crds: list[str] = field(default_factory=list)
     flux_crds_version: str = ""
+    scrape_interval: float = 1.0
 
     @classmethod
     def load(cls, path: Path) -> ClusterState:
@@ -143,6 +146,7 @@ class ClusterState:
             gitops=bool(raw.get("gitops", False)),
             flux_crds=[str(name) for name in raw.get("flux_crds", [])],
             flux_crds_version=str(raw.get("flux_crds_version", "")),
+            scrape_interval=float(raw.get("scrape_interval", 1.0)),
         )
 
     def save(self, path: Path) -> None:
@@ -156,6 +160,7 @@ class ClusterState:
             "gitops": self.gitops,
             "flux_crds": self.flux_crds,
             "flux_crds_version": self.flux_crds_version,
+            "scrape_interval": self.scrape_interval,
         }
         partial = path.with_name(path.name + ".partial")
         partial.write_text(json.dumps(payload, indent=2) + "\n")
