@@ -62,13 +62,14 @@ from devcluster.prometheus import SIM_JOB
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
 from tests.canary.e2e import Rollouts
 from tests.canary.specs import spec_dict
-from tests.chaos.lateness import event_seconds
+from tests.chaos.lateness import LOCAL_ACTIVITY_MARKER, event_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 V1 = "ghcr.io/stefanprodan/podinfo:6.5.0"
 V2 = "ghcr.io/stefanprodan/podinfo:6.5.1"
 TICK = os.sysconf("SC_CLK_TCK")
-#: History event types Temporal counts as billable actions.
+#: History event types Temporal counts as billable actions (and each local activity's
+#: marker, :data:`LOCAL_ACTIVITY_MARKER`).
 ACTIONS = {
     "WorkflowExecutionStarted",
     "ActivityTaskScheduled",
@@ -276,8 +277,10 @@ def timer_due(event: HistoryEvent) -> float:
     return event_seconds(event) + timeout.ToMicroseconds() / 1e6
 
 
-#: The legs of a step from a timer falling due to the activity that acts on it completing.
-LEGS = ("timer fired", "activity scheduled", "activity started", "activity done")
+#: The legs of a step from a timer falling due: the server firing it, the workflow task it
+#: wakes waiting in its queue and running (the analysis and the weight change with it, when
+#: they are local activities), and any activity task that task scheduled waiting and running.
+LEGS = ("timer fired", "task queued", "task ran", "activity queued", "activity ran")
 
 
 @dataclass
@@ -287,8 +290,7 @@ class History:
     dues: list[float] = field(default_factory=list)
     events: int = 0
     actions: int = 0
-    #: Per leg of a step (timer due → fired → activity scheduled → started → completed),
-    #: the seconds each took, for every timer followed by an activity.
+    #: Per leg of a step (:data:`LEGS`), the seconds each took, for every timer that fired.
     legs: dict[str, list[float]] = field(default_factory=lambda: {leg: [] for leg in LEGS})
     #: Every workflow task's wait in its queue and its run on the worker (seconds), and
     #: how many timed out (mostly on the sticky queue: they then wait on the shared one).
@@ -298,14 +300,19 @@ class History:
 
 
 def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
-    """For each timer whose firing is followed by an activity, how long each leg took: the
-    server firing it after its due time, the worker's workflow task scheduling the activity,
-    the activity waiting in the task queue, and the activity running."""
+    """For each timer that fired, how long each leg of :data:`LEGS` took.
+
+    The workflow task counted is the first one after the firing that completed (one that
+    timed out on the sticky queue counts in the wait of the next); the activity legs are
+    those of the activity tasks its completion scheduled, if any.
+    """
     legs: dict[str, list[float]] = {leg: [] for leg in LEGS}
     due: dict[int, float] = {}
-    started: dict[int, float] = {}
     fired_at: float | None = None
-    waiting: dict[int, tuple[float, float]] = {}  # scheduled id → (due, scheduled at)
+    task_started: float | None = None
+    completed_id: int | None = None
+    scheduled_at: dict[int, float] = {}
+    started_at: dict[int, float] = {}
     for event in events:
         at = event_seconds(event)
         if event.HasField("timer_started_event_attributes"):
@@ -314,21 +321,31 @@ def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
             timer = due.pop(event.timer_fired_event_attributes.started_event_id, None)
             if timer is not None:
                 legs["timer fired"].append(at - timer)
-                fired_at = at
-        elif event.HasField("activity_task_scheduled_event_attributes") and fired_at is not None:
-            legs["activity scheduled"].append(at - fired_at)
-            waiting[event.event_id] = (fired_at, at)
-            fired_at = None
+                fired_at, task_started = at, None
+        elif event.HasField("workflow_task_started_event_attributes") and fired_at is not None:
+            task_started = at
+        elif event.HasField("workflow_task_timed_out_event_attributes"):
+            task_started = None
+        elif event.HasField("workflow_task_completed_event_attributes"):
+            if fired_at is not None and task_started is not None:
+                legs["task queued"].append(task_started - fired_at)
+                legs["task ran"].append(at - task_started)
+                completed_id, fired_at = event.event_id, None
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            if completed_id is not None and attributes.workflow_task_completed_event_id == (
+                completed_id
+            ):
+                scheduled_at[event.event_id] = at
         elif event.HasField("activity_task_started_event_attributes"):
             scheduled = event.activity_task_started_event_attributes.scheduled_event_id
-            if scheduled in waiting:
-                legs["activity started"].append(at - waiting[scheduled][1])
-                started[scheduled] = at
+            if scheduled in scheduled_at:
+                legs["activity queued"].append(at - scheduled_at.pop(scheduled))
+                started_at[scheduled] = at
         elif event.HasField("activity_task_completed_event_attributes"):
             scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
-            if scheduled in started:
-                legs["activity done"].append(at - started.pop(scheduled))
-                waiting.pop(scheduled, None)
+            if scheduled in started_at:
+                legs["activity ran"].append(at - started_at.pop(scheduled))
     return legs
 
 
@@ -361,7 +378,10 @@ async def history_figures(handle: WorkflowHandle[Any, Any]) -> History:
         found.events += 1
         kind = event.WhichOneof("attributes") or ""
         name = re.sub(r"_event_attributes$", "", kind).title().replace("_", "")
-        if name in ACTIONS:
+        local = kind == "marker_recorded_event_attributes" and (
+            event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        )
+        if name in ACTIONS or local:
             found.actions += 1
         if event.HasField("timer_started_event_attributes"):
             found.dues.append(timer_due(event))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest import approx
 from temporalio.api.history.v1 import HistoryEvent
 
 from bench.scale import (
@@ -10,6 +11,7 @@ from bench.scale import (
     counter_sum,
     lateness,
     quantile,
+    step_legs,
     timer_due,
     workflow_tasks,
     wrong_outcomes,
@@ -63,13 +65,58 @@ def test_after_a_kill_only_each_rollouts_first_step_due_after_it_counts() -> Non
 
 def event(at_us: int, kind: str, **links: int) -> HistoryEvent:
     """A workflow-task event at a time, linked to the events it names."""
+    return history_event(at_us, f"workflow_task_{kind}", **links)
+
+
+def history_event(at_us: int, kind: str, **links: int) -> HistoryEvent:
+    """An event of a kind (``timer_fired``, ``activity_task_started``...) at a time."""
     found = HistoryEvent(event_id=links.pop("id", 0))
     found.event_time.FromMicroseconds(at_us)
-    attributes = getattr(found, f"workflow_task_{kind}_event_attributes")
+    attributes = getattr(found, f"{kind}_event_attributes")
     attributes.SetInParent()
     for name, value in links.items():
         setattr(attributes, name, value)
     return found
+
+
+def test_a_step_whose_workers_are_local_is_a_timer_and_one_workflow_task() -> None:
+    legs = step_legs(
+        [
+            history_event(0, "timer_started", id=5),
+            history_event(200_000, "timer_fired", id=6, started_event_id=5),
+            event(300_000, "scheduled", id=7),
+            event(1_300_000, "started", id=8, scheduled_event_id=7),
+            event(1_800_000, "completed", id=9, started_event_id=8),
+        ]
+    )
+    assert legs["timer fired"] == approx([0.2])
+    assert legs["task queued"] == approx([1.1])
+    assert legs["task ran"] == approx([0.5])
+    assert legs["activity queued"] == legs["activity ran"] == []
+
+
+def test_a_step_that_schedules_an_activity_counts_its_wait_and_run_too() -> None:
+    legs = step_legs(
+        [
+            history_event(0, "timer_started", id=5),
+            history_event(0, "timer_fired", id=6, started_event_id=5),
+            event(100_000, "scheduled", id=7),
+            event(400_000, "started", id=8, scheduled_event_id=7),
+            event(500_000, "timed_out", id=9, scheduled_event_id=7),  # the sticky queue
+            event(2_000_000, "scheduled", id=10),
+            event(2_500_000, "started", id=11, scheduled_event_id=10),
+            event(2_600_000, "completed", id=12, started_event_id=11),
+            history_event(
+                2_600_000, "activity_task_scheduled", id=13, workflow_task_completed_event_id=12
+            ),
+            history_event(3_600_000, "activity_task_started", id=14, scheduled_event_id=13),
+            history_event(5_600_000, "activity_task_completed", id=15, scheduled_event_id=13),
+        ]
+    )
+    assert legs["task queued"] == approx([2.5])  # from the firing, through the timed-out task
+    assert legs["task ran"] == approx([0.1])
+    assert legs["activity queued"] == approx([1.0])
+    assert legs["activity ran"] == approx([2.0])
 
 
 def test_a_workflow_task_waits_from_scheduled_to_started_and_runs_until_completed() -> None:

@@ -283,6 +283,6 @@ async def wait_ready(
         state = readiness(await read(namespace, name), minimum=minimum)
         if state.ready or time.monotonic() >= deadline:
             return state
-        if activity.in_activity():
+        if activity.in_activity() and not activity.info().is_local:  # locals do not beat
             activity.heartbeat(state.message)
         await asyncio.sleep(0.25)

@@ -63,7 +63,7 @@ async def test_a_healthy_canary_is_promoted_through_every_weight(rollouts, kube_
         new_revision(kube_api, namespace, "podinfo", V2)
         handle = await rollouts.start(namespace, "podinfo", spec)
         status = await handle.result()
-    await record_if_asked(handle, "canary_promoted")
+    await record_if_asked(handle, "canary_promoted_local_workers")
 
     assert status.state == "Succeeded", status.data
     assert recorder.canary_weights == [0, 10, 20, 30, 40, 50, 0]

@@ -1,7 +1,8 @@
 """Changes to the canary machine must not break rollouts that are already running.
 
 The histories were recorded from end-to-end tests on the local cluster (a healthy rollout
-through weights 10 to 50, before and after the notifier ran only for event webhooks; one
+through weights 10 to 50, before and after the notifier ran only for event webhooks, and
+with its analyses and weight changes as local activities; one
 queued for a permit; one rolled back that announced its story as Kubernetes Events); see
 ``histories.py``.
 """
@@ -14,6 +15,7 @@ from tests.canary.histories import HISTORIES, decoded
 from tests.replay import replay_failure
 from workflows.canary import CanaryWorkflow
 from workflows.canary.workers import NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH
+from workflows.engine.runtime import LOCAL_WORKERS_PATCH
 from workflows.rollout_slots import RolloutSlotsWorkflow
 
 
@@ -40,6 +42,17 @@ async def test_a_promotion_recorded_with_the_notifier_only_for_event_webhooks_re
     history = (HISTORIES / "canary_promoted_notify_only_with_event_hooks.json").read_text()
     assert '"name": "canary.notify"' not in history
     assert NOTIFY_ONLY_WITH_EVENT_HOOKS_PATCH in decoded(json.loads(history))
+    failure = await replay_failure(CanaryWorkflow, "canary/replay/podinfo", history)
+    assert failure is None, failure
+
+
+async def test_a_promotion_recorded_with_local_analyses_and_weights_replays():
+    """Recorded with ``local-workers-run-as-local-activities``: the analyses and weight
+    changes are local activities (markers), no longer activity tasks."""
+    history = (HISTORIES / "canary_promoted_local_workers.json").read_text()
+    assert '"name": "canary.set_weight"' not in history  # no activity task of that name
+    payloads = decoded(json.loads(history))
+    assert LOCAL_WORKERS_PATCH in payloads and "canary.set_weight" in payloads  # a marker
     failure = await replay_failure(CanaryWorkflow, "canary/replay/podinfo", history)
     assert failure is None, failure
 

@@ -1,6 +1,7 @@
 """How late each rollout's next action was after a worker kill, read from its history.
 
-An *action* is an activity attempt starting. It was *due*:
+An *action* is an activity attempt starting, or a local activity running (its marker names
+the workflow task it ran in, whose start is the action's). It was *due*:
 
 * for a first attempt, when the server first had something for the workflow to decide
   (the first ``WorkflowTaskScheduled`` of the chain of workflow tasks, timed-out ones
@@ -32,6 +33,8 @@ _RETRIED_TASK = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
 }
+#: The marker a local activity leaves in its run's history.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,14 @@ def actions(events: Sequence[HistoryEvent], kills: Sequence[float]) -> list[Acti
     index = {e.event_id: i for i, e in enumerate(events)}
     found: list[Action] = []
     for event in events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                completed = by_id[marker.workflow_task_completed_event_id]
+                ran_in = by_id[completed.workflow_task_completed_event_attributes.started_event_id]
+                started = event_seconds(ran_in)
+                found.append(Action(started, _due(events, index[ran_in.event_id]), started, 1))
+            continue
         if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             continue
         attrs = event.activity_task_started_event_attributes
@@ -67,15 +78,19 @@ def actions(events: Sequence[HistoryEvent], kills: Sequence[float]) -> list[Acti
                 Action(started, max(between) if between else None, sched_at, attrs.attempt)
             )
             continue
-        # Walk back from the completed workflow task over the failed attempts before it.
-        i = index[completed_id] - 1
-        due = event_seconds(events[i])
-        while i >= 0 and events[i].event_type in _RETRIED_TASK:
-            if events[i].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-                due = event_seconds(events[i])
-            i -= 1
-        found.append(Action(started, due, sched_at, 1))
+        found.append(Action(started, _due(events, index[completed_id] - 1), sched_at, 1))
     return found
+
+
+def _due(events: Sequence[HistoryEvent], i: int) -> float:
+    """When the workflow task at or before ``events[i]`` was first due: walking back over
+    the failed and timed-out attempts of it, to the first one scheduled."""
+    due = event_seconds(events[i])
+    while i >= 0 and events[i].event_type in _RETRIED_TASK:
+        if events[i].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            due = event_seconds(events[i])
+        i -= 1
+    return due
 
 
 @dataclass

@@ -7,6 +7,11 @@ non-retryable failure, which the engine sees at once as ``ActivityFailed``). A c
 waits long heartbeats, so a worker with a heartbeat timeout (``canary.start``) does not
 time out while the test makes up its mind.
 
+A worker the operator runs as a local activity (``ActivityRef(local=...)``) is not held:
+it runs inside the workflow task that asked for it, so nothing else can happen to the run
+meanwhile, and holding it would hold that task. :attr:`Script.answer_locally` answers it at
+once (the world chooses the answer as it would for a held call).
+
 Everything here runs on the worker's event loop; the model test reaches it through
 :meth:`tests.model.machine.World.run`.
 """
@@ -55,6 +60,8 @@ class Call:
     name: str
     step: dict[str, Any]
     answer: asyncio.Future[Answer] = field(repr=False)
+    #: A local activity's call: it runs inside a workflow task.
+    local: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -72,6 +79,8 @@ class Script:
     def __init__(self) -> None:
         self.calls: dict[tuple[str, str, str], Call] = {}
         self.answered = 0
+        #: Answers a local activity's call at once; unset, such a call is held like any.
+        self.answer_locally: Callable[[Call], Answer] | None = None
 
     def activities(self) -> list[Callable[..., Any]]:
         """The worker's activities: one dynamic activity for every name."""
@@ -94,25 +103,34 @@ class Script:
             name=info.activity_type,
             step=step,
             answer=asyncio.get_running_loop().create_future(),
+            local=info.is_local,
         )
+        if call.local and self.answer_locally is not None:
+            answer = self.answer_locally(call)
+            self.answered += 1
+        else:
+            answer = await self._held(call)
+        if isinstance(answer, Failure):
+            raise ApplicationError(answer.message, type="NonRetryable", non_retryable=True)
+        if isinstance(answer, Dropped) and not call.local:
+            activity.raise_complete_async()  # nobody waits for it; say nothing to the server
+        return None if isinstance(answer, Dropped) else answer
+
+    async def _held(self, call: Call) -> Answer:
+        """Wait for the test's answer to ``call``, heartbeating (unless it is local)."""
         self.calls[call.key] = call
         try:
             while True:
                 try:
-                    answer = await asyncio.wait_for(
+                    return await asyncio.wait_for(
                         asyncio.shield(call.answer), timeout=HEARTBEAT_EVERY_S
                     )
-                    break
                 except TimeoutError:
-                    activity.heartbeat()
+                    if not call.local:
+                        activity.heartbeat()
         finally:
             if self.calls.get(call.key) is call:
                 del self.calls[call.key]
-        if isinstance(answer, Failure):
-            raise ApplicationError(answer.message, type="NonRetryable", non_retryable=True)
-        if isinstance(answer, Dropped):
-            activity.raise_complete_async()  # nobody waits for it; say nothing to the server
-        return answer
 
     # ------------------------------------------------------------- the test's side
 

@@ -33,7 +33,8 @@ ANSWER_WITHIN_S = 20
 
 
 async def promoting(world: World) -> Run:
-    """A canary with ``skipAnalysis`` in Promoting, its first promotion worker held open."""
+    """A canary with ``skipAnalysis`` in Promoting, its promotion worker held open (the
+    weight change before it is a local activity, answered at once)."""
     run = await start(world, CANARY, 2, "skip analysis", short_timers=False, short_history=False)
     assert CANARY.variants[2] == "skip analysis"
     initialize = await world.script.next_call(run.workflow_id, "canary.initialize")
@@ -42,7 +43,7 @@ async def promoting(world: World) -> Run:
     )
     slot = await world.script.next_call(run.workflow_id, "canary.request_slot")
     world.script.answer(slot, QueueJoined())
-    await world.script.next_call(run.workflow_id, "canary.set_weight")
+    await world.script.next_call(run.workflow_id, "canary.promote")
     return run
 
 

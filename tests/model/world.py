@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -47,7 +47,7 @@ from models.operator import (
     OperatorStatus,
     Target,
 )
-from tests.model.script import Call, Script
+from tests.model.script import Answer, Call, Dropped, Failure, Script
 from tests.model.subjects import NAMESPACE, SUBJECTS, Cluster, Subject, envelope
 from tests.replay import replay_failure
 from tests.waiting import eventually
@@ -154,6 +154,27 @@ class World:
         self.task_queue = task_queue
         self.script = script
         self.stats = Stats()
+        #: The runs :func:`start` made, by workflow ID.
+        self.runs: dict[str, Run] = {}
+        #: The draws of luck of a run catching up, which its local calls meanwhile take.
+        self.luck: dict[str, Iterator[int]] = {}
+        #: What each run's local calls answered, until :func:`catch_up` tells it.
+        self.answered_locally: dict[str, list[str]] = {}
+        script.answer_locally = self.answer_locally
+
+    def answer_locally(self, call: Call) -> Answer:
+        """Answer a local activity's call at once, by the next draw of its run's luck (none
+        left: the healthy answer): 15 fails it, 12 to 14 give the second to fourth answer
+        of its menu, anything else the first. (No rule can answer it later: it runs inside
+        a workflow task.)"""
+        run = self.runs.get(call.workflow_id)
+        if run is None:
+            return Dropped()
+        value = next(self.luck.get(call.workflow_id, iter(())), 0)
+        index = None if value == 15 else value - 11 if value >= 12 else 0
+        answer, said = scripted_answer(self, run, call, index)
+        self.answered_locally.setdefault(call.workflow_id, []).append(f"{said} (local)")
+        return answer
 
     def run(self, make: Callable[[], Awaitable[T]], timeout: float = 180.0) -> T:
         async def call() -> T:
@@ -290,7 +311,7 @@ async def start(
         result_type=OperatorStatus,
     )
     assert started.first_execution_run_id is not None
-    return Run(
+    run = Run(
         subject=subject,
         target=target,
         handle=world.client.get_workflow_handle(started.id, result_type=OperatorStatus),
@@ -300,6 +321,8 @@ async def start(
         short_history=short_history,
         cluster=cluster,
     )
+    world.runs[run.workflow_id] = run
+    return run
 
 
 async def give_command(run: Run, name: str, update_id: str) -> str | None:
@@ -328,17 +351,24 @@ async def give_command(run: Run, name: str, update_id: str) -> str | None:
     return None
 
 
-async def respond(world: World, run: Run, call: Call, index: int | None) -> str:
-    """Let ``call`` return answer ``index`` of its menu (modulo its length), or fail."""
+def scripted_answer(world: World, run: Run, call: Call, index: int | None) -> tuple[Answer, str]:
+    """Answer ``index`` of the call's menu (modulo its length), or a failure; and what
+    happened, in words."""
     world.stats.answers += 1
     if index is None:
         world.stats.failures += 1
-        world.script.fail(call, f"{call.name} failed (model test)")
-        return f"{call.name} in {call.state} fails"
+        return Failure(f"{call.name} failed (model test)"), f"{call.name} in {call.state} fails"
     menu = run.subject.answers_for(call.name)
     answer = menu[index % len(menu)]
-    world.script.answer(call, answer.make(call.step, run.cluster))
-    return f"{call.name} in {call.state} answers {answer.label}"
+    said = f"{call.name} in {call.state} answers {answer.label}"
+    return answer.make(call.step, run.cluster), said
+
+
+async def respond(world: World, run: Run, call: Call, index: int | None) -> str:
+    """Let ``call`` return answer ``index`` of its menu (modulo its length), or fail."""
+    answer, said = scripted_answer(world, run, call, index)
+    world.script.answer(call, answer)
+    return said
 
 
 async def catch_up(world: World, run: Run, rounds: int, luck: list[int]) -> list[str]:
@@ -349,10 +379,22 @@ async def catch_up(world: World, run: Run, rounds: int, luck: list[int]) -> list
     second answer of its menu, anything else (and every answer past the draws) the first,
     healthy one.
     """
-    happened = []
+    happened: list[str] = []
     draws = iter(luck)
+    world.luck[run.workflow_id] = draws  # its local calls take the same draws
+    try:
+        await _catch_up(world, run, rounds, draws, happened)
+    finally:
+        world.luck.pop(run.workflow_id, None)
+    return happened
+
+
+async def _catch_up(
+    world: World, run: Run, rounds: int, draws: Iterator[int], happened: list[str]
+) -> None:
     for _ in range(rounds):
         run.observed = await settle(world, run)
+        happened.extend(world.answered_locally.pop(run.workflow_id, []))
         due = due_soon(run)
         if run.observed.waiting:
             for call in run.observed.waiting:
@@ -365,7 +407,6 @@ async def catch_up(world: World, run: Run, rounds: int, luck: list[int]) -> list
             await timer_fires(world, run, due)
         else:
             break
-    return happened
 
 
 def due_soon(run: Run) -> datetime | None:

@@ -37,11 +37,31 @@ start = ActivityRef(
     heartbeat_timeout=timedelta(seconds=20),  # it heartbeats while waiting for readiness
     summary="scale up canary, pre-rollout hooks",
 )
+
+
+def quick_analysis(ctx: Ctx[CanarySpec, CanaryData]) -> bool:
+    """Whether an analysis is only queries: no ``rollout`` or ``rollback`` webhook to call.
+
+    Such an analysis (and every weight change) runs as a local activity, so a step is one
+    workflow task; a webhook may take minutes, and commands must not wait that long.
+    """
+    hooks = ctx.spec.analysis.hooks
+    return not hooks(HookType.ROLLOUT) and not hooks(HookType.ROLLBACK)
+
+
 set_weight = ActivityRef(
-    "canary.set_weight", returns=WeightApplied, timeout=_QUICK, summary="set route weights"
+    "canary.set_weight",
+    returns=WeightApplied,
+    timeout=_QUICK,
+    summary="set route weights",
+    local=True,
 )
 analyse = ActivityRef(
-    "canary.analyse", returns=AnalysisResult, timeout=_HOOKS, summary="hooks and metric checks"
+    "canary.analyse",
+    returns=AnalysisResult,
+    timeout=_HOOKS,
+    summary="hooks and metric checks",
+    local=quick_analysis,
 )
 confirm_rollout = ActivityRef(
     "canary.confirm_rollout_hooks", returns=HooksRan, timeout=_HOOKS, summary="confirm-rollout"

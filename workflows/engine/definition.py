@@ -108,6 +108,16 @@ class ActivityRef:
     #: Why: adding a worker to a state that running workflows have entered changes the
     #: commands they replay; a condition that calls ``workflow.patched`` keeps it out of them.
     when: Callable[[Ctx[Any, Any]], bool] | None = field(default=None, compare=False)
+    #: Run it in the workflow's own worker as a local activity (when true of the machine as
+    #: the state is entered). Why: an activity task costs a dispatch through the server and
+    #: a workflow task of its own to take its result; a local one runs inside the workflow
+    #: task that asked for it, so a step of short workers (a query, a route write) is one
+    #: workflow task instead of four. Only for workers that end in seconds: signals and
+    #: commands that arrive meanwhile wait for it (at most until the SDK extends the
+    #: workflow task, about 8 s). It is not heartbeated; one cut off by a crash runs again
+    #: when the next worker replays (every worker is idempotent). ``timeout`` and the retry
+    #: settings apply as they do to an activity task.
+    local: bool | Callable[[Ctx[Any, Any]], bool] = field(default=False, compare=False)
 
     @property
     def shown_name(self) -> str:

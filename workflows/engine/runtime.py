@@ -91,6 +91,9 @@ HISTORY_BOUND_PATCH = "continue-as-new-at-history-bound"
 ALWAYS_TIMER_PATCH = "state-timer-always-a-temporal-timer"
 #: The timer of a state whose timer is already due (under ``ALWAYS_TIMER_PATCH``).
 DUE_TIMER = 0.001
+#: Temporal patch: a worker marked ``local`` runs as a local activity. Runs recorded before
+#: it scheduled every worker as an activity task, and replay as they ran.
+LOCAL_WORKERS_PATCH = "local-workers-run-as-local-activities"
 
 _KEY_FACTORIES: dict[str, Callable[[str], SearchAttributeKey[Any]]] = {
     "Keyword": SearchAttributeKey.for_keyword,
@@ -677,20 +680,40 @@ class OperatorWorkflow:
             spec=self._spec,
             data=self._data,
         )
+        retry = RetryPolicy(
+            initial_interval=ref.initial_retry_interval,
+            maximum_interval=ref.maximum_retry_interval,
+            maximum_attempts=ref.max_attempts,
+            non_retryable_error_types=[INVALID_SPEC, NON_RETRYABLE],
+        )
+        summary = ref.summary or f"{ref.name} in {self._state}"
+        if self._runs_locally(ref):
+            return await workflow.execute_local_activity(
+                ref.name,
+                step,
+                result_type=ref.returns,
+                start_to_close_timeout=ref.timeout,
+                retry_policy=retry,
+                summary=summary,
+            )
         return await workflow.execute_activity(
             ref.name,
             step,
             result_type=ref.returns,
             start_to_close_timeout=ref.timeout,
             heartbeat_timeout=ref.heartbeat_timeout,
-            retry_policy=RetryPolicy(
-                initial_interval=ref.initial_retry_interval,
-                maximum_interval=ref.maximum_retry_interval,
-                maximum_attempts=ref.max_attempts,
-                non_retryable_error_types=[INVALID_SPEC, NON_RETRYABLE],
-            ),
-            summary=ref.summary or f"{ref.name} in {self._state}",
+            retry_policy=retry,
+            summary=summary,
         )
+
+    def _runs_locally(self, ref: ActivityRef) -> bool:
+        """Whether ``ref`` runs as a local activity here (see :attr:`ActivityRef.local`).
+
+        The patch is asked only for a worker that would run locally, so histories of
+        operators without one keep the commands they had.
+        """
+        wanted = ref.local(self._ctx()) if callable(ref.local) else ref.local
+        return wanted and workflow.patched(LOCAL_WORKERS_PATCH)
 
     def _announce(self, before: Ctx[Any, Any, Any], target: str, envelope: EventEnvelope) -> None:
         """Start the recorder for each note, and the alerter for each alert, of a transition.
@@ -723,18 +746,28 @@ class OperatorWorkflow:
                 occurrence=f"{envelope.id}:{note.reason}",
                 note=note,
             )
-            task = workflow.start_activity(
-                ref.name,
-                request,
-                start_to_close_timeout=ref.timeout,
-                heartbeat_timeout=ref.heartbeat_timeout,
-                retry_policy=RetryPolicy(
-                    initial_interval=ref.initial_retry_interval,
-                    maximum_interval=ref.maximum_retry_interval,
-                    maximum_attempts=ref.max_attempts,
-                ),
-                summary=f"Event {note.reason}",
+            retry = RetryPolicy(
+                initial_interval=ref.initial_retry_interval,
+                maximum_interval=ref.maximum_retry_interval,
+                maximum_attempts=ref.max_attempts,
             )
+            if self._runs_locally(ref):
+                task = workflow.start_local_activity(
+                    ref.name,
+                    request,
+                    start_to_close_timeout=ref.timeout,
+                    retry_policy=retry,
+                    summary=f"Event {note.reason}",
+                )
+            else:
+                task = workflow.start_activity(
+                    ref.name,
+                    request,
+                    start_to_close_timeout=ref.timeout,
+                    heartbeat_timeout=ref.heartbeat_timeout,
+                    retry_policy=retry,
+                    summary=f"Event {note.reason}",
+                )
             self._recording.add(task)
             task.add_done_callback(self._recorded)
 
