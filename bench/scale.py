@@ -57,8 +57,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.cluster import bench_cluster
-from cli.targets import KEY_STATE, KEY_TARGET
 from devcluster.prometheus import SIM_JOB
+from service.search_attributes import KEY_STATE, KEY_TARGET
 from tests.canary.cluster import ERROR_RATE, app_deployment, create_app, new_revision
 from tests.canary.e2e import Rollouts
 from tests.canary.specs import spec_dict

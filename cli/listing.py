@@ -21,16 +21,9 @@ from temporalio.client import WorkflowExecution
 from cli.connection import AddressOption, Endpoint, NamespaceOption, open_client, resolve
 from cli.errors import CliError, Exit, friendly, run
 from cli.output import Format, OutputOption, console, dump
-from cli.targets import (
-    KEY_OPERATOR,
-    KEY_PAUSED,
-    KEY_STATE,
-    KEY_TARGET,
-    KEY_WEIGHT,
-    execution_name,
-    temporal_errors,
-)
+from cli.targets import execution_name, temporal_errors
 from cli.views import ago
+from service.search_attributes import KEY_OPERATOR, KEY_PAUSED, KEY_STATE, KEY_TARGET, KEY_WEIGHT
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

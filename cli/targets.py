@@ -27,7 +27,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
 )
-from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli import plugin
@@ -41,6 +40,7 @@ from models.operator import (
     parse_workflow_id,
 )
 from service.commands import execution_name
+from service.search_attributes import KEY_OPERATOR, KEY_PAUSED, KEY_STATE, KEY_WEIGHT
 
 #: How long a status query may wait for a worker before the CLI falls back to describe.
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -68,13 +68,6 @@ TargetArgument = Annotated[
         show_default=False,
     ),
 ]
-
-KEY_OPERATOR = SearchAttributeKey.for_keyword("AutopilotOperator")
-KEY_STATE = SearchAttributeKey.for_keyword("AutopilotState")
-KEY_TARGET = SearchAttributeKey.for_keyword("AutopilotTarget")
-KEY_NAMESPACE = SearchAttributeKey.for_keyword("AutopilotNamespace")
-KEY_PAUSED = SearchAttributeKey.for_bool("AutopilotPaused")
-KEY_WEIGHT = SearchAttributeKey.for_int("CanaryWeight")
 
 
 def workflow_id_of(target: str, namespace: str | None, operator: str = DEFAULT_OPERATOR) -> str:

@@ -20,14 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
-from temporalio.common import SearchAttributeKey
 
-from models.canary_watch import DATA_HASH_ATTRIBUTE
-
-#: Search attributes the engine upserts (see models/search_attributes.py).
-STATE_KEY = SearchAttributeKey.for_keyword("AutopilotState")
-WEIGHT_KEY = SearchAttributeKey.for_int("CanaryWeight")
-DATA_HASH_KEY = SearchAttributeKey.for_keyword(DATA_HASH_ATTRIBUTE)
+from service.search_attributes import KEY_DATA_HASH, KEY_STATE, KEY_WEIGHT
 
 #: How far back the first listing looks for closed runs.
 FIRST_LOOKBACK = timedelta(days=1)
@@ -62,11 +56,11 @@ class WorkflowSummary:
             workflow_id=execution.id,
             run_id=execution.run_id,
             status=execution.status or WorkflowExecutionStatus.RUNNING,
-            state=attributes.get(STATE_KEY),
-            canary_weight=attributes.get(WEIGHT_KEY),
+            state=attributes.get(KEY_STATE),
+            canary_weight=attributes.get(KEY_WEIGHT),
             start_time=execution.start_time,
             close_time=execution.close_time,
-            data_hash=attributes.get(DATA_HASH_KEY),
+            data_hash=attributes.get(KEY_DATA_HASH),
         )
 
     def newer_than(self, other: WorkflowSummary) -> bool:
