@@ -333,9 +333,7 @@ def step_legs(events: Sequence[HistoryEvent]) -> dict[str, list[float]]:
                 completed_id, fired_at = event.event_id, None
         elif event.HasField("activity_task_scheduled_event_attributes"):
             attributes = event.activity_task_scheduled_event_attributes
-            if completed_id is not None and attributes.workflow_task_completed_event_id == (
-                completed_id
-            ):
+            if attributes.workflow_task_completed_event_id == completed_id:
                 scheduled_at[event.event_id] = at
         elif event.HasField("activity_task_started_event_attributes"):
             scheduled = event.activity_task_started_event_attributes.scheduled_event_id

@@ -116,7 +116,8 @@ class ActivityRef:
     #: commands that arrive meanwhile wait for it (at most until the SDK extends the
     #: workflow task, about 8 s). It is not heartbeated; one cut off by a crash runs again
     #: when the next worker replays (every worker is idempotent). ``timeout`` and the retry
-    #: settings apply as they do to an activity task.
+    #: settings apply as they do to an activity task. Only a state's ``run=`` workers run
+    #: locally; the recorder and the alerter are always activity tasks.
     local: bool | Callable[[Ctx[Any, Any]], bool] = field(default=False, compare=False)
 
     @property

@@ -746,28 +746,18 @@ class OperatorWorkflow:
                 occurrence=f"{envelope.id}:{note.reason}",
                 note=note,
             )
-            retry = RetryPolicy(
-                initial_interval=ref.initial_retry_interval,
-                maximum_interval=ref.maximum_retry_interval,
-                maximum_attempts=ref.max_attempts,
+            task = workflow.start_activity(
+                ref.name,
+                request,
+                start_to_close_timeout=ref.timeout,
+                heartbeat_timeout=ref.heartbeat_timeout,
+                retry_policy=RetryPolicy(
+                    initial_interval=ref.initial_retry_interval,
+                    maximum_interval=ref.maximum_retry_interval,
+                    maximum_attempts=ref.max_attempts,
+                ),
+                summary=f"Event {note.reason}",
             )
-            if self._runs_locally(ref):
-                task = workflow.start_local_activity(
-                    ref.name,
-                    request,
-                    start_to_close_timeout=ref.timeout,
-                    retry_policy=retry,
-                    summary=f"Event {note.reason}",
-                )
-            else:
-                task = workflow.start_activity(
-                    ref.name,
-                    request,
-                    start_to_close_timeout=ref.timeout,
-                    heartbeat_timeout=ref.heartbeat_timeout,
-                    retry_policy=retry,
-                    summary=f"Event {note.reason}",
-                )
             self._recording.add(task)
             task.add_done_callback(self._recorded)
 
